@@ -1,0 +1,640 @@
+//! The server configuration file, `pxedeck.yaml`.
+//!
+//! Read once at start into serde "wire" structs, then validated into the
+//! typed [`Config`] the rest of pxedeck trusts. Every error names the file and
+//! line. Relative paths are resolved against the config file's directory (or
+//! the working directory for built-in defaults).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use crate::yaml;
+
+/// What the DHCP side does on the provisioning segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpMode {
+    /// Hand out addresses from the pools and boot information.
+    Full,
+    /// Another server hands out addresses; answer PXE clients with boot
+    /// information only (yiaddr 0), on port 67 and the proxy port.
+    Proxy,
+    /// No DHCP at all (boot information comes from elsewhere).
+    Off,
+}
+
+/// What happens to a machine that is not in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "policy", rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    /// Show it in the console; serve no boot answer.
+    Ignore,
+    /// Serve an iPXE wait loop until an operator adopts it.
+    Hold,
+    /// Boot a named discovery profile.
+    Discover { profile: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+    /// The provisioning address: DHCP server id, next-server, script URLs.
+    pub address: Ipv4Addr,
+    /// The provisioning interface, if named (SO_BINDTODEVICE).
+    pub interface: Option<String>,
+    pub dhcp: DhcpConfig,
+    pub tftp: TftpConfig,
+    pub http: HttpConfig,
+    pub unknown: UnknownPolicy,
+    /// Whether unknown machines get an address under `ignore`.
+    pub unknown_gets_address: bool,
+    pub boot_root: PathBuf,
+    pub inventory: PathBuf,
+    pub theme: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DhcpConfig {
+    pub mode: DhcpMode,
+    pub port: u16,
+    pub proxy_port: u16,
+    pub pools: Vec<Pool>,
+    pub lease_file: PathBuf,
+    /// Lease time given to firmware and iPXE (the installed OS asks again).
+    pub firmware_lease_time: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub subnet: Ipv4Net,
+    pub range_start: Ipv4Addr,
+    pub range_end: Ipv4Addr,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub lease_time: Duration,
+}
+
+impl Pool {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.subnet.contains(&ip)
+    }
+
+    pub fn range_contains(&self, ip: Ipv4Addr) -> bool {
+        (self.range_start..=self.range_end).contains(&ip)
+    }
+
+    pub fn range_len(&self) -> u32 {
+        u32::from(self.range_end) - u32::from(self.range_start) + 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TftpConfig {
+    pub port: u16,
+    /// A configured root replaces the default (boot root over /usr/lib/ipxe).
+    pub root: Option<PathBuf>,
+    pub max_blksize: u16,
+    pub max_windowsize: u16,
+    pub max_transfers: usize,
+    /// Serve every transfer from the listening port (helps behind NAT).
+    pub single_port: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub port: u16,
+    /// Where the JSON API and event stream listen (default loopback).
+    pub api_listen: SocketAddr,
+    /// Bearer token for mutating API calls; without one they are refused.
+    pub api_token: Option<String>,
+    /// Addresses, besides the lease holder, that may fetch installer configs.
+    pub config_allow: Vec<Ipv4Net>,
+}
+
+/// A configuration error: one message naming the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: u32,
+        message: String,
+    },
+}
+
+// ---- wire format -------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct WireConfig {
+    server: WireServer,
+    dhcp: WireDhcp,
+    tftp: WireTftp,
+    http: WireHttp,
+    unknown: WireUnknown,
+    boot_root: Option<String>,
+    inventory: Option<String>,
+    theme: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct WireServer {
+    address: Option<Ipv4Addr>,
+    interface: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireDhcp {
+    mode: DhcpMode,
+    port: u16,
+    proxy_port: u16,
+    pools: Vec<WirePool>,
+    lease_file: Option<String>,
+    firmware_lease_time: Option<WireDuration>,
+}
+
+impl Default for WireDhcp {
+    fn default() -> Self {
+        WireDhcp {
+            mode: DhcpMode::Full,
+            port: 67,
+            proxy_port: 4011,
+            pools: Vec::new(),
+            lease_file: None,
+            firmware_lease_time: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePool {
+    subnet: Ipv4Net,
+    range: WireRange,
+    router: Option<Ipv4Addr>,
+    #[serde(default)]
+    dns: Vec<Ipv4Addr>,
+    domain: Option<String>,
+    lease_time: Option<WireDuration>,
+}
+
+/// `[first, last]` or `"first-last"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireRange {
+    Pair([Ipv4Addr; 2]),
+    Text(String),
+}
+
+/// Seconds as a number, or text with a unit: `30s`, `5m`, `12h`, `7d`.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum WireDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireTftp {
+    port: u16,
+    root: Option<String>,
+    max_blksize: u16,
+    max_windowsize: u16,
+    max_transfers: usize,
+    single_port: bool,
+}
+
+impl Default for WireTftp {
+    fn default() -> Self {
+        WireTftp {
+            port: 69,
+            root: None,
+            max_blksize: 1468,
+            max_windowsize: 64,
+            max_transfers: 1000,
+            single_port: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireHttp {
+    port: u16,
+    api_listen: SocketAddr,
+    api_token: Option<String>,
+    config_allow: Vec<Ipv4Net>,
+}
+
+impl Default for WireHttp {
+    fn default() -> Self {
+        WireHttp {
+            port: 80,
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            api_token: None,
+            config_allow: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireUnknown {
+    policy: String,
+    profile: Option<String>,
+    give_address: bool,
+}
+
+impl Default for WireUnknown {
+    fn default() -> Self {
+        WireUnknown {
+            policy: "hold".into(),
+            profile: None,
+            give_address: true,
+        }
+    }
+}
+
+// ---- loading -----------------------------------------------------------
+
+/// The name of the default config file in the working directory.
+pub const DEFAULT_FILE: &str = "pxedeck.yaml";
+
+impl Config {
+    /// Built-in defaults: loopback address, standard ports, `./nodes`.
+    pub fn builtin() -> Config {
+        Self::from_text("", None).expect("built-in defaults are valid")
+    }
+
+    /// Loads `path`, or — when `path` is None — `./pxedeck.yaml` if it
+    /// exists, else the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Self::builtin()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Self::from_text(&text, Some(&path))
+    }
+
+    /// Parses and validates config text. `path` names the file in errors and
+    /// anchors relative paths.
+    pub fn from_text(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = path.map_or_else(|| "<built-in>".to_string(), |p| p.display().to_string());
+        let invalid = |line: u32, message: String| ConfigError::Invalid {
+            file: file.clone(),
+            line,
+            message,
+        };
+        let tree = yaml::parse(text, 0).map_err(|e| invalid(e.line, e.message))?;
+        if tree.as_map().is_none() {
+            return Err(invalid(
+                tree.origin.line,
+                "the config must be a map of settings".into(),
+            ));
+        }
+        let wire: WireConfig = serde_path_to_error::deserialize(tree.to_json()).map_err(|e| {
+            let line = tree.line_of_serde_path(e.path());
+            let at = e.path().to_string();
+            let message = if at == "." {
+                e.inner().to_string()
+            } else {
+                format!("{at}: {}", e.inner())
+            };
+            invalid(line, message)
+        })?;
+        let line_of = |dotted: &str| line_at(&tree, dotted);
+        let base = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let resolve = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let mut pools = Vec::new();
+        for (i, w) in wire.dhcp.pools.iter().enumerate() {
+            let at = |field: &str| line_of(&format!("dhcp.pools.{i}.{field}"));
+            let (start, end) = match &w.range {
+                WireRange::Pair([a, b]) => (*a, *b),
+                WireRange::Text(t) => parse_range(t).map_err(|m| invalid(at("range"), m))?,
+            };
+            if start > end {
+                return Err(invalid(
+                    at("range"),
+                    format!("range {start}-{end} runs backwards"),
+                ));
+            }
+            for ip in [start, end] {
+                if !w.subnet.contains(&ip) {
+                    return Err(invalid(
+                        at("range"),
+                        format!("{ip} is outside subnet {}", w.subnet),
+                    ));
+                }
+            }
+            if let Some(r) = w.router.filter(|r| !w.subnet.contains(r)) {
+                return Err(invalid(
+                    at("router"),
+                    format!("router {r} is outside subnet {}", w.subnet),
+                ));
+            }
+            let lease_time = match &w.lease_time {
+                Some(d) => to_duration(d).map_err(|m| invalid(at("lease_time"), m))?,
+                None => Duration::from_secs(3600),
+            };
+            let pool = Pool {
+                subnet: w.subnet.trunc(),
+                range_start: start,
+                range_end: end,
+                router: w.router,
+                dns: w.dns.clone(),
+                domain: w.domain.clone(),
+                lease_time,
+            };
+            if let Some(other) = pools.iter().find(|p: &&Pool| {
+                p.range_contains(start)
+                    || p.range_contains(end)
+                    || pool.range_contains(p.range_start)
+            }) {
+                return Err(invalid(
+                    at("range"),
+                    format!("range overlaps the pool of {}", other.subnet),
+                ));
+            }
+            pools.push(pool);
+        }
+
+        let unknown = match wire.unknown.policy.as_str() {
+            "ignore" => UnknownPolicy::Ignore,
+            "hold" => UnknownPolicy::Hold,
+            "discover" => match &wire.unknown.profile {
+                Some(profile) => UnknownPolicy::Discover {
+                    profile: profile.clone(),
+                },
+                None => {
+                    return Err(invalid(
+                        line_of("unknown.policy"),
+                        "policy `discover` needs `unknown.profile` (the discovery profile)".into(),
+                    ));
+                }
+            },
+            other => {
+                return Err(invalid(
+                    line_of("unknown.policy"),
+                    format!("unknown policy `{other}`, expected ignore, hold or discover"),
+                ));
+            }
+        };
+
+        let firmware_lease_time = match &wire.dhcp.firmware_lease_time {
+            Some(d) => {
+                Some(to_duration(d).map_err(|m| invalid(line_of("dhcp.firmware_lease_time"), m))?)
+            }
+            None => None,
+        };
+        if wire.tftp.max_blksize < 8 {
+            return Err(invalid(
+                line_of("tftp.max_blksize"),
+                "max_blksize must be at least 8 (RFC 2348)".into(),
+            ));
+        }
+        if wire.tftp.max_windowsize == 0 {
+            return Err(invalid(
+                line_of("tftp.max_windowsize"),
+                "max_windowsize must be at least 1".into(),
+            ));
+        }
+        if wire.http.api_token.as_deref() == Some("") {
+            return Err(invalid(
+                line_of("http.api_token"),
+                "api_token must not be empty".into(),
+            ));
+        }
+
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            address: wire.server.address.unwrap_or(Ipv4Addr::LOCALHOST),
+            interface: wire.server.interface,
+            dhcp: DhcpConfig {
+                mode: wire.dhcp.mode,
+                port: wire.dhcp.port,
+                proxy_port: wire.dhcp.proxy_port,
+                pools,
+                lease_file: resolve(wire.dhcp.lease_file.as_deref().unwrap_or("leases.jsonl")),
+                firmware_lease_time,
+            },
+            tftp: TftpConfig {
+                port: wire.tftp.port,
+                root: wire.tftp.root.as_deref().map(resolve),
+                max_blksize: wire.tftp.max_blksize,
+                max_windowsize: wire.tftp.max_windowsize,
+                max_transfers: wire.tftp.max_transfers,
+                single_port: wire.tftp.single_port,
+            },
+            http: HttpConfig {
+                port: wire.http.port,
+                api_listen: wire.http.api_listen,
+                api_token: wire.http.api_token,
+                config_allow: wire.http.config_allow,
+            },
+            unknown,
+            unknown_gets_address: wire.unknown.give_address,
+            boot_root: resolve(wire.boot_root.as_deref().unwrap_or("boot")),
+            inventory: resolve(wire.inventory.as_deref().unwrap_or("nodes")),
+            theme: wire.theme.unwrap_or_else(|| "default".into()),
+        })
+    }
+
+    /// The pool whose subnet holds `ip`, if any.
+    pub fn pool_for(&self, ip: Ipv4Addr) -> Option<&Pool> {
+        self.dhcp.pools.iter().find(|p| p.contains(ip))
+    }
+}
+
+/// The line of a dotted path (`dhcp.pools.0.range`) in the tree, falling back
+/// to the closest existing ancestor.
+fn line_at(tree: &yaml::Node, dotted: &str) -> u32 {
+    let mut node = tree;
+    let mut line = tree.origin.line;
+    for key in dotted.split('.') {
+        let next = match (&node.value, key.parse::<usize>()) {
+            (yaml::Value::Seq(items), Ok(i)) => items.get(i),
+            _ => node.entry(key).map(|e| {
+                line = e.key_line;
+                &e.node
+            }),
+        };
+        match next {
+            Some(n) => {
+                if matches!(node.value, yaml::Value::Seq(_)) {
+                    line = n.origin.line;
+                }
+                node = n;
+            }
+            None => break,
+        }
+    }
+    line
+}
+
+fn parse_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| format!("range {text:?} should be `first-last` or [first, last]"))?;
+    let ip = |s: &str| {
+        s.trim()
+            .parse::<Ipv4Addr>()
+            .map_err(|_| format!("{:?} is not an IPv4 address", s.trim()))
+    };
+    Ok((ip(a)?, ip(b)?))
+}
+
+fn to_duration(d: &WireDuration) -> Result<Duration, String> {
+    match d {
+        WireDuration::Seconds(s) => Ok(Duration::from_secs(*s)),
+        WireDuration::Text(t) => parse_duration(t),
+    }
+}
+
+/// Parses `90`, `30s`, `5m`, `12h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 5m, 12h, 7d)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{text:?}: unknown unit, use s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_text(text, Some(Path::new("/etc/pxedeck.yaml")))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn builtin_defaults() {
+        let c = Config::builtin();
+        assert_eq!(c.dhcp.mode, DhcpMode::Full);
+        assert_eq!(
+            (c.dhcp.port, c.dhcp.proxy_port, c.tftp.port, c.http.port),
+            (67, 4011, 69, 80)
+        );
+        assert_eq!(c.unknown, UnknownPolicy::Hold);
+        assert_eq!(c.inventory, PathBuf::from("nodes"));
+    }
+
+    #[test]
+    fn the_sample_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pxedeck.sample.yaml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.dhcp.pools.len(), 2);
+        assert_eq!(c.dhcp.pools[0].range_len(), 100);
+        assert_eq!(c.inventory, path.parent().unwrap().join("nodes"));
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = Config::from_text("inventory: inv\n", Some(Path::new("/srv/pxe/pxedeck.yaml")))
+            .unwrap();
+        assert_eq!(c.inventory, PathBuf::from("/srv/pxe/inv"));
+        assert_eq!(c.dhcp.lease_file, PathBuf::from("/srv/pxe/leases.jsonl"));
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let e = err("server:\n  address: 10.0.0.1\n  adress: 10.0.0.2\n");
+        assert!(e.starts_with("/etc/pxedeck.yaml:3: server.adress: unknown field `adress`, expected `address` or `interface`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        assert!(
+            err("dhcp:\n  mode: both\n")
+                .starts_with("/etc/pxedeck.yaml:2: dhcp.mode: unknown variant `both`")
+        );
+        assert!(
+            err("server:\n  address: 10.0.0.300\n")
+                .starts_with("/etc/pxedeck.yaml:2: server.address")
+        );
+        assert!(err("dhcp:\n  port: 70000\n").starts_with("/etc/pxedeck.yaml:2: dhcp.port"));
+    }
+
+    #[test]
+    fn syntax_error_names_its_line() {
+        let e = err("server:\n  address: [1, 2\nhttp: {}\n");
+        assert!(e.starts_with("/etc/pxedeck.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn pool_validation() {
+        let pool = |range: &str| {
+            format!("dhcp:\n  pools:\n    - subnet: 10.1.0.0/24\n      range: {range}\n")
+        };
+        assert!(err(&pool("10.1.0.50-10.1.1.10")).contains(":4: 10.1.1.10 is outside subnet"));
+        assert!(
+            err(&pool("10.1.0.50-10.1.0.10"))
+                .contains(":4: range 10.1.0.50-10.1.0.10 runs backwards")
+        );
+        assert!(err(&pool("banana")).contains(":4: range \"banana\""));
+        let ok = Config::from_text(&pool("[10.1.0.10, 10.1.0.19]"), None).unwrap();
+        assert_eq!(ok.dhcp.pools[0].range_len(), 10);
+    }
+
+    #[test]
+    fn overlapping_pools_are_refused() {
+        let text = "dhcp:\n  pools:\n    - subnet: 10.1.0.0/24\n      range: 10.1.0.10-10.1.0.20\n    - subnet: 10.1.0.0/24\n      range: 10.1.0.15-10.1.0.30\n";
+        assert!(err(text).contains(":6: range overlaps"), "{}", err(text));
+    }
+
+    #[test]
+    fn discover_needs_a_profile() {
+        assert!(err("unknown:\n  policy: discover\n").contains(":2: policy `discover` needs"));
+        assert!(err("unknown:\n  policy: install\n").contains(":2: unknown policy `install`"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604800));
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

@@ -1,0 +1,592 @@
+//! Walking, parsing, merging and validating the inventory tree.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use super::machine::{ConfigTemplate, FieldError, Profile, boot_spec, extract_machine};
+use super::{Inventory, Machine, Problem, valid_hostname};
+use crate::config::Pool;
+use crate::yaml::{self, FileId, Node, Origin};
+
+/// What validation needs from outside the tree.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// DHCP pools; a static `ip:` must lie in one of their subnets. With no
+    /// pools (proxy mode), IPs are not checked against subnets.
+    pub pools: Vec<Pool>,
+}
+
+/// The result of a load: everything that could be read, and every problem.
+/// A caller that serves machines uses the inventory only when `problems` is
+/// empty, and otherwise keeps its last good snapshot.
+#[derive(Debug)]
+pub struct Loaded {
+    pub inventory: Inventory,
+    pub problems: Vec<Problem>,
+}
+
+impl Loaded {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+const DEFAULTS: &str = "_defaults.yaml";
+const PROFILES_DIR: &str = "_profiles";
+pub(super) const TEMPLATES_DIR: &str = "_templates";
+const MAX_DEPTH: usize = 16;
+
+#[derive(Default)]
+struct Walk<'a> {
+    /// File contents that replace (or add to) what is on disk: how the
+    /// writer validates a change before it touches the tree.
+    overlay: Option<&'a BTreeMap<PathBuf, String>>,
+    files: Vec<(PathBuf, String)>,
+    defaults: HashMap<PathBuf, FileId>,
+    profiles: Vec<FileId>,
+    templates: Vec<FileId>,
+    machines: Vec<FileId>,
+    groups: Vec<String>,
+    problems: Vec<Problem>,
+}
+
+impl Walk<'_> {
+    fn add(&mut self, rel: PathBuf, text: String) -> FileId {
+        self.files.push((rel, text));
+        (self.files.len() - 1) as FileId
+    }
+
+    fn dir(&mut self, root: &Path, rel: &Path, depth: usize) {
+        let abs = root.join(rel);
+        let mut entries: Vec<_> = match std::fs::read_dir(&abs) {
+            Ok(rd) => rd.filter_map(Result::ok).collect(),
+            Err(e) => {
+                self.problems.push(Problem {
+                    file: rel.to_path_buf(),
+                    line: None,
+                    message: format!("cannot read folder: {e}"),
+                });
+                return;
+            }
+        };
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child = rel.join(&name);
+            let is_dir = entry.path().is_dir();
+            if name.starts_with('.') {
+                continue; // .git, editor swap files, our own temp files
+            }
+            if is_dir {
+                if depth >= MAX_DEPTH {
+                    self.problem(&child, "folder nested too deep");
+                } else if depth == 0 && name == PROFILES_DIR {
+                    self.collect(root, &child, Kind::Profile, false);
+                } else if depth == 0 && name == TEMPLATES_DIR {
+                    self.collect(root, &child, Kind::Template, true);
+                } else if !name.starts_with('_') {
+                    self.groups.push(child.to_string_lossy().into_owned());
+                    self.dir(root, &child, depth + 1);
+                }
+                continue;
+            }
+            if !is_yaml(&name) {
+                continue;
+            }
+            if name == DEFAULTS {
+                if let Some(id) = self.read(root, &child) {
+                    self.defaults.insert(rel.to_path_buf(), id);
+                }
+            } else if !name.starts_with('_')
+                && let Some(id) = self.read(root, &child)
+            {
+                self.machines.push(id);
+            }
+        }
+    }
+
+    /// Collects every file of a special folder (profiles, templates).
+    fn collect(&mut self, root: &Path, rel: &Path, kind: Kind, recurse: bool) {
+        let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
+            self.problem(rel, "cannot read folder");
+            return;
+        };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child = rel.join(&name);
+            if name.starts_with('.') {
+                continue;
+            }
+            if entry.path().is_dir() {
+                if recurse {
+                    self.collect(root, &child, kind, true);
+                }
+                continue;
+            }
+            if kind == Kind::Profile && !is_yaml(&name) {
+                continue;
+            }
+            if let Some(id) = self.read(root, &child) {
+                match kind {
+                    Kind::Profile => self.profiles.push(id),
+                    Kind::Template => self.templates.push(id),
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, root: &Path, rel: &Path) -> Option<FileId> {
+        if let Some(text) = self.overlay.and_then(|o| o.get(rel)) {
+            return Some(self.add(rel.to_path_buf(), text.clone()));
+        }
+        match std::fs::read_to_string(root.join(rel)) {
+            Ok(text) => Some(self.add(rel.to_path_buf(), text)),
+            Err(e) => {
+                self.problem(rel, &format!("cannot read: {e}"));
+                None
+            }
+        }
+    }
+
+    fn problem(&mut self, rel: &Path, message: &str) {
+        self.problems.push(Problem {
+            file: rel.to_path_buf(),
+            line: None,
+            message: message.into(),
+        });
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Profile,
+    Template,
+}
+
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Loads and validates the inventory under `root`.
+pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
+    load_with_overlay(root, opts, &BTreeMap::new())
+}
+
+/// Loads as if the files in `overlay` (relative paths; machine files only
+/// when new) had the given contents.
+pub(super) fn load_with_overlay(
+    root: &Path,
+    opts: &LoadOptions,
+    overlay: &BTreeMap<PathBuf, String>,
+) -> Loaded {
+    let mut walk = Walk {
+        overlay: Some(overlay),
+        ..Default::default()
+    };
+    if !root.is_dir() {
+        walk.problem(
+            Path::new(""),
+            &format!("inventory folder {} does not exist", root.display()),
+        );
+    } else {
+        walk.dir(root, Path::new(""), 0);
+    }
+    for (rel, text) in overlay {
+        if walk.files.iter().any(|(p, _)| p == rel) {
+            continue;
+        }
+        let mut group = PathBuf::new();
+        for part in rel.parent().into_iter().flat_map(Path::components) {
+            group.push(part);
+            let g = group.to_string_lossy().into_owned();
+            if !walk.groups.contains(&g) {
+                walk.groups.push(g);
+            }
+        }
+        let id = walk.add(rel.clone(), text.clone());
+        walk.machines.push(id);
+    }
+    walk.groups.sort();
+    let mut hasher = DefaultHasher::new();
+    for (path, text) in &walk.files {
+        path.hash(&mut hasher);
+        text.hash(&mut hasher);
+    }
+    let fingerprint = hasher.finish();
+    let mut problems = std::mem::take(&mut walk.problems);
+    let files: Vec<PathBuf> = walk.files.iter().map(|(p, _)| p.clone()).collect();
+    let report = |problems: &mut Vec<Problem>, origin: Origin, message: String| {
+        problems.push(Problem {
+            file: files[origin.file as usize].clone(),
+            line: Some(origin.line),
+            message,
+        });
+    };
+
+    // Parse every YAML file once; a file that fails to parse is reported and
+    // everything that depends on it is skipped.
+    let mut parsed: HashMap<FileId, Node> = HashMap::new();
+    for &id in walk
+        .defaults
+        .values()
+        .chain(&walk.profiles)
+        .chain(&walk.machines)
+    {
+        match yaml::parse(&walk.files[id as usize].1, id) {
+            Ok(node) if node.as_map().is_some() => {
+                parsed.insert(id, node);
+            }
+            Ok(node) => report(
+                &mut problems,
+                node.origin,
+                format!("expected a map of keys, found {}", node.value.kind()),
+            ),
+            Err(e) => report(
+                &mut problems,
+                Origin {
+                    file: id,
+                    line: e.line,
+                },
+                format!("YAML syntax: {}", e.message),
+            ),
+        }
+    }
+
+    let mut templates = TemplateCheck::default();
+    let template_files: BTreeMap<String, FileId> = walk
+        .templates
+        .iter()
+        .map(|&id| {
+            let rel = files[id as usize]
+                .strip_prefix(TEMPLATES_DIR)
+                .unwrap_or(&files[id as usize]);
+            (rel.to_string_lossy().into_owned(), id)
+        })
+        .collect();
+    for (name, &id) in &template_files {
+        if let Err((line, msg)) = templates.check(&walk.files[id as usize].1) {
+            report(
+                &mut problems,
+                Origin { file: id, line },
+                format!("template {name}: {msg}"),
+            );
+        }
+    }
+
+    let mut profiles = BTreeMap::new();
+    for &id in &walk.profiles {
+        let Some(layer) = parsed.get(&id) else {
+            continue;
+        };
+        let name = stem(&files[id as usize]);
+        if let Some(n) = layer.get("boot")
+            && let Err(e) = boot_spec(n)
+        {
+            report(&mut problems, e.origin, e.message);
+        }
+        let description = layer
+            .get("description")
+            .and_then(|d| d.as_str())
+            .map(str::to_string);
+        profiles.insert(
+            name.clone(),
+            Profile {
+                name,
+                file: id,
+                description,
+                layer: layer.clone(),
+            },
+        );
+    }
+
+    // The merged defaults of each folder, computed from the root down.
+    let mut chains: HashMap<PathBuf, Option<Node>> = HashMap::new();
+    let mut machines = Vec::new();
+    for &id in &walk.machines {
+        let path = &files[id as usize];
+        let Some(own) = parsed.get(&id) else { continue };
+        let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let Some(mut values) = defaults_chain(&dir, &walk.defaults, &parsed, &mut chains) else {
+            continue; // a broken _defaults.yaml above; already reported
+        };
+        let hostname = stem(path);
+        if !valid_hostname(&hostname) {
+            report(
+                &mut problems,
+                Origin { file: id, line: 1 },
+                format!(
+                    "file name `{hostname}` is not a valid hostname (letters, digits, hyphens; at most 63)"
+                ),
+            );
+            continue;
+        }
+        // The profile can be named by the machine or by its defaults, so look
+        // at both before layering the profile in between.
+        let profile_node = own
+            .get("profile")
+            .or_else(|| values.get("profile"))
+            .cloned();
+        if let Some(pn) = &profile_node {
+            match pn.as_str().and_then(|name| profiles.get(name)) {
+                Some(profile) => yaml::deep_merge(&mut values, &profile.layer),
+                None if pn.as_str().is_some() => {
+                    report(
+                        &mut problems,
+                        pn.origin,
+                        format!(
+                            "unknown profile `{}` (profiles: {})",
+                            pn,
+                            list(profiles.keys())
+                        ),
+                    );
+                }
+                None => {} // not a string: reported by extraction below
+            }
+        }
+        yaml::deep_merge(&mut values, own);
+        values.origin = own.origin;
+        let group = dir.to_string_lossy().into_owned();
+        let mut errors = Vec::new();
+        let machine = extract_machine(hostname, group, id, values, &mut errors);
+        for FieldError { origin, message } in errors {
+            report(&mut problems, origin, message);
+        }
+        check_machine_templates(&machine, &template_files, &mut templates, &mut |o, m| {
+            report(&mut problems, o, m)
+        });
+        if let Some(ip) = machine.ip
+            && !opts.pools.is_empty()
+            && !opts.pools.iter().any(|p| p.contains(ip))
+        {
+            let at = machine
+                .values
+                .get("ip")
+                .map_or(Origin { file: id, line: 1 }, |n| n.origin);
+            let subnets: Vec<String> = opts.pools.iter().map(|p| p.subnet.to_string()).collect();
+            report(
+                &mut problems,
+                at,
+                format!("ip {ip} is outside every pool ({})", subnets.join(", ")),
+            );
+        }
+        machines.push(machine);
+    }
+
+    machines.sort_by(|a, b| (&a.group, &a.hostname).cmp(&(&b.group, &b.hostname)));
+    check_duplicates(&machines, &files, &mut problems);
+
+    let mut inventory = Inventory {
+        root: root.to_path_buf(),
+        files,
+        machines,
+        profiles,
+        groups: walk.groups,
+        fingerprint,
+        ..Default::default()
+    };
+    inventory.index();
+    problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    problems.dedup();
+    Loaded {
+        inventory,
+        problems,
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none defined".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Merges `_defaults.yaml` files from the root down to `dir`. None when one
+/// of them failed to parse.
+fn defaults_chain(
+    dir: &Path,
+    defaults: &HashMap<PathBuf, FileId>,
+    parsed: &HashMap<FileId, Node>,
+    memo: &mut HashMap<PathBuf, Option<Node>>,
+) -> Option<Node> {
+    if let Some(done) = memo.get(dir) {
+        return done.clone();
+    }
+    let mut base = match dir.parent() {
+        Some(parent) => defaults_chain(parent, defaults, parsed, memo)?,
+        None => Node::empty_map(Origin::default()),
+    };
+    let result = match defaults.get(dir) {
+        Some(id) => parsed.get(id).map(|own| {
+            yaml::deep_merge(&mut base, own);
+            base
+        }),
+        None => Some(base),
+    };
+    memo.insert(dir.to_path_buf(), result.clone());
+    result
+}
+
+/// Reports MACs, UUIDs, serials, hostnames and IPs used by two machines, at
+/// the later file, naming the earlier one.
+fn check_duplicates(machines: &[Machine], files: &[PathBuf], problems: &mut Vec<Problem>) {
+    let mut seen: HashMap<String, (usize, Origin)> = HashMap::new();
+    for (i, m) in machines.iter().enumerate() {
+        let origin_of = |key: &str| {
+            m.values.get(key).map_or(
+                Origin {
+                    file: m.file,
+                    line: 1,
+                },
+                |n| n.origin,
+            )
+        };
+        let mut keys: Vec<(String, String, Origin)> = Vec::new();
+        for mac in &m.macs {
+            let at = match m.values.get("mac").map(|n| &n.value) {
+                Some(crate::yaml::Value::Seq(items)) => items
+                    .iter()
+                    .find(|n| n.as_str().and_then(|s| s.parse().ok()) == Some(*mac))
+                    .map_or(origin_of("mac"), |n| n.origin),
+                _ => origin_of("mac"),
+            };
+            keys.push(("MAC".into(), mac.to_string(), at));
+        }
+        if let Some(u) = m.uuid {
+            keys.push(("UUID".into(), u.to_string(), origin_of("uuid")));
+        }
+        if let Some(s) = &m.serial {
+            keys.push(("serial".into(), s.clone(), origin_of("serial")));
+        }
+        if let Some(ip) = m.ip {
+            keys.push(("IP".into(), ip.to_string(), origin_of("ip")));
+        }
+        keys.push((
+            "hostname".into(),
+            m.hostname.clone(),
+            Origin {
+                file: m.file,
+                line: 1,
+            },
+        ));
+        for (kind, value, at) in keys {
+            match seen.get(&format!("{kind}\0{value}")) {
+                Some(&(j, first)) if j != i => problems.push(Problem {
+                    file: files[at.file as usize].clone(),
+                    line: Some(at.line),
+                    message: format!(
+                        "duplicate {kind} {value}: also used by {} ({}:{})",
+                        machines[j].hostname,
+                        files[first.file as usize].display(),
+                        first.line
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    seen.insert(format!("{kind}\0{value}"), (i, at));
+                }
+            }
+        }
+    }
+}
+
+/// Compiles templates once per distinct text and remembers the outcome.
+#[derive(Default)]
+struct TemplateCheck {
+    env: minijinja::Environment<'static>,
+    done: HashMap<u64, Result<(), (u32, String)>>,
+}
+
+impl TemplateCheck {
+    /// Ok, or the 1-based line within the template and the message.
+    fn check(&mut self, text: &str) -> Result<(), (u32, String)> {
+        let mut h = DefaultHasher::new();
+        text.hash(&mut h);
+        let env = &self.env;
+        self.done
+            .entry(h.finish())
+            .or_insert_with(|| {
+                env.template_from_str(text).map(|_| ()).map_err(|e| {
+                    let line = e.line().unwrap_or(1) as u32;
+                    (line, e.detail().unwrap_or("syntax error").to_string())
+                })
+            })
+            .clone()
+    }
+}
+
+/// Checks the syntax of every template string a machine uses (boot strings
+/// and installer configs), reporting at the line that holds the template.
+fn check_machine_templates(
+    m: &Machine,
+    template_files: &BTreeMap<String, FileId>,
+    check: &mut TemplateCheck,
+    report: &mut dyn FnMut(Origin, String),
+) {
+    let mut strings: Vec<&Node> = Vec::new();
+    if let Some(boot) = m.values.get("boot").and_then(Node::as_map) {
+        for e in boot {
+            match &e.node.value {
+                crate::yaml::Value::Seq(items) => strings.extend(items),
+                _ => strings.push(&e.node),
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for node in strings {
+        if let Some(text) = node.as_str() {
+            if !seen.insert(node.origin) {
+                continue;
+            }
+            if let Err((line, msg)) = check.check(text) {
+                report(
+                    inline_line(node.origin, text, line),
+                    format!("template error: {msg}"),
+                );
+            }
+        }
+    }
+    for (name, t) in &m.configs {
+        match t {
+            ConfigTemplate::Inline { text, origin } => {
+                if let Err((line, msg)) = check.check(text) {
+                    report(
+                        inline_line(*origin, text, line),
+                        format!("template error in config `{name}`: {msg}"),
+                    );
+                }
+            }
+            ConfigTemplate::File { path, origin } => {
+                if !template_files.contains_key(path.as_str()) {
+                    report(
+                        *origin,
+                        format!("config `{name}`: no template `{path}` in {TEMPLATES_DIR}/"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The file line of line `line` inside an inline template: block scalars
+/// (`|`) start on the line after their key.
+fn inline_line(origin: Origin, text: &str, line: u32) -> Origin {
+    if text.contains('\n') {
+        Origin {
+            line: origin.line + line,
+            ..origin
+        }
+    } else {
+        origin
+    }
+}

@@ -1,0 +1,10 @@
+//! pxedeck: DHCP, TFTP and HTTP boot services with a live terminal console.
+//!
+//! Everything the console shows is a fold over one stream of [`event::Event`]s;
+//! see `docs/architecture.md`.
+
+pub mod boot;
+pub mod config;
+pub mod ident;
+pub mod inventory;
+pub mod yaml;

@@ -1,0 +1,350 @@
+//! A YAML tree that remembers where every value came from.
+//!
+//! Configuration and inventory errors must name a file and a line, and merged
+//! inventory values must still know which of several files set them. saphyr's
+//! marked loader gives positions; this module converts its output into a small
+//! owned tree whose nodes carry an [`Origin`] (file id + line), and offers the
+//! deep-merge rule the inventory uses.
+
+use std::fmt;
+
+use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+
+/// Index of a source file in a table owned by whoever parsed it.
+pub type FileId = u32;
+
+/// Where a value was written: which file (by id) and which line (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Origin {
+    pub file: FileId,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    /// Entries in file order. Keys are strings; other key types are refused
+    /// at parse time because nothing in pxedeck's files needs them.
+    Map(Vec<Entry>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    /// The line of the key itself (a block value starts on a later line).
+    pub key_line: u32,
+    pub node: Node,
+}
+
+/// A syntax or structure error, with the line (and column) it was found at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl Value {
+    /// A short name of the kind of value, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a map",
+        }
+    }
+}
+
+impl Node {
+    pub fn new(value: Value, origin: Origin) -> Self {
+        Node { value, origin }
+    }
+
+    /// An empty map, for files that are empty or hold only comments.
+    pub fn empty_map(origin: Origin) -> Self {
+        Node::new(Value::Map(Vec::new()), origin)
+    }
+
+    pub fn as_map(&self) -> Option<&[Entry]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Looks up a key in a map node.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|e| &e.node)
+    }
+
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        self.as_map()?.iter().find(|e| e.key == key)
+    }
+
+    /// Follows a dotted path of map keys (`boot.kernel`).
+    pub fn path(&self, dotted: &str) -> Option<&Node> {
+        dotted.split('.').try_fold(self, |node, key| node.get(key))
+    }
+
+    /// Converts to JSON for serde deserialisation and template contexts.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.node.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The line that a serde path (as reported by `serde_path_to_error`)
+    /// points at: the deepest node along the path that exists.
+    pub fn line_of_serde_path(&self, path: &serde_path_to_error::Path) -> u32 {
+        use serde_path_to_error::Segment;
+        let mut node = self;
+        let mut line = self.origin.line;
+        for segment in path.iter() {
+            let next = match segment {
+                Segment::Map { key } => node.entry(key).map(|e| {
+                    line = e.key_line;
+                    &e.node
+                }),
+                Segment::Seq { index } => match &node.value {
+                    Value::Seq(items) => items.get(*index),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match next {
+                Some(n) => {
+                    node = n;
+                    if !matches!(n.value, Value::Map(_) | Value::Seq(_)) {
+                        line = n.origin.line;
+                    }
+                }
+                None => break,
+            }
+        }
+        line
+    }
+}
+
+/// Merges `over` onto `base`: maps merge key by key, recursively; anything
+/// else (scalars, lists, and a map meeting a non-map) is replaced by `over`.
+pub fn deep_merge(base: &mut Node, over: &Node) {
+    match (&mut base.value, &over.value) {
+        (Value::Map(base_entries), Value::Map(over_entries)) => {
+            for o in over_entries {
+                match base_entries.iter_mut().find(|b| b.key == o.key) {
+                    Some(b) => {
+                        b.key_line = o.key_line;
+                        deep_merge(&mut b.node, &o.node);
+                    }
+                    None => base_entries.push(o.clone()),
+                }
+            }
+            base.origin = over.origin;
+        }
+        _ => *base = over.clone(),
+    }
+}
+
+/// Parses one YAML document. An empty document (or one holding only
+/// comments) is an empty map. More than one document is an error.
+pub fn parse(text: &str, file: FileId) -> Result<Node, ParseError> {
+    let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| ParseError {
+        line: e.marker().line() as u32,
+        column: e.marker().col() as u32 + 1,
+        message: e.info().to_string(),
+    })?;
+    let mut docs = docs.into_iter();
+    let Some(first) = docs.next() else {
+        return Ok(Node::empty_map(Origin { file, line: 1 }));
+    };
+    if let Some(second) = docs.next() {
+        return Err(ParseError {
+            line: second.span.start.line() as u32,
+            column: 1,
+            message: "only one YAML document per file is allowed".into(),
+        });
+    }
+    convert(first, file)
+}
+
+fn convert(marked: MarkedYamlOwned, file: FileId) -> Result<Node, ParseError> {
+    let origin = Origin {
+        file,
+        line: marked.span.start.line() as u32,
+    };
+    let fail = |message: String| ParseError {
+        line: origin.line,
+        column: marked.span.start.col() as u32 + 1,
+        message,
+    };
+    let value = match marked.data {
+        YamlDataOwned::Value(scalar) => match scalar {
+            ScalarOwned::Null => Value::Null,
+            ScalarOwned::Boolean(b) => Value::Bool(b),
+            ScalarOwned::Integer(i) => Value::Int(i),
+            ScalarOwned::FloatingPoint(f) => Value::Float(f.into_inner()),
+            ScalarOwned::String(s) => Value::Str(s),
+        },
+        YamlDataOwned::Sequence(items) => Value::Seq(
+            items
+                .into_iter()
+                .map(|n| convert(n, file))
+                .collect::<Result<_, _>>()?,
+        ),
+        YamlDataOwned::Mapping(map) => {
+            let mut entries = Vec::with_capacity(map.len());
+            for (k, v) in map {
+                let key_line = k.span.start.line() as u32;
+                let key = match k.data {
+                    YamlDataOwned::Value(ScalarOwned::String(s)) => s,
+                    YamlDataOwned::Value(ScalarOwned::Integer(i)) => i.to_string(),
+                    YamlDataOwned::Value(ScalarOwned::Boolean(b)) => b.to_string(),
+                    _ => {
+                        return Err(ParseError {
+                            line: key_line,
+                            column: k.span.start.col() as u32 + 1,
+                            message: "map keys must be plain strings".into(),
+                        });
+                    }
+                };
+                entries.push(Entry {
+                    key,
+                    key_line,
+                    node: convert(v, file)?,
+                });
+            }
+            Value::Map(entries)
+        }
+        YamlDataOwned::Tagged(_, inner) => return convert(*inner, file),
+        YamlDataOwned::Alias(_) => {
+            return Err(fail("YAML aliases are not supported here".into()));
+        }
+        YamlDataOwned::Representation(..) | YamlDataOwned::BadValue => {
+            return Err(fail("value could not be read".into()));
+        }
+    };
+    Ok(Node { value, origin })
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => f.write_str(s),
+            other => write!(
+                f,
+                "{}",
+                serde_json::to_string(&self.to_json()).unwrap_or_else(|_| other.kind().into())
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Node {
+        parse(text, 0).unwrap()
+    }
+
+    #[test]
+    fn lines_are_recorded_for_keys_and_values() {
+        let n = p("# comment\na: 1\nb:\n  c: x\n  d: [1, 2]\n");
+        assert_eq!(n.entry("a").unwrap().key_line, 2);
+        assert_eq!(n.entry("b").unwrap().key_line, 3);
+        assert_eq!(n.path("b.c").unwrap().origin.line, 4);
+        assert_eq!(n.path("b.d").unwrap().origin.line, 5);
+    }
+
+    #[test]
+    fn empty_and_comment_only_documents_are_empty_maps() {
+        assert_eq!(p("").as_map().unwrap().len(), 0);
+        assert_eq!(p("# nothing\n").as_map().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_line() {
+        let err = parse("a: 1\nb: [1, 2\nc: 3\n", 0).unwrap_err();
+        assert!(err.line >= 2, "{err:?}");
+        let dup = parse("a: 1\na: 2\n", 0).unwrap_err();
+        assert_eq!(dup.line, 2);
+        assert!(dup.message.contains("duplicate"), "{dup:?}");
+    }
+
+    #[test]
+    fn two_documents_are_refused() {
+        let err = parse("a: 1\n---\nb: 2\n", 0).unwrap_err();
+        assert!(err.message.contains("one YAML document"));
+    }
+
+    #[test]
+    fn yaml_1_2_reads_colon_separated_hex_as_strings() {
+        // YAML 1.1 would read 12:34:56 as a base-60 integer; 1.2 does not.
+        let n = p("mac: 12:34:56:12:34:56\nno: no\n");
+        assert_eq!(n.get("mac").unwrap().as_str(), Some("12:34:56:12:34:56"));
+        assert_eq!(n.get("no").unwrap().as_str(), Some("no"));
+    }
+
+    #[test]
+    fn merge_maps_deeply_and_replaces_lists_and_scalars() {
+        let mut base = p("a: 1\nm: {x: 1, y: 2}\nl: [1, 2]\n");
+        let over = p("a: 2\nm: {y: 3, z: 4}\nl: [9]\nn: new\n");
+        deep_merge(&mut base, &over);
+        let want = serde_json::json!({"a": 2, "m": {"x": 1, "y": 3, "z": 4}, "l": [9], "n": "new"});
+        assert_eq!(base.to_json(), want);
+    }
+
+    #[test]
+    fn merged_values_remember_the_file_that_set_them() {
+        let mut base = parse("a: 1\nm:\n  x: 1\n", 1).unwrap();
+        let over = parse("m:\n  y: 2\n", 2).unwrap();
+        deep_merge(&mut base, &over);
+        assert_eq!(
+            base.path("m.x").unwrap().origin,
+            Origin { file: 1, line: 3 }
+        );
+        assert_eq!(
+            base.path("m.y").unwrap().origin,
+            Origin { file: 2, line: 2 }
+        );
+    }
+}
