@@ -5,6 +5,8 @@
 
 pub mod boot;
 pub mod config;
+pub mod event;
 pub mod ident;
 pub mod inventory;
+pub mod model;
 pub mod yaml;

@@ -32,7 +32,7 @@ use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Origin};
 
 /// One problem found while loading or validating, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// Path relative to the inventory root.
     pub file: PathBuf,

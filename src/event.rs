@@ -1,0 +1,409 @@
+//! The two event enums that everything else is wired with, and the bus.
+//!
+//! Boot services emit [`Event`]s; the console, the API's event stream and the
+//! metrics fold them (see [`crate::model`]). The operator's actions travel
+//! the other way as [`Command`]s to the one inventory writer. Both cross the
+//! API as JSON, so `pxedeck attach` sees exactly what the embedded console
+//! sees.
+//!
+//! Per-block transfer progress is *not* an event: servers bump atomics that
+//! the console samples on its tick and folds in as one [`EventKind::Progress`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::boot::arch::Firmware;
+use crate::ident::{Mac, Uuid};
+use crate::inventory::{Adoption, Problem};
+
+/// Milliseconds since the Unix epoch: serialisable, comparable, injectable.
+pub type Millis = u64;
+
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Millis,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// DHCP message types a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DhcpMessage {
+    Discover,
+    Request,
+    Decline,
+    Release,
+    Inform,
+}
+
+/// DHCP message types pxedeck answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DhcpReply {
+    Offer,
+    Ack,
+    Nak,
+}
+
+impl DhcpMessage {
+    pub fn name(self) -> &'static str {
+        match self {
+            DhcpMessage::Discover => "DISCOVER",
+            DhcpMessage::Request => "REQUEST",
+            DhcpMessage::Decline => "DECLINE",
+            DhcpMessage::Release => "RELEASE",
+            DhcpMessage::Inform => "INFORM",
+        }
+    }
+}
+
+impl DhcpReply {
+    pub fn name(self) -> &'static str {
+        match self {
+            DhcpReply::Offer => "OFFER",
+            DhcpReply::Ack => "ACK",
+            DhcpReply::Nak => "NAK",
+        }
+    }
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tftp => "TFTP",
+            Protocol::Http => "HTTP",
+        }
+    }
+}
+
+impl ScriptKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptKind::Install => "install",
+            ScriptKind::Local => "local",
+            ScriptKind::Hold => "hold",
+            ScriptKind::Discover => "discover",
+            ScriptKind::Menu => "menu",
+            ScriptKind::Error => "error",
+        }
+    }
+}
+
+/// What pxedeck decided a machine gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum BootDecision {
+    /// Known, `install: true`: boot its profile.
+    Install { profile: String },
+    /// Known, `install: false` (or a local profile): boot the local disk.
+    Local,
+    /// Unknown, policy `hold`: the iPXE wait loop.
+    Hold,
+    /// Unknown, policy `discover`: the discovery profile.
+    Discover { profile: String },
+    /// Unknown, policy `ignore`: no boot answer.
+    Ignore,
+    /// Not a PXE / HTTP-boot client: an address at most.
+    NotPxe,
+}
+
+/// The client side of a DHCP packet, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DhcpSeen {
+    pub mac: Mac,
+    pub xid: u32,
+    pub message: DhcpMessage,
+    pub firmware: Option<Firmware>,
+    /// The client is iPXE (user class `iPXE` or option 175).
+    pub ipxe: bool,
+    pub vendor_class: Option<String>,
+    pub uuid: Option<Uuid>,
+    /// The relay (giaddr) the request came through.
+    pub relay: Option<Ipv4Addr>,
+    /// The inventory hostname, when the machine is known.
+    pub hostname: Option<String>,
+    pub decision: BootDecision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tftp,
+    Http,
+}
+
+/// The iPXE script a machine was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptKind {
+    Install,
+    Local,
+    Hold,
+    Discover,
+    Menu,
+    /// The profile failed to render; the script prints why.
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseEnd {
+    Released,
+    Expired,
+    Declined,
+    /// An operator released it from the console or API.
+    Operator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// A machine as the inventory knows it: what the console needs to list
+/// known-but-unseen machines and to label seen ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownMachine {
+    pub hostname: String,
+    pub group: String,
+    pub macs: Vec<Mac>,
+    pub ip: Option<Ipv4Addr>,
+    pub profile: Option<String>,
+    pub install: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    DhcpSeen(DhcpSeen),
+    DhcpReplied {
+        mac: Mac,
+        reply: DhcpReply,
+        ip: Option<Ipv4Addr>,
+        boot_file: Option<String>,
+        /// Answered as proxyDHCP (no address given).
+        proxy: bool,
+    },
+    LeaseBound {
+        mac: Mac,
+        ip: Ipv4Addr,
+        hostname: Option<String>,
+        expires: Millis,
+        fixed: bool,
+    },
+    LeaseEnded {
+        mac: Mac,
+        ip: Ipv4Addr,
+        why: LeaseEnd,
+    },
+    PoolExhausted {
+        subnet: String,
+        mac: Mac,
+    },
+    /// Another DHCP server answered on the provisioning segment.
+    RogueDhcp {
+        server: Ipv4Addr,
+        offered: Option<Ipv4Addr>,
+        mac: Option<Mac>,
+    },
+    TransferStarted {
+        id: u64,
+        protocol: Protocol,
+        client: SocketAddr,
+        mac: Option<Mac>,
+        path: String,
+        size: Option<u64>,
+        blksize: Option<u16>,
+        windowsize: Option<u16>,
+    },
+    /// Sampled byte counts of live transfers: (id, bytes so far).
+    Progress {
+        samples: Vec<(u64, u64)>,
+    },
+    TransferDone {
+        id: u64,
+        bytes: u64,
+        millis: u64,
+    },
+    TransferFailed {
+        id: u64,
+        bytes: u64,
+        reason: String,
+        /// A firmware size probe (RRQ with tsize, aborted after the OACK):
+        /// normal, not a failure.
+        probe: bool,
+    },
+    ScriptServed {
+        client: IpAddr,
+        mac: Option<Mac>,
+        hostname: Option<String>,
+        kind: ScriptKind,
+        profile: Option<String>,
+    },
+    ConfigServed {
+        client: IpAddr,
+        hostname: String,
+        name: String,
+    },
+    AccessDenied {
+        client: IpAddr,
+        path: String,
+        reason: String,
+    },
+    InstallDone {
+        hostname: String,
+        mac: Option<Mac>,
+    },
+    InventoryReloaded {
+        machines: Vec<KnownMachine>,
+        profiles: Vec<String>,
+        groups: Vec<String>,
+    },
+    InventoryError {
+        problems: Vec<Problem>,
+    },
+    InventoryWritten {
+        hostname: String,
+        path: String,
+        change: String,
+    },
+    CommandFailed {
+        command: String,
+        error: String,
+    },
+    Log {
+        level: Level,
+        target: String,
+        message: String,
+    },
+}
+
+/// What the operator asks for, from the console or the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Adopt { machines: Vec<Adoption> },
+    SetInstall { hostname: String, install: bool },
+    ReleaseLease { ip: Ipv4Addr },
+    ReloadInventory,
+}
+
+/// Fan-out of events to every consumer (console, API stream, metrics).
+///
+/// Backed by a bounded broadcast channel: sending never blocks a boot
+/// service. A consumer that falls behind loses the oldest events and learns
+/// how many (it then resynchronises from a snapshot); the bus counts them.
+#[derive(Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<Arc<Event>>,
+    lagged: Arc<AtomicU64>,
+}
+
+impl Bus {
+    pub fn new(capacity: usize) -> Bus {
+        Bus {
+            tx: broadcast::channel(capacity).0,
+            lagged: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Stamps and sends an event. Never blocks; with no consumer it is
+    /// simply dropped.
+    pub fn emit(&self, kind: EventKind) {
+        let _ = self.tx.send(Arc::new(Event {
+            at: now_millis(),
+            kind,
+        }));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Records events a consumer missed (from `RecvError::Lagged`).
+    pub fn note_lagged(&self, n: u64) {
+        self.lagged.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn lagged(&self) -> u64 {
+        self.lagged.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus::new(16 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_as_tagged_json() {
+        let e = Event {
+            at: 1_700_000_000_000,
+            kind: EventKind::LeaseBound {
+                mac: "52:54:00:00:00:01".parse().unwrap(),
+                ip: "10.99.0.100".parse().unwrap(),
+                hostname: Some("dev-01".into()),
+                expires: 1_700_000_120_000,
+                fixed: false,
+            },
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"type\":\"lease_bound\""), "{json}");
+        assert!(json.contains("\"mac\":\"52:54:00:00:00:01\""), "{json}");
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        let c = Command::SetInstall {
+            hostname: "dev-01".into(),
+            install: false,
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"command":"set_install","hostname":"dev-01","install":false}"#
+        );
+        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), c);
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_never_blocks_the_sender() {
+        let bus = Bus::new(4);
+        let mut rx = bus.subscribe();
+        for _ in 0..100 {
+            bus.emit(EventKind::Log {
+                level: Level::Info,
+                target: "t".into(),
+                message: "m".into(),
+            });
+        }
+        match rx.recv().await {
+            Err(broadcast::error::RecvError::Lagged(n)) => bus.note_lagged(n),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert_eq!(bus.lagged(), 96);
+    }
+}

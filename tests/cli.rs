@@ -1,0 +1,117 @@
+//! The command line as an operator meets it: exit codes and output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pxedeck(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pxedeck"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run pxedeck")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let o = pxedeck(&["--help"], repo());
+    assert!(o.status.success());
+    let (out, _) = text(&o);
+    for sub in [
+        "console", "serve", "attach", "demo", "bench", "check", "render", "--config",
+    ] {
+        assert!(out.contains(sub), "--help lacks {sub}:\n{out}");
+    }
+}
+
+#[test]
+fn check_on_the_example_inventory_prints_one_line_and_succeeds() {
+    let o = pxedeck(&["check"], repo());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("nodes: ok — 8 machines in 2 groups, 3 profiles"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_prints_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "mac: \"52:54:00:00:00:01\"\nprofile: nope\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.yaml"), "mac: \"52:54:00:00:00:01\"\n").unwrap();
+    let o = pxedeck(&["check", dir.path().to_str().unwrap()], repo());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        out,
+        "a.yaml:2: unknown profile `nope` (profiles: none defined)\n\
+         b.yaml:1: duplicate MAC 52:54:00:00:00:01: also used by a (a.yaml:1)\n"
+    );
+    assert!(err.contains("2 problems"), "{err}");
+}
+
+#[test]
+fn render_shows_effective_values_with_their_sources() {
+    let o = pxedeck(&["render", "52-54-00-D0-00-01"], repo());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.starts_with("# dev-01 — k8s-dev/dev-01.yaml\n"), "{out}");
+    assert!(
+        out.contains("profile: ubuntu-2404  # k8s-dev/_defaults.yaml:2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  quiet: false  # k8s-dev/_defaults.yaml:6"),
+        "{out}"
+    );
+    assert!(
+        out.contains("install: true  # k8s-dev/dev-01.yaml:4"),
+        "{out}"
+    );
+}
+
+#[test]
+fn render_of_an_unknown_machine_fails() {
+    let o = pxedeck(&["render", "no-such-host"], repo());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("no machine matches"));
+}
+
+#[test]
+fn an_invalid_config_is_one_message_with_file_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pxedeck.yaml");
+    std::fs::write(&file, "dhcp:\n  mode: full\n  pools:\n    - subnet: 10.0.0.0/24\n      range: 10.0.1.1-10.0.1.9\n").unwrap();
+    let o = pxedeck(&["check"], dir.path());
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        err,
+        "pxedeck: invalid configuration: pxedeck.yaml:5: 10.0.1.1 is outside subnet 10.0.0.0/24\n"
+    );
+}
+
+#[test]
+fn subcommands_that_have_not_landed_say_so_and_fail() {
+    for sub in ["attach", "bench"] {
+        let o = pxedeck(&[sub], repo());
+        assert!(!o.status.success(), "{sub} must not pretend to work");
+        assert!(text(&o).1.contains("not available yet"), "{sub}");
+    }
+}
