@@ -142,7 +142,7 @@ fn render(config: &Config, dir: Option<PathBuf>, query: &str) -> ExitCode {
         "# boots:   {}",
         match (&m.boot, m.install) {
             (_, false) => "local disk (install: false)".to_string(),
-            (Some(b), true) => format!("{b:?}"),
+            (Some(b), true) => b.to_string(),
             (None, true) => "nothing: no boot section".to_string(),
         }
     );

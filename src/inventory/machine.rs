@@ -72,6 +72,31 @@ pub enum BootSpec {
     Local { sanboot: bool },
 }
 
+impl std::fmt::Display for BootSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BootSpec::Kernel {
+                kernel,
+                initrds,
+                cmdline,
+            } => {
+                write!(f, "kernel {kernel}")?;
+                for i in initrds {
+                    write!(f, " + initrd {i}")?;
+                }
+                if !cmdline.is_empty() {
+                    write!(f, " with cmdline {cmdline:?}")?;
+                }
+                Ok(())
+            }
+            BootSpec::Script(_) => f.write_str("a raw iPXE script"),
+            BootSpec::Chain(url) => write!(f, "chain {url}"),
+            BootSpec::Local { sanboot: false } => f.write_str("local disk (iPXE exit)"),
+            BootSpec::Local { sanboot: true } => f.write_str("local disk (sanboot drive 0x80)"),
+        }
+    }
+}
+
 /// An installer config: inline template text or a file under `_templates/`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigTemplate {
