@@ -92,9 +92,8 @@ fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
     let started = std::time::Instant::now();
     let loaded = inventory::load(&root, &load_options(config));
     if !loaded.is_ok() {
-        for p in &loaded.problems {
-            println!("{}", p);
-        }
+        let listing: String = loaded.problems.iter().map(|p| format!("{p}\n")).collect();
+        out(&listing);
         eprintln!(
             "{}: {} problem{}",
             root.display(),
@@ -104,15 +103,22 @@ fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
         return ExitCode::from(1);
     }
     let inv = &loaded.inventory;
-    println!(
-        "{}: ok — {} machines in {} groups, {} profiles ({} ms)",
+    out(&format!(
+        "{}: ok — {} machines in {} groups, {} profiles ({} ms)\n",
         root.display(),
         inv.machines.len(),
         inv.groups.len(),
         inv.profiles.len(),
         started.elapsed().as_millis()
-    );
+    ));
     ExitCode::SUCCESS
+}
+
+/// Writes command output; a closed pipe (`pxedeck render x | head`) is not
+/// an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn render(config: &Config, dir: Option<PathBuf>, query: &str) -> ExitCode {
@@ -127,27 +133,26 @@ fn render(config: &Config, dir: Option<PathBuf>, query: &str) -> ExitCode {
         return ExitCode::from(1);
     };
     let macs: Vec<String> = m.macs.iter().map(ToString::to_string).collect();
-    println!("# {} — {}", m.hostname, inv.file(m.file).display());
-    println!("# group:   {}", m.group_label());
-    println!(
-        "# mac:     {}",
+    let boots = match (&m.boot, m.install) {
+        (_, false) => "local disk (install: false)".to_string(),
+        (Some(b), true) => b.to_string(),
+        (None, true) => "nothing: no boot section".to_string(),
+    };
+    out(&format!(
+        "# {} — {}\n# group:   {}\n# mac:     {}\n# profile: {}\n# boots:   {}\n\
+         # effective values (each with the file:line that set it):\n{}",
+        m.hostname,
+        inv.file(m.file).display(),
+        m.group_label(),
         if macs.is_empty() {
             "-".into()
         } else {
             macs.join(", ")
-        }
-    );
-    println!("# profile: {}", m.profile.as_deref().unwrap_or("-"));
-    println!(
-        "# boots:   {}",
-        match (&m.boot, m.install) {
-            (_, false) => "local disk (install: false)".to_string(),
-            (Some(b), true) => b.to_string(),
-            (None, true) => "nothing: no boot section".to_string(),
-        }
-    );
-    println!("# effective values (each with the file:line that set it):");
-    print!("{}", inventory::annotated_yaml(inv, &m.values));
+        },
+        m.profile.as_deref().unwrap_or("-"),
+        boots,
+        inventory::annotated_yaml(inv, &m.values),
+    ));
     if loaded.is_ok() {
         ExitCode::SUCCESS
     } else {
