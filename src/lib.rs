@@ -4,9 +4,13 @@
 //! see `docs/architecture.md`.
 
 pub mod boot;
+pub mod bootfs;
 pub mod config;
 pub mod event;
 pub mod ident;
 pub mod inventory;
 pub mod model;
+pub mod net;
+pub mod progress;
+pub mod tftp;
 pub mod yaml;

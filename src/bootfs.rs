@@ -1,0 +1,222 @@
+//! The files pxedeck serves (over TFTP and HTTP), and the rules that keep
+//! every request inside its roots.
+//!
+//! A request path is normalised (`\` → `/`), must not contain `..`, and is
+//! looked up in each root in turn (the boot root first, then the iPXE
+//! binaries Debian's `ipxe` package installs). What it finds must be a
+//! regular file whose real path (symlinks resolved) stays inside that root.
+
+use std::fs::Metadata;
+use std::path::{Component, Path, PathBuf};
+
+/// Where Debian's `ipxe` package installs its boot loaders.
+pub const IPXE_DIR: &str = "/usr/lib/ipxe";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FsError {
+    #[error("file not found")]
+    NotFound,
+    #[error("access violation: {0}")]
+    Denied(&'static str),
+}
+
+#[derive(Debug, Clone)]
+pub struct BootFs {
+    /// Roots in priority order, canonicalised where they exist.
+    roots: Vec<PathBuf>,
+}
+
+/// A file found under one of the roots.
+#[derive(Debug)]
+pub struct Found {
+    pub path: PathBuf,
+    pub metadata: Metadata,
+}
+
+impl BootFs {
+    pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> BootFs {
+        BootFs {
+            roots: roots
+                .into_iter()
+                .map(|r| r.canonicalize().unwrap_or(r))
+                .collect(),
+        }
+    }
+
+    /// The default roots: `boot_root` overlaid on the iPXE binaries, unless
+    /// a TFTP root is configured, which then stands alone.
+    pub fn for_tftp(boot_root: &Path, configured: Option<&Path>) -> BootFs {
+        match configured {
+            Some(root) => BootFs::new([root.to_path_buf()]),
+            None => BootFs::new([boot_root.to_path_buf(), PathBuf::from(IPXE_DIR)]),
+        }
+    }
+
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// Normalises a request path into a relative path with no `..`.
+    pub fn normalise(request: &str) -> Result<PathBuf, FsError> {
+        let cleaned = request.replace('\\', "/");
+        if cleaned.contains('\0') {
+            return Err(FsError::Denied("bad file name"));
+        }
+        let mut rel = PathBuf::new();
+        for part in Path::new(&cleaned).components() {
+            match part {
+                Component::Normal(p) => rel.push(p),
+                Component::CurDir | Component::RootDir => {}
+                Component::ParentDir => return Err(FsError::Denied("`..` in path")),
+                Component::Prefix(_) => return Err(FsError::Denied("bad path")),
+            }
+        }
+        if rel.as_os_str().is_empty() {
+            return Err(FsError::Denied("no file named"));
+        }
+        Ok(rel)
+    }
+
+    /// Finds a request in the roots.
+    ///
+    /// An absolute request is served when it names a file inside a root
+    /// (`/srv/boot/ipxe.efi`) or, like tftpd-hpa's `-s`, when it exists
+    /// relative to a root (`/ipxe.efi`); any other absolute path is an access
+    /// violation, not a "not found", so probing the host is visible as such.
+    pub fn find(&self, request: &str) -> Result<Found, FsError> {
+        let absolute = request.starts_with('/') || request.starts_with('\\');
+        let mut rel = Self::normalise(request)?;
+        if absolute {
+            let full = Path::new("/").join(&rel);
+            if let Some(inside) = self.roots.iter().find_map(|r| full.strip_prefix(r).ok()) {
+                rel = inside.to_path_buf();
+            }
+        }
+        for root in &self.roots {
+            let candidate = root.join(&rel);
+            if std::fs::symlink_metadata(&candidate).is_err() {
+                continue;
+            }
+            let real = candidate.canonicalize().map_err(|_| FsError::NotFound)?;
+            if !real.starts_with(root) {
+                return Err(FsError::Denied("path leaves the root"));
+            }
+            let metadata = std::fs::metadata(&real).map_err(|_| FsError::NotFound)?;
+            if !metadata.is_file() {
+                return Err(FsError::Denied("not a regular file"));
+            }
+            return Ok(Found {
+                path: real,
+                metadata,
+            });
+        }
+        if absolute {
+            return Err(FsError::Denied("absolute path outside the root"));
+        }
+        Err(FsError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (tempfile::TempDir, tempfile::TempDir, BootFs) {
+        let boot = tempfile::tempdir().unwrap();
+        let ipxe = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(boot.path().join("ubuntu")).unwrap();
+        std::fs::write(boot.path().join("ubuntu/vmlinuz"), b"kernel").unwrap();
+        std::fs::write(boot.path().join("ipxe.efi"), b"custom").unwrap();
+        std::fs::write(ipxe.path().join("ipxe.efi"), b"debian").unwrap();
+        std::fs::write(ipxe.path().join("undionly.kpxe"), b"debian bios").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", boot.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("ubuntu/vmlinuz", boot.path().join("inside-link")).unwrap();
+        let fs = BootFs::new([boot.path().to_path_buf(), ipxe.path().to_path_buf()]);
+        (boot, ipxe, fs)
+    }
+
+    fn read(fs: &BootFs, req: &str) -> Result<String, FsError> {
+        fs.find(req)
+            .map(|f| std::fs::read_to_string(f.path).unwrap())
+    }
+
+    #[test]
+    fn lookups_overlay_roots_in_order() {
+        let (_b, _i, fs) = fixture();
+        assert_eq!(
+            read(&fs, "ipxe.efi").unwrap(),
+            "custom",
+            "the boot root wins"
+        );
+        assert_eq!(
+            read(&fs, "undionly.kpxe").unwrap(),
+            "debian bios",
+            "falls through to the iPXE dir"
+        );
+        assert_eq!(
+            read(&fs, "ubuntu\\vmlinuz").unwrap(),
+            "kernel",
+            "backslashes normalised"
+        );
+        assert_eq!(read(&fs, "./ubuntu//vmlinuz").unwrap(), "kernel");
+        assert_eq!(
+            read(&fs, "/ubuntu/vmlinuz").unwrap(),
+            "kernel",
+            "root-relative absolute path"
+        );
+        assert_eq!(
+            read(&fs, "inside-link").unwrap(),
+            "kernel",
+            "symlinks inside the root are fine"
+        );
+    }
+
+    #[test]
+    fn escapes_are_access_violations() {
+        let (boot, _i, fs) = fixture();
+        assert_eq!(
+            read(&fs, "../etc/passwd"),
+            Err(FsError::Denied("`..` in path"))
+        );
+        assert_eq!(
+            read(&fs, "ubuntu/../../x"),
+            Err(FsError::Denied("`..` in path"))
+        );
+        assert_eq!(
+            read(&fs, "..\\..\\etc\\passwd"),
+            Err(FsError::Denied("`..` in path"))
+        );
+        assert_eq!(
+            read(&fs, "/etc/passwd"),
+            Err(FsError::Denied("absolute path outside the root"))
+        );
+        assert_eq!(
+            read(&fs, "escape"),
+            Err(FsError::Denied("path leaves the root"))
+        );
+        assert_eq!(
+            read(&fs, "ubuntu"),
+            Err(FsError::Denied("not a regular file"))
+        );
+        assert_eq!(read(&fs, "/"), Err(FsError::Denied("no file named")));
+        assert_eq!(read(&fs, "missing.efi"), Err(FsError::NotFound));
+        let full = format!(
+            "{}/ubuntu/vmlinuz",
+            boot.path().canonicalize().unwrap().display()
+        );
+        assert_eq!(
+            read(&fs, &full).unwrap(),
+            "kernel",
+            "an absolute path inside the root"
+        );
+    }
+
+    #[test]
+    fn devices_are_refused() {
+        let fs = BootFs::new([PathBuf::from("/dev")]);
+        assert_eq!(
+            fs.find("null").unwrap_err(),
+            FsError::Denied("not a regular file")
+        );
+    }
+}

@@ -1,0 +1,547 @@
+//! The TFTP server: a thin async shell around [`super::transfer`].
+//!
+//! The listening socket only accepts requests. Each read request gets a task
+//! and (normally) a socket of its own — its transfer ID (RFC 1350) — so one
+//! slow client never delays another. In single-port mode every transfer
+//! shares the listening socket and packets are routed to their transfer by
+//! the client's address (for NAT and containers).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::packet::{self, ErrorCode, Mode, Packet};
+use super::transfer::{Limits, Send, Status, Transfer, negotiate};
+use crate::bootfs::{BootFs, FsError};
+use crate::event::{Bus, EventKind, Protocol};
+use crate::progress::ProgressTable;
+
+/// Files above this size are refused over TFTP: serve them over HTTP.
+pub const MAX_TFTP_FILE: u64 = 1 << 30;
+/// Total size of file contents kept in memory between transfers.
+const CACHE_BYTES: usize = 512 << 20;
+
+/// Produces files that do not exist on disk (per-client scripts, GRUB
+/// configs). Consulted before the file system.
+pub type Generator = Arc<dyn Fn(&str, IpAddr) -> Option<Vec<u8>> + std::marker::Send + Sync>;
+
+#[derive(Clone)]
+pub struct TftpSettings {
+    pub limits: Limits,
+    pub max_transfers: usize,
+    pub single_port: bool,
+}
+
+/// Counters for metrics and the console.
+#[derive(Default)]
+pub struct TftpStats {
+    pub requests: AtomicU64,
+    /// Retransmitted RRQs for a transfer already running.
+    pub duplicate_requests: AtomicU64,
+    pub refused_writes: AtomicU64,
+    pub busy: AtomicU64,
+    pub not_found: AtomicU64,
+    pub denied: AtomicU64,
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    pub probes: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Packets for no running transfer.
+    pub stray: AtomicU64,
+    /// Undecodable packets, by reason.
+    pub malformed: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl TftpStats {
+    fn malformed(&self, reason: &'static str) {
+        *self
+            .malformed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Clone)]
+struct CachedFile {
+    modified: Option<SystemTime>,
+    data: Arc<[u8]>,
+}
+
+/// File contents shared by concurrent transfers of the same boot loader.
+#[derive(Default)]
+struct FileCache {
+    files: Mutex<(HashMap<std::path::PathBuf, CachedFile>, usize)>,
+}
+
+impl FileCache {
+    /// Reads `path` (blocking: call from a blocking thread), reusing the
+    /// cached copy while size and mtime are unchanged.
+    fn read(&self, path: &std::path::Path, meta: &std::fs::Metadata) -> std::io::Result<Arc<[u8]>> {
+        let modified = meta.modified().ok();
+        let guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = guard.0.get(path)
+            && c.modified == modified
+            && c.data.len() as u64 == meta.len()
+        {
+            return Ok(c.data.clone());
+        }
+        drop(guard);
+        let data: Arc<[u8]> = std::fs::read(path)?.into();
+        let mut guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let (files, total) = &mut *guard;
+        if let Some(old) = files.remove(path) {
+            *total -= old.data.len();
+        }
+        if data.len() <= CACHE_BYTES {
+            while *total + data.len() > CACHE_BYTES {
+                let Some(victim) = files.keys().next().cloned() else {
+                    break;
+                };
+                if let Some(v) = files.remove(&victim) {
+                    *total -= v.data.len();
+                }
+            }
+            *total += data.len();
+            files.insert(
+                path.to_path_buf(),
+                CachedFile {
+                    modified,
+                    data: data.clone(),
+                },
+            );
+        }
+        Ok(data)
+    }
+}
+
+pub struct TftpServer {
+    settings: TftpSettings,
+    fs: BootFs,
+    bus: Bus,
+    progress: Arc<ProgressTable>,
+    pub stats: Arc<TftpStats>,
+    generator: Option<Generator>,
+    cache: FileCache,
+    /// Client addresses with a running transfer.
+    active: Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Vec<u8>>>>>,
+}
+
+/// How a transfer talks to its client.
+enum Link {
+    /// Its own socket, connected to the client (the normal case).
+    Own(UdpSocket),
+    /// The shared listening socket; packets arrive through the channel.
+    Shared {
+        socket: Arc<UdpSocket>,
+        peer: SocketAddr,
+        rx: mpsc::Receiver<Vec<u8>>,
+    },
+}
+
+impl Link {
+    async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Link::Own(s) => s.send(bytes).await.map(|_| ()),
+            Link::Shared { socket, peer, .. } => socket.send_to(bytes, peer).await.map(|_| ()),
+        }
+    }
+
+    async fn recv(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            Link::Own(s) => {
+                buf.resize(65536, 0);
+                s.recv(buf).await
+            }
+            Link::Shared { rx, .. } => match rx.recv().await {
+                Some(p) => {
+                    *buf = p;
+                    Ok(buf.len())
+                }
+                None => Err(std::io::Error::other("transfer channel closed")),
+            },
+        }
+    }
+}
+
+/// Removes a client from the active set when its transfer task ends.
+struct ActiveGuard<'a>(&'a TftpServer, SocketAddr);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
+impl TftpServer {
+    pub fn new(
+        settings: TftpSettings,
+        fs: BootFs,
+        bus: Bus,
+        progress: Arc<ProgressTable>,
+        generator: Option<Generator>,
+    ) -> TftpServer {
+        TftpServer {
+            settings,
+            fs,
+            bus,
+            progress,
+            stats: Arc::new(TftpStats::default()),
+            generator,
+            cache: FileCache::default(),
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn active_transfers(&self) -> usize {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Serves requests arriving on `socket` until `cancel` fires.
+    pub async fn serve(self: Arc<Self>, socket: UdpSocket, cancel: CancellationToken) {
+        let socket = Arc::new(socket);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (len, peer) = tokio::select! {
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP errors from earlier sends surface here; keep going.
+                        debug!(error = %e, "tftp recv");
+                        continue;
+                    }
+                },
+                _ = cancel.cancelled() => return,
+            };
+            self.dispatch(&socket, &buf[..len], peer, &cancel).await;
+        }
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        socket: &Arc<UdpSocket>,
+        bytes: &[u8],
+        peer: SocketAddr,
+        cancel: &CancellationToken,
+    ) {
+        let packet = match Packet::decode(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed(e.label());
+                debug!(%peer, error = %e, "tftp: dropped malformed packet");
+                return;
+            }
+        };
+        match packet {
+            Packet::Rrq {
+                filename,
+                mode,
+                options,
+            } => {
+                bump(&self.stats.requests);
+                enum Admit {
+                    Duplicate,
+                    Busy,
+                    Start(Option<mpsc::Receiver<Vec<u8>>>),
+                }
+                let admit = {
+                    let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+                    if active.contains_key(&peer) {
+                        Admit::Duplicate
+                    } else if active.len() >= self.settings.max_transfers {
+                        Admit::Busy
+                    } else if self.settings.single_port {
+                        let (tx, rx) = mpsc::channel(256);
+                        active.insert(peer, Some(tx));
+                        Admit::Start(Some(rx))
+                    } else {
+                        active.insert(peer, None);
+                        Admit::Start(None)
+                    }
+                };
+                let link_rx = match admit {
+                    Admit::Duplicate => {
+                        // The client re-sent its RRQ before our first answer
+                        // arrived: the running transfer already covers it.
+                        bump(&self.stats.duplicate_requests);
+                        return;
+                    }
+                    Admit::Busy => {
+                        bump(&self.stats.busy);
+                        let _ = socket
+                            .send_to(
+                                &packet::encode_error(
+                                    ErrorCode::NotDefined,
+                                    "server busy, try again",
+                                ),
+                                peer,
+                            )
+                            .await;
+                        return;
+                    }
+                    Admit::Start(rx) => rx,
+                };
+                let link = match link_rx {
+                    Some(rx) => Link::Shared {
+                        socket: socket.clone(),
+                        peer,
+                        rx,
+                    },
+                    None => match transfer_socket(socket, peer).await {
+                        Ok(s) => Link::Own(s),
+                        Err(e) => {
+                            warn!(%peer, error = %e, "tftp: no socket for a transfer");
+                            self.active
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&peer);
+                            return;
+                        }
+                    },
+                };
+                let server = self.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    server
+                        .transfer(link, peer, filename, mode, options, cancel)
+                        .await;
+                });
+            }
+            Packet::Wrq { filename } => {
+                bump(&self.stats.refused_writes);
+                debug!(%peer, %filename, "tftp: write request refused");
+                let _ = socket
+                    .send_to(
+                        &packet::encode_error(ErrorCode::AccessViolation, "read-only server"),
+                        peer,
+                    )
+                    .await;
+            }
+            _ => {
+                // DATA/ACK/ERROR/OACK on the listening port: in single-port
+                // mode they belong to a transfer; otherwise they are strays.
+                let tx = self
+                    .active
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&peer)
+                    .cloned()
+                    .flatten();
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.try_send(bytes.to_vec());
+                    }
+                    None => bump(&self.stats.stray),
+                }
+            }
+        }
+    }
+
+    /// Resolves and reads a file (or a generated one) off the async threads.
+    async fn content(
+        self: &Arc<Self>,
+        filename: &str,
+        client: IpAddr,
+    ) -> Result<Arc<[u8]>, (ErrorCode, String)> {
+        if let Some(generated) = self.generator.as_ref().and_then(|g| g(filename, client)) {
+            return Ok(generated.into());
+        }
+        let server = self.clone();
+        let name = filename.to_string();
+        let found = tokio::task::spawn_blocking(move || {
+            let found = server.fs.find(&name)?;
+            if found.metadata.len() > MAX_TFTP_FILE {
+                return Err(FsError::Denied(
+                    "file too large for TFTP; serve it over HTTP",
+                ));
+            }
+            server
+                .cache
+                .read(&found.path, &found.metadata)
+                .map_err(|_| FsError::NotFound)
+        })
+        .await
+        .map_err(|_| (ErrorCode::NotDefined, "internal error".to_string()))?;
+        found.map_err(|e| match e {
+            FsError::NotFound => {
+                bump(&self.stats.not_found);
+                (ErrorCode::FileNotFound, "file not found".to_string())
+            }
+            FsError::Denied(why) => {
+                bump(&self.stats.denied);
+                (
+                    ErrorCode::AccessViolation,
+                    format!("access violation: {why}"),
+                )
+            }
+        })
+    }
+
+    async fn transfer(
+        self: Arc<Self>,
+        mut link: Link,
+        peer: SocketAddr,
+        filename: String,
+        mode: Mode,
+        options: Vec<(String, String)>,
+        cancel: CancellationToken,
+    ) {
+        let _active = ActiveGuard(&self, peer);
+        let content = match self.content(&filename, peer.ip()).await {
+            Ok(c) => c,
+            Err((code, message)) => {
+                debug!(%peer, %filename, %message, "tftp: request refused");
+                let _ = link.send(&packet::encode_error(code, &message)).await;
+                return;
+            }
+        };
+        let content: Arc<[u8]> = match mode {
+            Mode::Octet => content,
+            Mode::Netascii => to_netascii(&content).into(),
+        };
+        let size = content.len() as u64;
+        let limits = &self.settings.limits;
+        let negotiated = negotiate(&options, size, limits);
+        let started = Instant::now();
+        let (mut transfer, first) = Transfer::start(&negotiated, size, limits, started);
+        let progress = self.progress.register();
+        self.bus.emit(EventKind::TransferStarted {
+            id: progress.id,
+            protocol: Protocol::Tftp,
+            client: peer,
+            mac: None,
+            path: filename.clone(),
+            size: Some(size),
+            blksize: Some(negotiated.blksize),
+            windowsize: (negotiated.windowsize > 1).then_some(negotiated.windowsize),
+        });
+        let oack = packet::encode_oack(&negotiated.oack);
+        let mut out = Vec::with_capacity(usize::from(negotiated.blksize) + 4);
+        let mut buf = Vec::with_capacity(65536);
+        let mut pending = Some(first);
+        let status = loop {
+            if let Some(send) = pending.take() {
+                let sent = match send {
+                    Send::Oack => link.send(&oack).await,
+                    Send::Blocks(range) => {
+                        let mut r = Ok(());
+                        for abs in range {
+                            let (offset, len, wire) = transfer.block(abs);
+                            let offset = offset as usize;
+                            packet::encode_data(&mut out, wire, &content[offset..offset + len]);
+                            r = link.send(&out).await;
+                            if r.is_err() {
+                                break;
+                            }
+                        }
+                        r
+                    }
+                    Send::Error(code, message) => {
+                        link.send(&packet::encode_error(code, &message)).await
+                    }
+                };
+                if let Err(e) = sent {
+                    // Transient (ENOBUFS, an ICMP error): the timeout retries.
+                    debug!(%peer, error = %e, "tftp send");
+                }
+            }
+            let deadline = transfer.deadline();
+            let reaction = tokio::select! {
+                r = link.recv(&mut buf) => match r {
+                    Ok(len) => match Packet::decode(&buf[..len]) {
+                        Ok(p) => transfer.on_packet(&p, Instant::now()),
+                        Err(e) => {
+                            self.stats.malformed(e.label());
+                            continue;
+                        }
+                    },
+                    Err(_) => continue, // ICMP port unreachable etc.; the timeout decides
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => transfer.on_timeout(Instant::now()),
+                _ = cancel.cancelled() => {
+                    let _ = link.send(&packet::encode_error(ErrorCode::NotDefined, "server shutting down")).await;
+                    break Status::Failed { reason: "server shutting down".into(), probe: false };
+                }
+            };
+            progress.set(transfer.bytes_acked());
+            pending = reaction.send;
+            if reaction.status != Status::Running {
+                break reaction.status;
+            }
+        };
+        let bytes = transfer.bytes_acked();
+        self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        match status {
+            Status::Done => {
+                bump(&self.stats.done);
+                let millis = started.elapsed().as_millis() as u64;
+                debug!(%peer, %filename, bytes, millis, "tftp: done");
+                self.bus.emit(EventKind::TransferDone {
+                    id: progress.id,
+                    bytes,
+                    millis,
+                });
+            }
+            Status::Failed { reason, probe } => {
+                bump(if probe {
+                    &self.stats.probes
+                } else {
+                    &self.stats.failed
+                });
+                debug!(%peer, %filename, %reason, probe, "tftp: ended");
+                self.bus.emit(EventKind::TransferFailed {
+                    id: progress.id,
+                    bytes,
+                    reason,
+                    probe,
+                });
+            }
+            Status::Running => unreachable!("the loop only ends on a final status"),
+        }
+    }
+}
+
+/// A socket for one transfer: same local address as the listener, a fresh
+/// port (the server's transfer ID), connected so only the client reaches it.
+async fn transfer_socket(listener: &UdpSocket, peer: SocketAddr) -> std::io::Result<UdpSocket> {
+    let local = listener.local_addr()?;
+    let bind = SocketAddr::new(local.ip(), 0);
+    let socket = crate::net::udp_socket(
+        bind,
+        &crate::net::UdpOptions {
+            buffer: 1 << 20,
+            ..Default::default()
+        },
+    )?;
+    socket.connect(peer).await?;
+    Ok(socket)
+}
+
+/// RFC 1350 netascii: line ends as CR LF, a bare CR as CR NUL.
+pub fn to_netascii(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    for &b in data {
+        match b {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' => out.extend_from_slice(b"\r\0"),
+            other => out.push(other),
+        }
+    }
+    out
+}
