@@ -25,6 +25,16 @@ pub struct Limits {
     pub max_retries: u32,
 }
 
+impl Limits {
+    /// The blksize cap for a path with this MTU: 20 bytes of IPv4 header,
+    /// 8 of UDP and 4 of TFTP header must fit around each block.
+    pub fn clamp_to_mtu(mut self, mtu: u32) -> Limits {
+        let fits = mtu.saturating_sub(32).clamp(8, 65464) as u16;
+        self.max_blksize = self.max_blksize.min(fits);
+        self
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -321,6 +331,26 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn mtu_clamp() {
+        assert_eq!(Limits::default().clamp_to_mtu(1500).max_blksize, 1468);
+        assert_eq!(
+            Limits::default().clamp_to_mtu(9000).max_blksize,
+            1468,
+            "the configured cap still holds"
+        );
+        assert_eq!(
+            Limits {
+                max_blksize: 8192,
+                ..Limits::default()
+            }
+            .clamp_to_mtu(9000)
+            .max_blksize,
+            8968
+        );
+        assert_eq!(Limits::default().clamp_to_mtu(1280).max_blksize, 1248);
     }
 
     #[test]
