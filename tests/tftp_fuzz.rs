@@ -37,7 +37,7 @@ proptest! {
         let n = negotiate(&opts, size, &limits);
         let t0 = Instant::now();
         let (mut t, first) = Transfer::start(&n, size, &limits, t0);
-        let mut check = |send: &Option<Send>, t: &Transfer| -> Result<(), TestCaseError> {
+        let check = |send: &Option<Send>, t: &Transfer| -> Result<(), TestCaseError> {
             if let Some(Send::Blocks(r)) = send {
                 for abs in r.clone() {
                     let (off, len, _) = t.block(abs);

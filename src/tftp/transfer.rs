@@ -343,7 +343,7 @@ mod tests {
         );
         assert_eq!(
             Limits {
-                max_blksize: 8192,
+                max_blksize: 65464,
                 ..Limits::default()
             }
             .clamp_to_mtu(9000)
