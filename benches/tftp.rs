@@ -150,6 +150,9 @@ fn start(name: &str, lab: &common::Lab, root: &std::path::Path) -> Server {
     srv
 }
 
+/// One concurrency level: (N, aggregate MB/s, failures, CPU s/GB).
+type Row = (usize, f64, usize, f64);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -214,7 +217,7 @@ fn main() {
     let runs = 3;
     println!("TFTP benchmark — 2 cores, veth between two namespaces; medians of {runs} runs\n");
     let mut single = Vec::new();
-    let mut conc: Vec<(&str, Vec<(usize, f64, usize, f64)>)> = Vec::new();
+    let mut conc: Vec<(&str, Vec<Row>)> = Vec::new();
     for name in ["pxedeck", "tftpd-hpa", "dnsmasq"] {
         let server = start(name, &lab, root.path());
         let url = format!("tftp://{}/64m.bin", lab.server_ip);
