@@ -39,6 +39,31 @@ pub struct TftpSettings {
     pub single_port: bool,
 }
 
+impl TftpSettings {
+    /// Settings from the config file: the blksize cap is also clamped to the
+    /// provisioning interface's MTU − 32 when an interface is named.
+    pub fn from_config(config: &crate::config::Config) -> TftpSettings {
+        let t = &config.tftp;
+        let mut limits = Limits {
+            max_blksize: t.max_blksize,
+            max_windowsize: t.max_windowsize,
+            ..Limits::default()
+        };
+        if let Some(mtu) = config
+            .interface
+            .as_deref()
+            .and_then(crate::net::interface_mtu)
+        {
+            limits = limits.clamp_to_mtu(mtu);
+        }
+        TftpSettings {
+            limits,
+            max_transfers: t.max_transfers,
+            single_port: t.single_port,
+        }
+    }
+}
+
 /// Counters for metrics and the console.
 #[derive(Default)]
 pub struct TftpStats {
@@ -531,6 +556,41 @@ async fn transfer_socket(listener: &UdpSocket, peer: SocketAddr) -> std::io::Res
     )?;
     socket.connect(peer).await?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_the_config_and_the_interface_mtu() {
+        let c = crate::config::Config::from_text(
+            "tftp:\n  max_blksize: 8192\n  max_windowsize: 8\n  single_port: true\n",
+            None,
+        )
+        .unwrap();
+        let s = TftpSettings::from_config(&c);
+        assert_eq!(
+            (s.limits.max_blksize, s.limits.max_windowsize, s.single_port),
+            (8192, 8, true)
+        );
+        // Loopback's MTU is 65536 here; "lo" always exists.
+        let c = crate::config::Config::from_text(
+            "server:\n  interface: lo\ntftp:\n  max_blksize: 65464\n",
+            None,
+        )
+        .unwrap();
+        let mtu = crate::net::interface_mtu("lo").unwrap();
+        assert_eq!(
+            u32::from(TftpSettings::from_config(&c).limits.max_blksize),
+            (mtu - 32).min(65464)
+        );
+    }
+
+    #[test]
+    fn netascii_line_ends() {
+        assert_eq!(to_netascii(b"a\nb\rc"), b"a\r\nb\r\0c");
+    }
 }
 
 /// RFC 1350 netascii: line ends as CR LF, a bare CR as CR NUL.
