@@ -558,6 +558,19 @@ async fn transfer_socket(listener: &UdpSocket, peer: SocketAddr) -> std::io::Res
     Ok(socket)
 }
 
+/// RFC 1350 netascii: line ends as CR LF, a bare CR as CR NUL.
+pub fn to_netascii(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    for &b in data {
+        match b {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' => out.extend_from_slice(b"\r\0"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,17 +604,4 @@ mod tests {
     fn netascii_line_ends() {
         assert_eq!(to_netascii(b"a\nb\rc"), b"a\r\nb\r\0c");
     }
-}
-
-/// RFC 1350 netascii: line ends as CR LF, a bare CR as CR NUL.
-pub fn to_netascii(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    for &b in data {
-        match b {
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            b'\r' => out.extend_from_slice(b"\r\0"),
-            other => out.push(other),
-        }
-    }
-    out
 }
