@@ -170,6 +170,11 @@ fn timed(lab: &common::Lab, cmd: &[&str]) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+/// Median seconds of `runs` runs of a client command.
+fn median_time(lab: &common::Lab, runs: usize, cmd: &[&str]) -> f64 {
+    median_time(&lab, runs)
+}
+
 /// `n` concurrent curl fetches of 8m.bin: (aggregate MB/s, failures, CPU s/GB).
 fn concurrent(lab: &common::Lab, server: &Server, n: usize) -> (f64, usize, f64) {
     let url = format!("tftp://{}/8m.bin", lab.server_ip);
@@ -221,68 +226,53 @@ fn main() {
     for name in ["pxedeck", "tftpd-hpa", "dnsmasq"] {
         let server = start(name, &lab, root.path());
         let url = format!("tftp://{}/64m.bin", lab.server_ip);
-        let secs = median(
-            (0..runs)
-                .map(|_| {
-                    timed(
-                        &lab,
-                        &[
-                            "curl",
-                            "-s",
-                            "--tftp-blksize",
-                            "1468",
-                            "-o",
-                            "/dev/null",
-                            &url,
-                        ],
-                    )
-                })
-                .collect(),
+        let secs = median_time(
+            &lab,
+            runs,
+            &[
+                "curl",
+                "-s",
+                "--tftp-blksize",
+                "1468",
+                "-o",
+                "/dev/null",
+                &url,
+            ],
         );
         single.push((name, 64.0 / secs));
         if name == "pxedeck" {
             let ip = lab.server_ip.to_string();
-            let lock = median(
-                (0..runs)
-                    .map(|_| {
-                        timed(
-                            &lab,
-                            &[
-                                "atftp",
-                                "--option",
-                                "blksize 512",
-                                "-g",
-                                "-r",
-                                "64m.bin",
-                                "-l",
-                                "/dev/null",
-                                &ip,
-                            ],
-                        )
-                    })
-                    .collect(),
+            let lock = median_time(
+                &lab,
+                runs,
+                &[
+                    "atftp",
+                    "--option",
+                    "blksize 512",
+                    "-g",
+                    "-r",
+                    "64m.bin",
+                    "-l",
+                    "/dev/null",
+                    &ip,
+                ],
             );
-            let win = median(
-                (0..runs)
-                    .map(|_| {
-                        timed(
-                            &lab,
-                            &[
-                                "atftp",
-                                "--option",
-                                "blksize 512",
-                                "--option",
-                                "windowsize 16",
-                                "-g",
-                                "-r",
-                                "64m.bin",
-                                "-l",
-                                "/dev/null",
-                                &ip,
-                            ],
-                        )
-                    })
-                    .collect(),
+            let win = median_time(
+                &lab,
+                runs,
+                &[
+                    "atftp",
+                    "--option",
+                    "blksize 512",
+                    "--option",
+                    "windowsize 16",
+                    "-g",
+                    "-r",
+                    "64m.bin",
+                    "-l",
+                    "/dev/null",
+                    &ip,
+                ],
             );
             println!(
                 "atftp 64 MiB, blksize 512: lock-step {:.1} MB/s, windowsize 16 {:.1} MB/s — {:.1}×\n",
