@@ -172,7 +172,7 @@ fn timed(lab: &common::Lab, cmd: &[&str]) -> f64 {
 
 /// Median seconds of `runs` runs of a client command.
 fn median_time(lab: &common::Lab, runs: usize, cmd: &[&str]) -> f64 {
-    median_time(&lab, runs)
+    median((0..runs).map(|_| timed(lab, cmd)).collect())
 }
 
 /// `n` concurrent curl fetches of 8m.bin: (aggregate MB/s, failures, CPU s/GB).
