@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod bootfs;
 pub mod config;
+pub mod dhcp;
 pub mod event;
 pub mod ident;
 pub mod inventory;

@@ -2,3 +2,4 @@
 //! and template rendering shared by the DHCP and HTTP sides.
 
 pub mod arch;
+pub mod decide;

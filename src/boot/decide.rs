@@ -1,0 +1,237 @@
+//! What a machine gets: the decision from inventory and policy, and the
+//! first-stage loader for its firmware. Shared by DHCP (boot file) and HTTP
+//! (script), so both sides always agree.
+
+use std::net::Ipv4Addr;
+
+use super::arch::Firmware;
+use crate::config::UnknownPolicy;
+use crate::event::BootDecision;
+use crate::ident::{Mac, Uuid};
+use crate::inventory::{BootSpec, Inventory, Machine};
+
+/// Looks a client up (MAC first, then UUID) and applies the safety rules:
+/// known + `install: true` + something to boot → its profile; any other
+/// known machine → local disk; unknown → the configured policy.
+pub fn decide<'a>(
+    inv: &'a Inventory,
+    unknown: &UnknownPolicy,
+    mac: &Mac,
+    uuid: Option<&Uuid>,
+) -> (BootDecision, Option<&'a Machine>) {
+    let machine = inv
+        .by_mac(mac)
+        .or_else(|| uuid.and_then(|u| inv.by_uuid(u)));
+    let decision = match machine {
+        Some(m) => match (&m.boot, m.install) {
+            (Some(BootSpec::Local { .. }), _) | (None, _) | (_, false) => BootDecision::Local,
+            (Some(_), true) => BootDecision::Install {
+                profile: m.profile.clone().unwrap_or_else(|| "(inline)".into()),
+            },
+        },
+        None => match unknown {
+            UnknownPolicy::Ignore => BootDecision::Ignore,
+            UnknownPolicy::Hold => BootDecision::Hold,
+            UnknownPolicy::Discover { profile } => BootDecision::Discover {
+                profile: profile.clone(),
+            },
+        },
+    };
+    (decision, machine)
+}
+
+/// Where a client fetches its next stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootFile {
+    /// A file name on pxedeck's TFTP server.
+    Tftp(String),
+    /// An absolute `http://` URL with an IP literal.
+    Http(String),
+}
+
+impl BootFile {
+    pub fn name(&self) -> &str {
+        match self {
+            BootFile::Tftp(s) | BootFile::Http(s) => s,
+        }
+    }
+}
+
+/// Names of the iPXE builds pxedeck hands to each firmware. Debian's `ipxe`
+/// package provides the x86 ones; others are served where the boot root
+/// has them.
+pub const LOADER_BIOS: &str = "undionly.kpxe";
+pub const LOADER_UEFI_X64: &str = "ipxe.efi";
+pub const LOADER_UEFI_IA32: &str = "ipxe-i386.efi";
+pub const LOADER_ARM64: &str = "ipxe-arm64.efi";
+pub const LOADER_ARM32: &str = "ipxe-arm32.efi";
+/// The iPXE entry script every iPXE client is pointed at.
+pub const SCRIPT_PATH: &str = "boot.ipxe";
+
+/// The two-stage chainload: PXE firmware gets the iPXE binary for its
+/// architecture over TFTP, UEFI HTTP Boot gets an EFI binary over HTTP, and
+/// iPXE gets its script URL. `exists` says whether a loader is available
+/// (the boot root or the iPXE package has it). None: nothing to offer.
+pub fn first_stage(
+    firmware: Option<Firmware>,
+    ipxe: bool,
+    http_base: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Option<BootFile> {
+    if ipxe {
+        return Some(BootFile::Http(format!("{http_base}/{SCRIPT_PATH}")));
+    }
+    let (loader, http) = match firmware? {
+        Firmware::Bios => (LOADER_BIOS, false),
+        Firmware::UefiX64 => (LOADER_UEFI_X64, false),
+        Firmware::UefiIa32 => (LOADER_UEFI_IA32, false),
+        Firmware::UefiArm64 => (LOADER_ARM64, false),
+        Firmware::UefiArm32 => (LOADER_ARM32, false),
+        Firmware::HttpX64 => (LOADER_UEFI_X64, true),
+        Firmware::HttpArm64 => (LOADER_ARM64, true),
+        Firmware::HttpArm32 => (LOADER_ARM32, true),
+        Firmware::Other(_) => return None,
+    };
+    if !exists(loader) {
+        return None;
+    }
+    Some(if http {
+        BootFile::Http(format!("{http_base}/{loader}"))
+    } else {
+        BootFile::Tftp(loader.into())
+    })
+}
+
+/// The base URL of the boot HTTP server: an IP literal, because firmware
+/// that boots over HTTP may have no DNS.
+pub fn http_base(address: Ipv4Addr, port: u16) -> String {
+    if port == 80 {
+        format!("http://{address}")
+    } else {
+        format!("http://{address}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{LoadOptions, load};
+    use std::path::Path;
+
+    fn inv() -> Inventory {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes");
+        let loaded = load(&root, &LoadOptions::default());
+        assert!(loaded.is_ok());
+        loaded.inventory
+    }
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn decisions_follow_inventory_and_policy() {
+        let inv = inv();
+        let hold = UnknownPolicy::Hold;
+        let d = |m: &str, p: &UnknownPolicy| decide(&inv, p, &mac(m), None).0;
+        assert_eq!(
+            d("52:54:00:d0:00:01", &hold),
+            BootDecision::Install {
+                profile: "ubuntu-2404".into()
+            },
+            "dev-01: install true"
+        );
+        assert_eq!(
+            d("52:54:00:d0:00:03", &hold),
+            BootDecision::Local,
+            "dev-03: install false"
+        );
+        assert_eq!(
+            d("52:54:00:e0:00:05", &hold),
+            BootDecision::Local,
+            "prod-05: local profile, install absent"
+        );
+        assert_eq!(
+            d("52:54:00:e1:00:04", &hold),
+            BootDecision::Install {
+                profile: "talos-worker".into()
+            },
+            "prod-04's second NIC"
+        );
+        assert_eq!(d("52:54:00:99:99:99", &hold), BootDecision::Hold);
+        assert_eq!(
+            d("52:54:00:99:99:99", &UnknownPolicy::Ignore),
+            BootDecision::Ignore
+        );
+        assert_eq!(
+            d(
+                "52:54:00:99:99:99",
+                &UnknownPolicy::Discover {
+                    profile: "disc".into()
+                }
+            ),
+            BootDecision::Discover {
+                profile: "disc".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_mac_with_a_known_uuid_is_that_machine() {
+        let inv = inv();
+        let uuid: Uuid = "4c4c4544-0051-3010-8057-b4c04f4a4d01".parse().unwrap();
+        let (d, m) = decide(
+            &inv,
+            &UnknownPolicy::Hold,
+            &mac("02:00:00:00:00:01"),
+            Some(&uuid),
+        );
+        assert_eq!(m.unwrap().hostname, "prod-01");
+        assert_eq!(
+            d,
+            BootDecision::Install {
+                profile: "talos-worker".into()
+            }
+        );
+    }
+
+    #[test]
+    fn first_stage_per_firmware() {
+        let base = http_base("10.99.0.1".parse().unwrap(), 80);
+        let x86_only = |name: &str| [LOADER_BIOS, LOADER_UEFI_X64].contains(&name);
+        let f = |fw, ipxe| first_stage(fw, ipxe, &base, x86_only);
+        assert_eq!(
+            f(Some(Firmware::Bios), false),
+            Some(BootFile::Tftp("undionly.kpxe".into()))
+        );
+        assert_eq!(
+            f(Some(Firmware::UefiX64), false),
+            Some(BootFile::Tftp("ipxe.efi".into()))
+        );
+        assert_eq!(
+            f(Some(Firmware::HttpX64), false),
+            Some(BootFile::Http("http://10.99.0.1/ipxe.efi".into()))
+        );
+        assert_eq!(
+            f(Some(Firmware::UefiArm64), false),
+            None,
+            "no arm64 build in the boot root"
+        );
+        assert_eq!(f(Some(Firmware::Other(27)), false), None);
+        assert_eq!(
+            f(Some(Firmware::Bios), true),
+            Some(BootFile::Http("http://10.99.0.1/boot.ipxe".into())),
+            "iPXE goes to its script"
+        );
+        assert_eq!(
+            f(None, true),
+            Some(BootFile::Http("http://10.99.0.1/boot.ipxe".into()))
+        );
+        let with_arm = first_stage(Some(Firmware::UefiArm64), false, &base, |_| true);
+        assert_eq!(with_arm, Some(BootFile::Tftp("ipxe-arm64.efi".into())));
+        assert_eq!(
+            http_base("127.0.0.1".parse().unwrap(), 8080),
+            "http://127.0.0.1:8080"
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! What a DHCP request says about its client: message type, identity, and
+//! which kind of boot firmware sent it (PROTOCOLS.md, "Telling clients
+//! apart").
+
+use std::net::Ipv4Addr;
+
+use super::wire::{BOOTREQUEST, Packet, msg, opt};
+use crate::boot::arch::Firmware;
+use crate::event::DhcpMessage;
+use crate::ident::{Mac, Uuid};
+
+/// A client request, validated and classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub message: DhcpMessage,
+    pub xid: u32,
+    pub mac: Mac,
+    pub broadcast: bool,
+    pub ciaddr: Ipv4Addr,
+    /// The relay agent's address (giaddr), when relayed.
+    pub relay: Option<Ipv4Addr>,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub server_id: Option<Ipv4Addr>,
+    pub client_id: Option<Vec<u8>>,
+    pub hostname: Option<String>,
+    pub vendor_class: Option<String>,
+    /// Option 93 codes, in the client's order.
+    pub arch_codes: Vec<u16>,
+    pub firmware: Option<Firmware>,
+    /// Option 60 starts with `PXEClient` (PXE firmware, also iPXE).
+    pub pxe: bool,
+    /// Option 60 starts with `HTTPClient` (UEFI HTTP Boot).
+    pub http_boot: bool,
+    /// iPXE: user class `iPXE` (raw or RFC 3004 form) or option 175.
+    pub ipxe: bool,
+    /// Option 97, for echoing back verbatim.
+    pub guid_option: Option<Vec<u8>>,
+    pub uuid: Option<Uuid>,
+    /// The largest reply the client accepts (option 57), at least 548.
+    pub max_size: usize,
+    pub params: Vec<u8>,
+}
+
+impl Request {
+    /// Whether the client wants to network-boot at all.
+    pub fn is_boot_client(&self) -> bool {
+        self.pxe || self.http_boot || self.ipxe
+    }
+}
+
+/// Why a datagram was not a usable client request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    NotARequest,
+    NoMessageType,
+    /// A message type clients do not send (OFFER, ACK, NAK) — on the server
+    /// port these come from another server, see rogue detection.
+    ServerMessage(u8),
+    UnknownMessageType(u8),
+    NotEthernet,
+}
+
+impl Reject {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::NotARequest => "not_a_request",
+            Reject::NoMessageType => "no_message_type",
+            Reject::ServerMessage(_) => "server_message",
+            Reject::UnknownMessageType(_) => "unknown_message_type",
+            Reject::NotEthernet => "not_ethernet",
+        }
+    }
+}
+
+/// RFC 3004 user class: a list of length-prefixed strings. dhcpcd and
+/// others send it that way; iPXE sends the bare string. Accept both.
+fn user_class_has(value: &[u8], want: &[u8]) -> bool {
+    if value == want {
+        return true;
+    }
+    let mut rest = value;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        if len == 0 || tail.len() < len {
+            return false;
+        }
+        if &tail[..len] == want {
+            return true;
+        }
+        rest = &tail[len..];
+    }
+    false
+}
+
+fn ip(v: &[u8]) -> Option<Ipv4Addr> {
+    <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from)
+}
+
+/// Classifies a decoded packet as a client request.
+pub fn classify(p: &Packet) -> Result<Request, Reject> {
+    if p.op != BOOTREQUEST {
+        return match p.message_type() {
+            Some(t @ (msg::OFFER | msg::ACK | msg::NAK)) => Err(Reject::ServerMessage(t)),
+            _ => Err(Reject::NotARequest),
+        };
+    }
+    if p.htype != 1 || p.hlen != 6 {
+        return Err(Reject::NotEthernet);
+    }
+    let message = match p.message_type().ok_or(Reject::NoMessageType)? {
+        msg::DISCOVER => DhcpMessage::Discover,
+        msg::REQUEST => DhcpMessage::Request,
+        msg::DECLINE => DhcpMessage::Decline,
+        msg::RELEASE => DhcpMessage::Release,
+        msg::INFORM => DhcpMessage::Inform,
+        t @ (msg::OFFER | msg::ACK | msg::NAK) => return Err(Reject::ServerMessage(t)),
+        other => return Err(Reject::UnknownMessageType(other)),
+    };
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&p.chaddr[..6]);
+    let vendor_class = p
+        .option(opt::CLASS_ID)
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let class = vendor_class.as_deref().unwrap_or("");
+    let arch_codes: Vec<u16> = p
+        .option(opt::CLIENT_ARCH)
+        .map(|v| {
+            v.chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    let guid_option = p.option(opt::CLIENT_GUID).map(<[u8]>::to_vec);
+    // Option 97: type 0 followed by the 16-byte UUID.
+    let uuid = guid_option
+        .as_deref()
+        .filter(|g| g.len() == 17 && g[0] == 0)
+        .and_then(|g| <[u8; 16]>::try_from(&g[1..]).ok())
+        .filter(|u| u.iter().any(|&b| b != 0) && u.iter().any(|&b| b != 0xff))
+        .map(Uuid);
+    let max_size = p
+        .option(opt::MAX_SIZE)
+        .and_then(|v| <[u8; 2]>::try_from(v).ok())
+        .map_or(super::wire::MIN_MESSAGE, |b| {
+            usize::from(u16::from_be_bytes(b))
+        })
+        .max(super::wire::MIN_MESSAGE);
+    Ok(Request {
+        message,
+        xid: p.xid,
+        mac: Mac(mac),
+        broadcast: p.broadcast_flag(),
+        ciaddr: p.ciaddr,
+        relay: (!p.giaddr.is_unspecified()).then_some(p.giaddr),
+        requested_ip: p.option(opt::REQUESTED_IP).and_then(ip),
+        server_id: p.option(opt::SERVER_ID).and_then(ip),
+        client_id: p.option(opt::CLIENT_ID).map(<[u8]>::to_vec),
+        hostname: p
+            .option(opt::HOSTNAME)
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
+        firmware: Firmware::from_codes(&arch_codes),
+        pxe: class.starts_with("PXEClient"),
+        http_boot: class.starts_with("HTTPClient"),
+        ipxe: p
+            .option(opt::USER_CLASS)
+            .is_some_and(|v| user_class_has(v, b"iPXE"))
+            || p.option(opt::IPXE_ENCAP).is_some(),
+        vendor_class,
+        arch_codes,
+        guid_option,
+        uuid,
+        max_size,
+        params: p
+            .option(opt::PARAMS)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dhcp::wire::tests::discover;
+
+    fn with(f: impl FnOnce(&mut Packet)) -> Result<Request, Reject> {
+        let mut p = discover();
+        f(&mut p);
+        classify(&Packet::decode(&p.encode()).unwrap())
+    }
+
+    #[test]
+    fn uefi_pxe_firmware() {
+        let r = with(|_| {}).unwrap();
+        assert_eq!(
+            (r.message, r.firmware, r.pxe, r.http_boot, r.ipxe),
+            (
+                DhcpMessage::Discover,
+                Some(Firmware::UefiX64),
+                true,
+                false,
+                false
+            )
+        );
+        assert_eq!(r.arch_codes, vec![7, 9]);
+        assert_eq!(r.mac.to_string(), "52:54:00:12:34:56");
+        assert!(r.broadcast && r.is_boot_client());
+    }
+
+    #[test]
+    fn ipxe_by_user_class_raw_or_rfc3004_or_option_175() {
+        assert!(
+            with(|p| p.set_option(opt::USER_CLASS, b"iPXE".to_vec()))
+                .unwrap()
+                .ipxe
+        );
+        assert!(
+            with(|p| p.set_option(opt::USER_CLASS, b"\x04iPXE".to_vec()))
+                .unwrap()
+                .ipxe
+        );
+        assert!(
+            with(|p| p.set_option(opt::USER_CLASS, b"\x03foo\x04iPXE".to_vec()))
+                .unwrap()
+                .ipxe
+        );
+        assert!(
+            with(|p| p.set_option(opt::IPXE_ENCAP, vec![1, 1, 1]))
+                .unwrap()
+                .ipxe
+        );
+        assert!(
+            !with(|p| p.set_option(opt::USER_CLASS, b"\x09iPXE-fake".to_vec()))
+                .unwrap()
+                .ipxe
+        );
+        assert!(
+            !with(|p| p.set_option(opt::USER_CLASS, b"\x09iP".to_vec()))
+                .unwrap()
+                .ipxe,
+            "truncated RFC 3004 list"
+        );
+    }
+
+    #[test]
+    fn http_boot_and_arm64() {
+        let r = with(|p| {
+            p.set_option(opt::CLASS_ID, b"HTTPClient:Arch:00016:UNDI:003001".to_vec());
+            p.set_option(opt::CLIENT_ARCH, [0, 16]);
+        })
+        .unwrap();
+        assert!(r.http_boot && !r.pxe);
+        assert_eq!(r.firmware, Some(Firmware::HttpX64));
+        let r = with(|p| p.set_option(opt::CLIENT_ARCH, [0, 11])).unwrap();
+        assert_eq!(r.firmware, Some(Firmware::UefiArm64));
+    }
+
+    #[test]
+    fn guid_relay_and_requested_ip() {
+        let mut guid = vec![0u8];
+        guid.extend(1..=16u8);
+        let r = with(|p| {
+            p.set_option(opt::CLIENT_GUID, guid.clone());
+            p.giaddr = "10.98.0.1".parse().unwrap();
+            p.set_option(opt::REQUESTED_IP, [10, 98, 0, 50]);
+            p.set_option(opt::MAX_SIZE, 1500u16.to_be_bytes());
+        })
+        .unwrap();
+        assert_eq!(
+            r.uuid.unwrap().to_string(),
+            "01020304-0506-0708-090a-0b0c0d0e0f10"
+        );
+        assert_eq!(r.guid_option, Some(guid));
+        assert_eq!(r.relay, Some("10.98.0.1".parse().unwrap()));
+        assert_eq!(r.requested_ip, Some("10.98.0.50".parse().unwrap()));
+        assert_eq!(r.max_size, 1500);
+        // An all-zero GUID is a ROM that has none: no identity.
+        assert_eq!(
+            with(|p| p.set_option(opt::CLIENT_GUID, vec![0u8; 17]))
+                .unwrap()
+                .uuid,
+            None
+        );
+    }
+
+    #[test]
+    fn a_plain_dhcp_client_is_not_a_boot_client() {
+        let r = with(|p| {
+            p.options.retain(|(c, _)| *c == opt::MESSAGE_TYPE);
+        })
+        .unwrap();
+        assert!(!r.is_boot_client());
+        assert_eq!(r.firmware, None);
+    }
+
+    #[test]
+    fn rejections() {
+        assert_eq!(with(|p| p.options.clear()), Err(Reject::NoMessageType));
+        assert_eq!(with(|p| p.hlen = 8), Err(Reject::NotEthernet));
+        assert_eq!(
+            with(|p| p.set_option(opt::MESSAGE_TYPE, [42])),
+            Err(Reject::UnknownMessageType(42))
+        );
+        assert_eq!(
+            with(|p| {
+                p.op = 2;
+                p.set_option(opt::MESSAGE_TYPE, [msg::OFFER]);
+            }),
+            Err(Reject::ServerMessage(msg::OFFER))
+        );
+    }
+}
