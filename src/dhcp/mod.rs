@@ -2,4 +2,5 @@
 //! the PXE specification).
 
 pub mod classify;
+pub mod leases;
 pub mod wire;

@@ -1,0 +1,434 @@
+//! Address allocation: pools, static reservations, offers and bindings.
+//!
+//! Pure and clock-free (times are passed in). Invariants, tested with
+//! proptest: an address is held by at most one MAC; a MAC holds at most one
+//! address; an address reserved for a machine in the inventory is never
+//! given to anyone else. Dynamic addresses are stable per MAC: a client gets
+//! its previous address back, and a new client starts its search at a point
+//! derived from its MAC, so even a lost lease file hands out the same
+//! addresses again.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Pool;
+use crate::event::Millis;
+use crate::ident::Mac;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    /// Offered, not yet requested: held briefly so two DISCOVERs do not
+    /// get the same address.
+    Offered,
+    Bound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub ip: Ipv4Addr,
+    pub mac: Mac,
+    pub state: LeaseState,
+    pub expires: Millis,
+    /// A static reservation from the inventory.
+    pub fixed: bool,
+}
+
+/// Who an address is reserved for, from the inventory's `ip:` keys.
+pub trait Reservations {
+    fn reserved_for(&self, ip: Ipv4Addr) -> Option<Mac>;
+    fn reservation_of(&self, mac: &Mac) -> Option<Ipv4Addr>;
+}
+
+impl Reservations for HashMap<Mac, Ipv4Addr> {
+    fn reserved_for(&self, ip: Ipv4Addr) -> Option<Mac> {
+        self.iter().find(|(_, r)| **r == ip).map(|(m, _)| *m)
+    }
+    fn reservation_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
+        self.get(mac).copied()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseError {
+    /// The address is held by another MAC.
+    Taken {
+        by: Mac,
+    },
+    /// The address is reserved for another machine.
+    Reserved {
+        for_mac: Mac,
+    },
+    OutsidePool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LeaseTable {
+    by_ip: HashMap<Ipv4Addr, Lease>,
+    by_mac: HashMap<Mac, Ipv4Addr>,
+    /// The last address each MAC had, kept after expiry for stability.
+    last: HashMap<Mac, Ipv4Addr>,
+    /// Declined addresses, unusable until the given time.
+    quarantine: HashMap<Ipv4Addr, Millis>,
+}
+
+fn start_offset(mac: &Mac, len: u32) -> u32 {
+    let mut h = DefaultHasher::new();
+    mac.hash(&mut h);
+    (h.finish() % u64::from(len)) as u32
+}
+
+impl LeaseTable {
+    pub fn get(&self, ip: Ipv4Addr) -> Option<&Lease> {
+        self.by_ip.get(&ip)
+    }
+
+    pub fn of_mac(&self, mac: &Mac) -> Option<&Lease> {
+        self.by_mac.get(mac).and_then(|ip| self.by_ip.get(ip))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Lease> {
+        self.by_ip.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    /// Bound and offered addresses in a pool's range.
+    pub fn used_in(&self, pool: &Pool) -> usize {
+        self.by_ip
+            .keys()
+            .filter(|ip| pool.range_contains(**ip))
+            .count()
+    }
+
+    /// Whether `mac` may take `ip` now.
+    fn usable(
+        &self,
+        ip: Ipv4Addr,
+        mac: &Mac,
+        reservations: &dyn Reservations,
+        now: Millis,
+    ) -> Result<(), LeaseError> {
+        if let Some(l) = self.by_ip.get(&ip)
+            && l.mac != *mac
+            && l.expires > now
+        {
+            return Err(LeaseError::Taken { by: l.mac });
+        }
+        if let Some(owner) = reservations.reserved_for(ip)
+            && owner != *mac
+        {
+            return Err(LeaseError::Reserved { for_mac: owner });
+        }
+        if self.quarantine.get(&ip).is_some_and(|&until| until > now) {
+            return Err(LeaseError::Taken { by: Mac::default() });
+        }
+        Ok(())
+    }
+
+    /// Picks the address for `mac` in `pool`: its reservation, its current
+    /// or last address, the address it asks for, else the first free one
+    /// from a MAC-derived starting point. None when the pool is exhausted.
+    pub fn choose(
+        &self,
+        pool: &Pool,
+        mac: &Mac,
+        requested: Option<Ipv4Addr>,
+        reservations: &dyn Reservations,
+        now: Millis,
+    ) -> Option<Ipv4Addr> {
+        if let Some(fixed) = reservations
+            .reservation_of(mac)
+            .filter(|ip| pool.contains(*ip))
+        {
+            return self
+                .usable(fixed, mac, reservations, now)
+                .is_ok()
+                .then_some(fixed);
+        }
+        let mine = [
+            self.by_mac.get(mac).copied(),
+            self.last.get(mac).copied(),
+            requested,
+        ];
+        for ip in mine.into_iter().flatten() {
+            if pool.range_contains(ip) && self.usable(ip, mac, reservations, now).is_ok() {
+                return Some(ip);
+            }
+        }
+        let len = pool.range_len();
+        let start = u32::from(pool.range_start);
+        let offset = start_offset(mac, len);
+        (0..len)
+            .map(|i| Ipv4Addr::from(start + (offset + i) % len))
+            .find(|&ip| self.usable(ip, mac, reservations, now).is_ok())
+    }
+
+    /// Records an offer or a binding of `ip` to `mac` until `expires`.
+    /// Whatever `mac` held before is let go.
+    pub fn hold(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: Mac,
+        state: LeaseState,
+        expires: Millis,
+        fixed: bool,
+        reservations: &dyn Reservations,
+        now: Millis,
+    ) -> Result<(), LeaseError> {
+        self.usable(ip, &mac, reservations, now)?;
+        if let Some(old) = self.by_ip.get(&ip)
+            && old.mac != mac
+        {
+            // Expired lease of someone else: reclaim it.
+            self.by_mac.remove(&old.mac);
+        }
+        if let Some(prev) = self.by_mac.insert(mac, ip)
+            && prev != ip
+        {
+            self.by_ip.remove(&prev);
+        }
+        self.by_ip.insert(
+            ip,
+            Lease {
+                ip,
+                mac,
+                state,
+                expires,
+                fixed,
+            },
+        );
+        self.last.insert(mac, ip);
+        Ok(())
+    }
+
+    /// The client gave its address back (DHCPRELEASE, or an operator).
+    pub fn release(&mut self, ip: Ipv4Addr, mac: &Mac) -> Option<Lease> {
+        if self.by_ip.get(&ip).is_some_and(|l| l.mac == *mac) {
+            self.by_mac.remove(mac);
+            return self.by_ip.remove(&ip);
+        }
+        None
+    }
+
+    /// The client found the address in use (DHCPDECLINE): quarantine it.
+    pub fn decline(&mut self, ip: Ipv4Addr, mac: &Mac, until: Millis) {
+        self.release(ip, mac);
+        self.last.remove(mac);
+        self.quarantine.insert(ip, until);
+    }
+
+    /// Removes leases past their expiry and returns them.
+    pub fn expire(&mut self, now: Millis) -> Vec<Lease> {
+        let gone: Vec<Ipv4Addr> = self
+            .by_ip
+            .values()
+            .filter(|l| l.expires <= now)
+            .map(|l| l.ip)
+            .collect();
+        self.quarantine.retain(|_, until| *until > now);
+        gone.into_iter()
+            .filter_map(|ip| {
+                let l = self.by_ip.remove(&ip)?;
+                self.by_mac.remove(&l.mac);
+                Some(l)
+            })
+            .collect()
+    }
+
+    /// Restores a lease read from disk (no checks beyond consistency: the
+    /// last record for an address or a MAC wins).
+    pub fn restore(&mut self, lease: Lease) {
+        if let Some(old) = self.by_ip.remove(&lease.ip) {
+            self.by_mac.remove(&old.mac);
+        }
+        if let Some(prev) = self.by_mac.insert(lease.mac, lease.ip) {
+            self.by_ip.remove(&prev);
+        }
+        self.last.insert(lease.mac, lease.ip);
+        self.by_ip.insert(lease.ip, lease);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pool(range: (u8, u8)) -> Pool {
+        crate::config::Config::from_text(
+            &format!(
+                "dhcp:\n  pools:\n    - subnet: 10.1.0.0/24\n      range: 10.1.0.{}-10.1.0.{}\n",
+                range.0, range.1
+            ),
+            None,
+        )
+        .unwrap()
+        .dhcp
+        .pools
+        .remove(0)
+    }
+
+    fn mac(n: u8) -> Mac {
+        Mac([2, 0, 0, 0, 0, n])
+    }
+
+    fn none() -> HashMap<Mac, Ipv4Addr> {
+        HashMap::new()
+    }
+
+    #[test]
+    fn a_client_gets_the_same_address_back() {
+        let p = pool((10, 200));
+        let mut t = LeaseTable::default();
+        let ip = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
+        t.hold(ip, mac(1), LeaseState::Bound, 1000, false, &none(), 0)
+            .unwrap();
+        assert_eq!(t.choose(&p, &mac(1), None, &none(), 10), Some(ip));
+        t.expire(5000);
+        assert!(t.is_empty());
+        assert_eq!(
+            t.choose(&p, &mac(1), None, &none(), 5000),
+            Some(ip),
+            "after expiry too"
+        );
+        // Even with no history (a lost lease file) the search starts at the same point.
+        assert_eq!(
+            LeaseTable::default().choose(&p, &mac(1), None, &none(), 0),
+            Some(ip)
+        );
+    }
+
+    #[test]
+    fn reservations_win_and_are_never_given_away() {
+        let p = pool((10, 12));
+        let mut res = HashMap::new();
+        res.insert(mac(9), "10.1.0.11".parse().unwrap());
+        let mut t = LeaseTable::default();
+        for n in 1..=2 {
+            let ip = t
+                .choose(&p, &mac(n), Some("10.1.0.11".parse().unwrap()), &res, 0)
+                .unwrap();
+            assert_ne!(ip, "10.1.0.11".parse::<Ipv4Addr>().unwrap());
+            t.hold(ip, mac(n), LeaseState::Bound, 100, false, &res, 0)
+                .unwrap();
+        }
+        assert_eq!(
+            t.choose(&p, &mac(3), None, &res, 0),
+            None,
+            "pool exhausted: the reserved address is not free"
+        );
+        assert_eq!(
+            t.choose(&p, &mac(9), None, &res, 0),
+            Some("10.1.0.11".parse().unwrap())
+        );
+        assert_eq!(
+            t.hold(
+                "10.1.0.11".parse().unwrap(),
+                mac(3),
+                LeaseState::Bound,
+                100,
+                false,
+                &res,
+                0
+            ),
+            Err(LeaseError::Reserved { for_mac: mac(9) })
+        );
+    }
+
+    #[test]
+    fn declined_addresses_are_quarantined() {
+        let p = pool((10, 11));
+        let mut t = LeaseTable::default();
+        let ip = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
+        t.hold(ip, mac(1), LeaseState::Bound, 100, false, &none(), 0)
+            .unwrap();
+        t.decline(ip, &mac(1), 1000);
+        let next = t.choose(&p, &mac(1), None, &none(), 10).unwrap();
+        assert_ne!(next, ip);
+        assert_eq!(
+            t.choose(&p, &mac(1), Some(ip), &none(), 2000),
+            Some(ip),
+            "usable again after the quarantine"
+        );
+    }
+
+    #[test]
+    fn expired_leases_are_reclaimed() {
+        let p = pool((10, 10));
+        let mut t = LeaseTable::default();
+        t.hold(
+            "10.1.0.10".parse().unwrap(),
+            mac(1),
+            LeaseState::Bound,
+            100,
+            false,
+            &none(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(t.choose(&p, &mac(2), None, &none(), 50), None);
+        assert_eq!(
+            t.choose(&p, &mac(2), None, &none(), 150),
+            Some("10.1.0.10".parse().unwrap())
+        );
+        t.hold(
+            "10.1.0.10".parse().unwrap(),
+            mac(2),
+            LeaseState::Bound,
+            300,
+            false,
+            &none(),
+            150,
+        )
+        .unwrap();
+        assert_eq!(t.of_mac(&mac(1)), None);
+        assert_eq!(
+            t.of_mac(&mac(2)).unwrap().ip,
+            "10.1.0.10".parse::<Ipv4Addr>().unwrap()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn no_address_is_ever_held_by_two_macs(ops in proptest::collection::vec((0u8..4, 1u8..12, 0u64..50), 1..300)) {
+            let p = pool((10, 17));
+            let mut res = HashMap::new();
+            res.insert(mac(11), "10.1.0.12".parse().unwrap());
+            let mut t = LeaseTable::default();
+            let mut now = 0;
+            for (op, m, dt) in ops {
+                now += dt;
+                let who = mac(m);
+                match op {
+                    0 | 1 => {
+                        if let Some(ip) = t.choose(&p, &who, None, &res, now) {
+                            let state = if op == 0 { LeaseState::Offered } else { LeaseState::Bound };
+                            prop_assert!(t.hold(ip, who, state, now + 100, false, &res, now).is_ok());
+                        }
+                    }
+                    2 => { if let Some(l) = t.of_mac(&who).cloned() { t.release(l.ip, &who); } }
+                    _ => { t.expire(now); }
+                }
+                let mut seen = HashMap::new();
+                for l in t.iter() {
+                    prop_assert!(seen.insert(l.mac, l.ip).is_none(), "a MAC holds two addresses");
+                    prop_assert_eq!(t.by_mac.get(&l.mac), Some(&l.ip));
+                    if l.ip == "10.1.0.12".parse::<Ipv4Addr>().unwrap() {
+                        prop_assert_eq!(l.mac, mac(11));
+                    }
+                }
+                prop_assert_eq!(t.by_mac.len(), t.by_ip.len());
+            }
+        }
+    }
+}
