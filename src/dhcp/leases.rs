@@ -177,14 +177,11 @@ impl LeaseTable {
     /// Whatever `mac` held before is let go.
     pub fn hold(
         &mut self,
-        ip: Ipv4Addr,
-        mac: Mac,
-        state: LeaseState,
-        expires: Millis,
-        fixed: bool,
+        lease: Lease,
         reservations: &dyn Reservations,
         now: Millis,
     ) -> Result<(), LeaseError> {
+        let (ip, mac) = (lease.ip, lease.mac);
         self.usable(ip, &mac, reservations, now)?;
         if let Some(old) = self.by_ip.get(&ip)
             && old.mac != mac
@@ -197,16 +194,7 @@ impl LeaseTable {
         {
             self.by_ip.remove(&prev);
         }
-        self.by_ip.insert(
-            ip,
-            Lease {
-                ip,
-                mac,
-                state,
-                expires,
-                fixed,
-            },
-        );
+        self.by_ip.insert(ip, lease);
         self.last.insert(mac, ip);
         Ok(())
     }
@@ -282,6 +270,20 @@ mod tests {
         Mac([2, 0, 0, 0, 0, n])
     }
 
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn bound(ip: Ipv4Addr, mac: Mac, expires: Millis) -> Lease {
+        Lease {
+            ip,
+            mac,
+            state: LeaseState::Bound,
+            expires,
+            fixed: false,
+        }
+    }
+
     fn none() -> HashMap<Mac, Ipv4Addr> {
         HashMap::new()
     }
@@ -290,21 +292,20 @@ mod tests {
     fn a_client_gets_the_same_address_back() {
         let p = pool((10, 200));
         let mut t = LeaseTable::default();
-        let ip = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
-        t.hold(ip, mac(1), LeaseState::Bound, 1000, false, &none(), 0)
-            .unwrap();
-        assert_eq!(t.choose(&p, &mac(1), None, &none(), 10), Some(ip));
+        let got = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
+        t.hold(bound(got, mac(1), 1000), &none(), 0).unwrap();
+        assert_eq!(t.choose(&p, &mac(1), None, &none(), 10), Some(got));
         t.expire(5000);
         assert!(t.is_empty());
         assert_eq!(
             t.choose(&p, &mac(1), None, &none(), 5000),
-            Some(ip),
+            Some(got),
             "after expiry too"
         );
         // Even with no history (a lost lease file) the search starts at the same point.
         assert_eq!(
             LeaseTable::default().choose(&p, &mac(1), None, &none(), 0),
-            Some(ip)
+            Some(got)
         );
     }
 
@@ -312,35 +313,23 @@ mod tests {
     fn reservations_win_and_are_never_given_away() {
         let p = pool((10, 12));
         let mut res = HashMap::new();
-        res.insert(mac(9), "10.1.0.11".parse().unwrap());
+        res.insert(mac(9), ip("10.1.0.11"));
         let mut t = LeaseTable::default();
         for n in 1..=2 {
-            let ip = t
-                .choose(&p, &mac(n), Some("10.1.0.11".parse().unwrap()), &res, 0)
+            let got = t
+                .choose(&p, &mac(n), Some(ip("10.1.0.11")), &res, 0)
                 .unwrap();
-            assert_ne!(ip, "10.1.0.11".parse::<Ipv4Addr>().unwrap());
-            t.hold(ip, mac(n), LeaseState::Bound, 100, false, &res, 0)
-                .unwrap();
+            assert_ne!(got, ip("10.1.0.11"));
+            t.hold(bound(got, mac(n), 100), &res, 0).unwrap();
         }
         assert_eq!(
             t.choose(&p, &mac(3), None, &res, 0),
             None,
             "pool exhausted: the reserved address is not free"
         );
+        assert_eq!(t.choose(&p, &mac(9), None, &res, 0), Some(ip("10.1.0.11")));
         assert_eq!(
-            t.choose(&p, &mac(9), None, &res, 0),
-            Some("10.1.0.11".parse().unwrap())
-        );
-        assert_eq!(
-            t.hold(
-                "10.1.0.11".parse().unwrap(),
-                mac(3),
-                LeaseState::Bound,
-                100,
-                false,
-                &res,
-                0
-            ),
+            t.hold(bound(ip("10.1.0.11"), mac(3), 100), &res, 0),
             Err(LeaseError::Reserved { for_mac: mac(9) })
         );
     }
@@ -349,15 +338,13 @@ mod tests {
     fn declined_addresses_are_quarantined() {
         let p = pool((10, 11));
         let mut t = LeaseTable::default();
-        let ip = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
-        t.hold(ip, mac(1), LeaseState::Bound, 100, false, &none(), 0)
-            .unwrap();
-        t.decline(ip, &mac(1), 1000);
-        let next = t.choose(&p, &mac(1), None, &none(), 10).unwrap();
-        assert_ne!(next, ip);
+        let first = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
+        t.hold(bound(first, mac(1), 100), &none(), 0).unwrap();
+        t.decline(first, &mac(1), 1000);
+        assert_ne!(t.choose(&p, &mac(1), None, &none(), 10), Some(first));
         assert_eq!(
-            t.choose(&p, &mac(1), Some(ip), &none(), 2000),
-            Some(ip),
+            t.choose(&p, &mac(1), Some(first), &none(), 2000),
+            Some(first),
             "usable again after the quarantine"
         );
     }
@@ -366,36 +353,17 @@ mod tests {
     fn expired_leases_are_reclaimed() {
         let p = pool((10, 10));
         let mut t = LeaseTable::default();
-        t.hold(
-            "10.1.0.10".parse().unwrap(),
-            mac(1),
-            LeaseState::Bound,
-            100,
-            false,
-            &none(),
-            0,
-        )
-        .unwrap();
+        t.hold(bound(ip("10.1.0.10"), mac(1), 100), &none(), 0)
+            .unwrap();
         assert_eq!(t.choose(&p, &mac(2), None, &none(), 50), None);
         assert_eq!(
             t.choose(&p, &mac(2), None, &none(), 150),
-            Some("10.1.0.10".parse().unwrap())
+            Some(ip("10.1.0.10"))
         );
-        t.hold(
-            "10.1.0.10".parse().unwrap(),
-            mac(2),
-            LeaseState::Bound,
-            300,
-            false,
-            &none(),
-            150,
-        )
-        .unwrap();
+        t.hold(bound(ip("10.1.0.10"), mac(2), 300), &none(), 150)
+            .unwrap();
         assert_eq!(t.of_mac(&mac(1)), None);
-        assert_eq!(
-            t.of_mac(&mac(2)).unwrap().ip,
-            "10.1.0.10".parse::<Ipv4Addr>().unwrap()
-        );
+        assert_eq!(t.of_mac(&mac(2)).unwrap().ip, ip("10.1.0.10"));
     }
 
     proptest! {
@@ -403,7 +371,7 @@ mod tests {
         fn no_address_is_ever_held_by_two_macs(ops in proptest::collection::vec((0u8..4, 1u8..12, 0u64..50), 1..300)) {
             let p = pool((10, 17));
             let mut res = HashMap::new();
-            res.insert(mac(11), "10.1.0.12".parse().unwrap());
+            res.insert(mac(11), ip("10.1.0.12"));
             let mut t = LeaseTable::default();
             let mut now = 0;
             for (op, m, dt) in ops {
@@ -411,19 +379,26 @@ mod tests {
                 let who = mac(m);
                 match op {
                     0 | 1 => {
-                        if let Some(ip) = t.choose(&p, &who, None, &res, now) {
+                        if let Some(got) = t.choose(&p, &who, None, &res, now) {
                             let state = if op == 0 { LeaseState::Offered } else { LeaseState::Bound };
-                            prop_assert!(t.hold(ip, who, state, now + 100, false, &res, now).is_ok());
+                            let lease = Lease { ip: got, mac: who, state, expires: now + 100, fixed: false };
+                            prop_assert!(t.hold(lease, &res, now).is_ok());
                         }
                     }
-                    2 => { if let Some(l) = t.of_mac(&who).cloned() { t.release(l.ip, &who); } }
-                    _ => { t.expire(now); }
+                    2 => {
+                        if let Some(l) = t.of_mac(&who).cloned() {
+                            t.release(l.ip, &who);
+                        }
+                    }
+                    _ => {
+                        t.expire(now);
+                    }
                 }
                 let mut seen = HashMap::new();
                 for l in t.iter() {
                     prop_assert!(seen.insert(l.mac, l.ip).is_none(), "a MAC holds two addresses");
                     prop_assert_eq!(t.by_mac.get(&l.mac), Some(&l.ip));
-                    if l.ip == "10.1.0.12".parse::<Ipv4Addr>().unwrap() {
+                    if l.ip == ip("10.1.0.12") {
                         prop_assert_eq!(l.mac, mac(11));
                     }
                 }
