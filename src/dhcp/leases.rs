@@ -173,7 +173,7 @@ impl LeaseTable {
             .find(|&ip| self.usable(ip, mac, reservations, now).is_ok())
     }
 
-    /// Records an offer or a binding of `ip` to `mac` until `expires`.
+    /// Records `lease` (an offer or a binding) of its address to its MAC.
     /// Whatever `mac` held before is let go.
     pub fn hold(
         &mut self,
