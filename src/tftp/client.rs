@@ -61,10 +61,10 @@ pub async fn fetch(
     filename: &str,
     opts: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
-    let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse().unwrap()
+    let bind = if server.is_ipv4() {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
     } else {
-        "[::]:0".parse().unwrap()
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     };
     let socket = UdpSocket::bind(bind).await?;
     let mut asked: Vec<(String, String)> = Vec::new();
