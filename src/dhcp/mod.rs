@@ -3,4 +3,5 @@
 
 pub mod classify;
 pub mod leases;
+pub mod store;
 pub mod wire;
