@@ -39,16 +39,33 @@ pub struct Lease {
 
 /// Who an address is reserved for, from the inventory's `ip:` keys.
 pub trait Reservations {
-    fn reserved_for(&self, ip: Ipv4Addr) -> Option<Mac>;
+    /// The owner of `ip` when it is reserved for a machine other than the
+    /// one with `mac` (a machine with two NICs owns its address on both).
+    fn reserved_for_other(&self, ip: Ipv4Addr, mac: &Mac) -> Option<Mac>;
     fn reservation_of(&self, mac: &Mac) -> Option<Ipv4Addr>;
 }
 
 impl Reservations for HashMap<Mac, Ipv4Addr> {
-    fn reserved_for(&self, ip: Ipv4Addr) -> Option<Mac> {
-        self.iter().find(|(_, r)| **r == ip).map(|(m, _)| *m)
+    fn reserved_for_other(&self, ip: Ipv4Addr, mac: &Mac) -> Option<Mac> {
+        let owners: Vec<Mac> = self
+            .iter()
+            .filter(|(_, r)| **r == ip)
+            .map(|(m, _)| *m)
+            .collect();
+        (!owners.is_empty() && !owners.contains(mac)).then(|| owners[0])
     }
     fn reservation_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
         self.get(mac).copied()
+    }
+}
+
+impl Reservations for crate::inventory::Inventory {
+    fn reserved_for_other(&self, ip: Ipv4Addr, mac: &Mac) -> Option<Mac> {
+        let owner = self.by_ip(ip)?;
+        (!owner.macs.contains(mac)).then(|| owner.macs.first().copied().unwrap_or_default())
+    }
+    fn reservation_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
+        self.by_mac(mac).and_then(|m| m.ip)
     }
 }
 
@@ -124,9 +141,7 @@ impl LeaseTable {
         {
             return Err(LeaseError::Taken { by: l.mac });
         }
-        if let Some(owner) = reservations.reserved_for(ip)
-            && owner != *mac
-        {
+        if let Some(owner) = reservations.reserved_for_other(ip, mac) {
             return Err(LeaseError::Reserved { for_mac: owner });
         }
         if self.quarantine.get(&ip).is_some_and(|&until| until > now) {

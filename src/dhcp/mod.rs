@@ -2,6 +2,7 @@
 //! the PXE specification).
 
 pub mod classify;
+pub mod handler;
 pub mod leases;
 pub mod store;
 pub mod wire;
