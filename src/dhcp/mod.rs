@@ -4,5 +4,6 @@
 pub mod classify;
 pub mod handler;
 pub mod leases;
+pub mod server;
 pub mod store;
 pub mod wire;

@@ -100,6 +100,34 @@ impl LeaseStore {
         Ok(())
     }
 
+    /// Persists several changes with one sync (group commit): the socket
+    /// loop decides a batch of requests, commits, then sends the replies.
+    pub fn commit(
+        &mut self,
+        changes: &[super::handler::Persist],
+        table: &LeaseTable,
+    ) -> std::io::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for change in changes {
+            let record = match change {
+                super::handler::Persist::Bind(l) => Record::Bind(l.clone()),
+                super::handler::Persist::Release(l) => Record::Release {
+                    ip: l.ip,
+                    mac: l.mac,
+                },
+            };
+            buf.extend(serde_json::to_vec(&record).map_err(std::io::Error::other)?);
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf)?;
+        self.file.sync_data()?;
+        self.records += changes.len();
+        self.maybe_compact(table)
+    }
+
     /// Persists a binding. Call before sending the DHCPACK.
     pub fn bind(&mut self, lease: &Lease, table: &LeaseTable) -> std::io::Result<()> {
         debug_assert_eq!(lease.state, LeaseState::Bound);

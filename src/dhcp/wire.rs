@@ -188,6 +188,32 @@ impl Packet {
         Ok(p)
     }
 
+    /// A client request with the given type (for the simulator and tests):
+    /// broadcast flag set, no options but the message type.
+    pub fn client_request(mac: [u8; 6], xid: u32, message_type: u8) -> Packet {
+        let mut chaddr = [0u8; 16];
+        chaddr[..6].copy_from_slice(&mac);
+        let mut p = Packet {
+            op: BOOTREQUEST,
+            htype: 1,
+            hlen: 6,
+            hops: 0,
+            xid,
+            secs: 0,
+            flags: 0x8000,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            siaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: Ipv4Addr::UNSPECIFIED,
+            chaddr,
+            sname: vec![0; 64],
+            file: vec![0; 128],
+            options: Vec::new(),
+        };
+        p.set_option(opt::MESSAGE_TYPE, [message_type]);
+        p
+    }
+
     pub fn option(&self, code: u8) -> Option<&[u8]> {
         self.options
             .iter()
@@ -272,26 +298,12 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn discover() -> Packet {
-        let mut chaddr = [0u8; 16];
-        chaddr[..6].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
-        let mut p = Packet {
-            op: BOOTREQUEST,
-            htype: 1,
-            hlen: 6,
-            hops: 0,
-            xid: 0xdead_beef,
-            secs: 4,
-            flags: 0x8000,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            yiaddr: Ipv4Addr::UNSPECIFIED,
-            siaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: Ipv4Addr::UNSPECIFIED,
-            chaddr,
-            sname: vec![0; 64],
-            file: vec![0; 128],
-            options: Vec::new(),
-        };
-        p.set_option(opt::MESSAGE_TYPE, [msg::DISCOVER]);
+        let mut p = Packet::client_request(
+            [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            0xdead_beef,
+            msg::DISCOVER,
+        );
+        p.secs = 4;
         p.set_option(opt::CLASS_ID, b"PXEClient:Arch:00007:UNDI:003016".to_vec());
         p.set_option(opt::CLIENT_ARCH, [0, 7, 0, 9]);
         p
