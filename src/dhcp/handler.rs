@@ -600,90 +600,59 @@ mod tests {
         );
     }
 
+    /// The offer every case below expects for dev-01 (reserved 10.99.0.21):
+    /// the boot file in both places, the class, and whether option 43 is set.
+    fn offer_for_dev01(file: &str, class: &str, option_43: bool) -> Summary {
+        let file = file.to_string();
+        (
+            msg::OFFER,
+            "10.99.0.21".parse().unwrap(),
+            "10.99.0.1".parse().unwrap(),
+            file.clone(),
+            Some(file),
+            Some(class.into()),
+            option_43,
+        )
+    }
+
     #[test]
     fn golden_offers_per_client_kind() {
-        let server: Ipv4Addr = "10.99.0.1".parse().unwrap();
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        type Case = (
-            &'static str,
-            fn(&mut Packet),
-            (
-                u8,
-                Ipv4Addr,
-                Ipv4Addr,
-                String,
-                Option<String>,
-                Option<String>,
-                bool,
-            ),
-        );
-        let cases: Vec<Case> = vec![
+        let cases: Vec<(&str, fn(&mut Packet), Summary)> = vec![
             (
                 "BIOS PXE",
-                |p| {
-                    set_mac(p, DEV01);
-                    arch(p, 0)
-                },
-                (
-                    msg::OFFER,
-                    ip("10.99.0.21"),
-                    server,
-                    "undionly.kpxe".into(),
-                    Some("undionly.kpxe".into()),
-                    Some("PXEClient".into()),
-                    true,
-                ),
+                |p| arch(p, 0),
+                offer_for_dev01("undionly.kpxe", "PXEClient", true),
             ),
             (
                 "UEFI x64 PXE",
-                |p| set_mac(p, DEV01),
-                (
-                    msg::OFFER,
-                    ip("10.99.0.21"),
-                    server,
-                    "ipxe.efi".into(),
-                    Some("ipxe.efi".into()),
-                    Some("PXEClient".into()),
-                    false,
-                ),
+                |_| {},
+                offer_for_dev01("ipxe.efi", "PXEClient", false),
             ),
             (
                 "UEFI HTTP Boot",
                 |p| {
-                    set_mac(p, DEV01);
                     p.set_option(opt::CLIENT_ARCH, [0, 16]);
                     p.set_option(opt::CLASS_ID, b"HTTPClient:Arch:00016:UNDI:003001".to_vec());
                 },
-                (
-                    msg::OFFER,
-                    ip("10.99.0.21"),
-                    server,
-                    "http://10.99.0.1/ipxe.efi".into(),
-                    Some("http://10.99.0.1/ipxe.efi".into()),
-                    Some("HTTPClient".into()),
-                    false,
-                ),
+                offer_for_dev01("http://10.99.0.1/ipxe.efi", "HTTPClient", false),
             ),
             (
                 "iPXE",
-                |p| {
-                    set_mac(p, DEV01);
-                    p.set_option(opt::USER_CLASS, b"iPXE".to_vec());
-                },
-                (
-                    msg::OFFER,
-                    ip("10.99.0.21"),
-                    server,
-                    "http://10.99.0.1/boot.ipxe".into(),
-                    Some("http://10.99.0.1/boot.ipxe".into()),
-                    Some("PXEClient".into()),
-                    false,
-                ),
+                |p| p.set_option(opt::USER_CLASS, b"iPXE".to_vec()),
+                offer_for_dev01("http://10.99.0.1/boot.ipxe", "PXEClient", false),
             ),
         ];
         for (name, f, want) in cases {
             let mut w = world("");
-            let out = run(&mut w, &request(f), Port::Dhcp, DhcpMode::Full);
+            let out = run(
+                &mut w,
+                &request(|p| {
+                    set_mac(p, DEV01);
+                    f(p)
+                }),
+                Port::Dhcp,
+                DhcpMode::Full,
+            );
             assert_eq!(summary(reply(&out)), want, "{name}");
             assert_eq!(
                 out.reply.as_ref().unwrap().1,
