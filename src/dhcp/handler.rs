@@ -566,9 +566,8 @@ mod tests {
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
-    fn summary(
-        p: &Packet,
-    ) -> (
+    /// Message type, yiaddr, siaddr, `file`, option 67, option 60, option 43 present.
+    type Summary = (
         u8,
         Ipv4Addr,
         Ipv4Addr,
@@ -576,7 +575,9 @@ mod tests {
         Option<String>,
         Option<String>,
         bool,
-    ) {
+    );
+
+    fn summary(p: &Packet) -> Summary {
         (
             p.message_type().unwrap(),
             p.yiaddr,
