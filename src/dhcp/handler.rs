@@ -618,7 +618,8 @@ mod tests {
 
     #[test]
     fn golden_offers_per_client_kind() {
-        let cases: Vec<(&str, fn(&mut Packet), Summary)> = vec![
+        type Case = (&'static str, fn(&mut Packet), Summary);
+        let cases: Vec<Case> = vec![
             (
                 "BIOS PXE",
                 |p| arch(p, 0),
