@@ -165,13 +165,14 @@ fn dhclient_gets_an_address_router_and_server_id() {
     let script = dump_script(s.dir.path(), &out);
     let lf = s.dir.path().join("dhclient.leases");
     let pf = s.dir.path().join("dhclient.pid");
+    // Without -d, dhclient goes to the background once bound (its normal
+    // behaviour); the lab kills it on drop.
     let o = s.lab.client(
         30,
         &[
             "dhclient",
             "-1",
             "-4",
-            "-d",
             "-lf",
             lf.to_str().unwrap(),
             "-pf",
