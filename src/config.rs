@@ -321,7 +321,7 @@ impl Config {
             };
             invalid(line, message)
         })?;
-        let line_of = |dotted: &str| line_at(&tree, dotted);
+        let line_of = |dotted: &str| tree.line_at(dotted.split('.'));
         let base = path
             .and_then(Path::parent)
             .map(Path::to_path_buf)
@@ -473,32 +473,6 @@ impl Config {
     pub fn pool_for(&self, ip: Ipv4Addr) -> Option<&Pool> {
         self.dhcp.pools.iter().find(|p| p.contains(ip))
     }
-}
-
-/// The line of a dotted path (`dhcp.pools.0.range`) in the tree, falling back
-/// to the closest existing ancestor.
-fn line_at(tree: &yaml::Node, dotted: &str) -> u32 {
-    let mut node = tree;
-    let mut line = tree.origin.line;
-    for key in dotted.split('.') {
-        let next = match (&node.value, key.parse::<usize>()) {
-            (yaml::Value::Seq(items), Ok(i)) => items.get(i),
-            _ => node.entry(key).map(|e| {
-                line = e.key_line;
-                &e.node
-            }),
-        };
-        match next {
-            Some(n) => {
-                if matches!(node.value, yaml::Value::Seq(_)) {
-                    line = n.origin.line;
-                }
-                node = n;
-            }
-            None => break,
-        }
-    }
-    line
 }
 
 fn parse_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {

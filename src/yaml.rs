@@ -128,35 +128,41 @@ impl Node {
         }
     }
 
-    /// The line that a serde path (as reported by `serde_path_to_error`)
-    /// points at: the deepest node along the path that exists.
-    pub fn line_of_serde_path(&self, path: &serde_path_to_error::Path) -> u32 {
-        use serde_path_to_error::Segment;
+    /// The line a path points at: each segment is a map key, or an index
+    /// when the node is a list. Stops at the deepest node that exists, so a
+    /// missing key still points at its closest ancestor.
+    pub fn line_at<'a>(&self, path: impl IntoIterator<Item = &'a str>) -> u32 {
         let mut node = self;
         let mut line = self.origin.line;
-        for segment in path.iter() {
-            let next = match segment {
-                Segment::Map { key } => node.entry(key).map(|e| {
+        for segment in path {
+            let next = match (&node.value, segment.parse::<usize>()) {
+                (Value::Seq(items), Ok(i)) => items.get(i).inspect(|n| line = n.origin.line),
+                _ => node.entry(segment).map(|e| {
                     line = e.key_line;
                     &e.node
                 }),
-                Segment::Seq { index } => match &node.value {
-                    Value::Seq(items) => items.get(*index),
-                    _ => None,
-                },
-                _ => None,
             };
-            match next {
-                Some(n) => {
-                    node = n;
-                    if !matches!(n.value, Value::Map(_) | Value::Seq(_)) {
-                        line = n.origin.line;
-                    }
-                }
-                None => break,
+            let Some(n) = next else { break };
+            if !matches!(n.value, Value::Map(_) | Value::Seq(_)) {
+                line = n.origin.line;
             }
+            node = n;
         }
         line
+    }
+
+    /// The line of a serde path, as `serde_path_to_error` reports it.
+    pub fn line_of_serde_path(&self, path: &serde_path_to_error::Path) -> u32 {
+        use serde_path_to_error::Segment;
+        let segments: Vec<String> = path
+            .iter()
+            .map(|s| match s {
+                Segment::Map { key } => key.clone(),
+                Segment::Seq { index } => index.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        self.line_at(segments.iter().map(String::as_str))
     }
 }
 
