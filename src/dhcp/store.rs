@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::handler::Persist;
 use super::leases::{Lease, LeaseState, LeaseTable};
 use crate::event::Millis;
 
@@ -91,30 +92,17 @@ impl LeaseStore {
         &self.path
     }
 
-    fn append(&mut self, record: &Record) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()?;
-        self.records += 1;
-        Ok(())
-    }
-
     /// Persists several changes with one sync (group commit): the socket
     /// loop decides a batch of requests, commits, then sends the replies.
-    pub fn commit(
-        &mut self,
-        changes: &[super::handler::Persist],
-        table: &LeaseTable,
-    ) -> std::io::Result<()> {
+    pub fn commit(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
         let mut buf = Vec::new();
         for change in changes {
             let record = match change {
-                super::handler::Persist::Bind(l) => Record::Bind(l.clone()),
-                super::handler::Persist::Release(l) => Record::Release {
+                Persist::Bind(l) => Record::Bind(l.clone()),
+                Persist::Release(l) => Record::Release {
                     ip: l.ip,
                     mac: l.mac,
                 },
@@ -128,20 +116,14 @@ impl LeaseStore {
         self.maybe_compact(table)
     }
 
-    /// Persists a binding. Call before sending the DHCPACK.
+    /// Persists one binding. Call before sending the DHCPACK.
     pub fn bind(&mut self, lease: &Lease, table: &LeaseTable) -> std::io::Result<()> {
-        debug_assert_eq!(lease.state, LeaseState::Bound);
-        self.append(&Record::Bind(lease.clone()))?;
-        self.maybe_compact(table)
+        self.commit(&[Persist::Bind(lease.clone())], table)
     }
 
-    /// Persists a release (or decline, or an operator's release).
+    /// Persists one release (or decline, or an operator's release).
     pub fn release(&mut self, lease: &Lease, table: &LeaseTable) -> std::io::Result<()> {
-        self.append(&Record::Release {
-            ip: lease.ip,
-            mac: lease.mac,
-        })?;
-        self.maybe_compact(table)
+        self.commit(&[Persist::Release(lease.clone())], table)
     }
 
     fn maybe_compact(&mut self, table: &LeaseTable) -> std::io::Result<()> {
