@@ -327,11 +327,9 @@ fn boot_answer(
     }
     // Every other decision chains to iPXE, whose script then says install,
     // hold, discover or exit — so an adoption takes effect without a reboot.
-    let firmware = arch.or(req.firmware).or(if req.http_boot {
-        None
-    } else {
-        Some(crate::boot::arch::Firmware::Bios)
-    });
+    // Option 93 came after the PXE spec: a PXE ROM that omits it is BIOS.
+    let pxe_default = (!req.http_boot).then_some(crate::boot::arch::Firmware::Bios);
+    let firmware = arch.or(req.firmware).or(pxe_default);
     first_stage(firmware, req.ipxe, ctx.http_base, ctx.loader_exists)
 }
 
