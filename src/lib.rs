@@ -6,12 +6,16 @@
 pub mod boot;
 pub mod bootfs;
 pub mod config;
+pub mod control;
 pub mod dhcp;
 pub mod event;
+pub mod http;
 pub mod ident;
 pub mod inventory;
+pub mod live;
 pub mod model;
 pub mod net;
 pub mod progress;
+pub mod services;
 pub mod tftp;
 pub mod yaml;

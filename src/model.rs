@@ -200,6 +200,9 @@ pub struct Counters {
     pub configs: u64,
     pub denied: u64,
     pub installs_done: u64,
+    pub inventory_reloads: u64,
+    /// Error-level log lines and failed commands.
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -513,7 +516,13 @@ impl Model {
                 name,
             } => {
                 self.counters.configs += 1;
-                if let Some(mac) = self.mac_of_ip(*client) {
+                let by_name = || {
+                    self.machines
+                        .iter()
+                        .find(|m| m.hostname.as_deref() == Some(hostname))
+                        .map(|m| m.mac)
+                };
+                if let Some(mac) = self.mac_of_ip(*client).or_else(by_name) {
                     let row = self.row(mac);
                     row.state = MachineState::Installing;
                     row.hostname.get_or_insert_with(|| hostname.clone());
@@ -553,6 +562,7 @@ impl Model {
                 profiles,
                 groups,
             } => {
+                self.counters.inventory_reloads += 1;
                 self.apply_inventory(machines);
                 self.inventory = InventoryStatus {
                     machines: machines.len(),
@@ -581,13 +591,19 @@ impl Model {
                 );
             }
             EventKind::CommandFailed { command, error } => {
+                self.counters.errors += 1;
                 self.log(at, Level::Error, "command", format!("{command}: {error}"));
             }
             EventKind::Log {
                 level,
                 target,
                 message,
-            } => self.log(at, *level, target, message.clone()),
+            } => {
+                if *level == Level::Error {
+                    self.counters.errors += 1;
+                }
+                self.log(at, *level, target, message.clone());
+            }
         }
     }
 

@@ -1,5 +1,6 @@
-//! What a machine boots: firmware classification and (later) the decision
-//! and template rendering shared by the DHCP and HTTP sides.
+//! What a machine boots: firmware classification, the decision shared by
+//! the DHCP and HTTP sides, and rendering of scripts and installer configs.
 
 pub mod arch;
 pub mod decide;
+pub mod render;

@@ -99,6 +99,37 @@ impl DhcpServer {
         guard.table.iter().cloned().collect()
     }
 
+    /// (subnet, addresses in use, addresses in the range) per pool.
+    pub fn pool_usage(&self) -> Vec<(String, usize, u32)> {
+        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        self.config
+            .dhcp
+            .pools
+            .iter()
+            .map(|p| (p.subnet.to_string(), guard.table.used_in(p), p.range_len()))
+            .collect()
+    }
+
+    /// The bound lease on `ip`, if any.
+    pub fn bound_lease_at(&self, ip: Ipv4Addr) -> Option<super::leases::Lease> {
+        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .table
+            .get(ip)
+            .filter(|l| l.state == super::leases::LeaseState::Bound)
+            .cloned()
+    }
+
+    /// The bound lease of `mac`, if any.
+    pub fn bound_lease_of(&self, mac: &Mac) -> Option<super::leases::Lease> {
+        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .table
+            .of_mac(mac)
+            .filter(|l| l.state == super::leases::LeaseState::Bound)
+            .cloned()
+    }
+
     /// Releases a lease on an operator's command.
     pub fn release(&self, ip: Ipv4Addr) -> std::io::Result<bool> {
         let mut guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());

@@ -288,11 +288,14 @@ pub(super) fn load_with_overlay(
             continue;
         };
         let name = stem(&files[id as usize]);
-        if let Some(n) = layer.get("boot")
-            && let Err(e) = boot_spec(n)
-        {
-            report(&mut problems, e.origin, e.message);
-        }
+        let boot = match layer.get("boot").map(boot_spec) {
+            Some(Ok(spec)) => Some(spec),
+            Some(Err(e)) => {
+                report(&mut problems, e.origin, e.message);
+                None
+            }
+            None => None,
+        };
         let description = layer
             .get("description")
             .and_then(|d| d.as_str())
@@ -303,6 +306,7 @@ pub(super) fn load_with_overlay(
                 name,
                 file: id,
                 description,
+                boot,
                 layer: layer.clone(),
             },
         );
@@ -384,9 +388,14 @@ pub(super) fn load_with_overlay(
     machines.sort_by(|a, b| (&a.group, &a.hostname).cmp(&(&b.group, &b.hostname)));
     check_duplicates(&machines, &files, &mut problems);
 
+    let templates = template_files
+        .iter()
+        .map(|(name, &id)| (name.clone(), walk.files[id as usize].1.clone()))
+        .collect();
     let mut inventory = Inventory {
         root: root.to_path_buf(),
         files,
+        templates,
         machines,
         profiles,
         groups: walk.groups,

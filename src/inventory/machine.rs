@@ -52,6 +52,9 @@ pub struct Profile {
     pub name: String,
     pub file: FileId,
     pub description: Option<String>,
+    /// What the profile boots on its own (used for unknown machines under
+    /// the `discover` policy, which have no machine file to merge).
+    pub boot: Option<BootSpec>,
     pub layer: Node,
 }
 

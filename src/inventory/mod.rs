@@ -58,6 +58,9 @@ pub struct Inventory {
     /// Machines sorted by group, then hostname.
     pub machines: Vec<Machine>,
     pub profiles: BTreeMap<String, Profile>,
+    /// Texts of `_templates/` files by path below it, read with the rest of
+    /// the tree so rendering never touches the disk.
+    pub templates: BTreeMap<String, String>,
     /// Groups (relative folders) that exist, including empty ones.
     pub groups: Vec<String>,
     /// A hash of every file's path and content: equal fingerprints mean

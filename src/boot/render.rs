@@ -1,0 +1,482 @@
+//! Rendering what a machine is served: its iPXE script and its installer
+//! configs, from the inventory snapshot, with minijinja.
+//!
+//! Scripts are assembled here in Rust (the control flow: retries, the hold
+//! loop, errors); only the profile's own strings (kernel, initrd, cmdline,
+//! raw scripts, configs) are templates. Undefined variables are errors, so a
+//! typo in a profile gives an error script that says why, never a script with
+//! a hole in its command line.
+
+use std::fmt::Write as _;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use super::decide::SCRIPT_PATH;
+use crate::event::{BootDecision, ScriptKind};
+use crate::ident::Mac;
+use crate::inventory::{BootSpec, ConfigTemplate, Inventory, Machine};
+use crate::yaml::{self, Node};
+
+/// Fetch attempts per file before the script gives up.
+pub const FETCH_TRIES: u32 = 5;
+/// Seconds between re-chains of the entry script in the hold loop.
+pub const HOLD_SECONDS: u32 = 5;
+/// Seconds an error script waits before asking again.
+pub const ERROR_RETRY_SECONDS: u32 = 30;
+
+/// The URLs a machine's templates and scripts point at.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// `http://<ip>[:port]`, no trailing slash.
+    pub base: String,
+}
+
+impl Urls {
+    pub fn new(base: impl Into<String>) -> Urls {
+        Urls { base: base.into() }
+    }
+
+    /// The entry script, identified by MAC.
+    pub fn entry(&self, mac: &Mac) -> String {
+        format!("{}/{SCRIPT_PATH}?mac={mac}", self.base)
+    }
+
+    /// Where the installer fetches its configs: `<config_url>/<name>`.
+    pub fn config(&self, hostname: &str) -> String {
+        format!("{}/config/{hostname}", self.base)
+    }
+
+    /// The install-done callback.
+    pub fn done(&self, hostname: &str) -> String {
+        format!("{}/done/{hostname}", self.base)
+    }
+
+    /// A boot file: absolute URLs pass through, paths are under the boot
+    /// root.
+    pub fn file(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+}
+
+/// A rendered iPXE script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub kind: ScriptKind,
+    pub profile: Option<String>,
+    pub text: String,
+    /// Why the machine got an error script.
+    pub error: Option<String>,
+}
+
+/// A template failed: which one and why (the message never contains the
+/// template's variables, which may be secrets).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct RenderError {
+    pub what: String,
+    pub message: String,
+}
+
+/// Builds the script for a machine that has been identified (by MAC, UUID
+/// or serial) and decided on.
+pub fn script(
+    inv: &Inventory,
+    machine: Option<&Machine>,
+    decision: &BootDecision,
+    mac: &Mac,
+    urls: &Urls,
+) -> Script {
+    match decision {
+        BootDecision::Install { profile } => {
+            let Some(m) = machine else {
+                return error_script(mac, urls, None, "no machine behind the decision".into());
+            };
+            match m.boot.as_ref().map(|b| boot_text(b, &machine_context(m, mac, urls), urls)) {
+                Some(Ok(body)) => Script {
+                    kind: ScriptKind::Install,
+                    profile: Some(profile.clone()),
+                    text: format!(
+                        "#!ipxe\n# pxedeck: {host} ({group}) boots profile {profile}\n\
+                         echo pxedeck: {mac} is {host}, booting {profile}\n{body}",
+                        host = m.hostname,
+                        group = m.group_label(),
+                    ),
+                    error: None,
+                },
+                Some(Err(e)) => error_script(mac, urls, Some(profile.clone()), e.to_string()),
+                None => error_script(
+                    mac,
+                    urls,
+                    Some(profile.clone()),
+                    format!("{} has install: true but nothing to boot", m.hostname),
+                ),
+            }
+        }
+        BootDecision::Local => {
+            let sanboot = matches!(
+                machine.and_then(|m| m.boot.as_ref()),
+                Some(BootSpec::Local { sanboot: true })
+            );
+            let who = machine.map_or_else(|| mac.to_string(), |m| m.hostname.clone());
+            Script {
+                kind: ScriptKind::Local,
+                profile: machine.and_then(|m| m.profile.clone()),
+                text: local_script(&who, sanboot),
+                error: None,
+            }
+        }
+        BootDecision::Hold => Script {
+            kind: ScriptKind::Hold,
+            profile: None,
+            text: hold_script(mac, urls),
+            error: None,
+        },
+        BootDecision::Discover { profile } => {
+            let found = inv.profiles.get(profile);
+            let rendered = match found.and_then(|p| p.boot.as_ref().map(|b| (p, b))) {
+                Some((p, boot)) => boot_text(boot, &discovery_context(&p.layer, mac, urls), urls),
+                None => Err(RenderError {
+                    what: format!("discovery profile {profile}"),
+                    message: "no such profile, or it has no boot section".into(),
+                }),
+            };
+            match rendered {
+                Ok(body) => Script {
+                    kind: ScriptKind::Discover,
+                    profile: Some(profile.clone()),
+                    text: format!(
+                        "#!ipxe\n# pxedeck: unknown machine {mac}, discovery profile {profile}\n\
+                         echo pxedeck: {mac} is not in the inventory, booting {profile}\n{body}"
+                    ),
+                    error: None,
+                },
+                Err(e) => error_script(mac, urls, Some(profile.clone()), e.to_string()),
+            }
+        }
+        // The DHCP side gives these no boot file; an iPXE that asks anyway
+        // (a stale chain, a curious operator) gets sent back to its firmware.
+        BootDecision::Ignore | BootDecision::NotPxe => Script {
+            kind: ScriptKind::Local,
+            profile: None,
+            text: "#!ipxe\necho pxedeck: this machine is not served; returning to the firmware\nexit\n"
+                .into(),
+            error: None,
+        },
+    }
+}
+
+/// The script for a request that names no MAC (iPXE fetching the URL DHCP
+/// gave it, from an address pxedeck did not lease): it asks again with
+/// everything iPXE knows about the machine.
+pub fn identify_script(urls: &Urls) -> String {
+    format!(
+        "#!ipxe\n\
+         chain --replace --autofree {base}/{SCRIPT_PATH}?mac=${{netX/mac:hexhyp}}\
+         &uuid=${{uuid:uristring}}&serial=${{serial:uristring}}\
+         &board-serial=${{board-serial:uristring}}&arch=${{buildarch:uristring}}\
+         &platform=${{platform:uristring}} || shell\n",
+        base = urls.base
+    )
+}
+
+fn local_script(who: &str, sanboot: bool) -> String {
+    let action = if sanboot {
+        "sanboot --no-describe --drive 0x80"
+    } else {
+        "exit"
+    };
+    format!(
+        "#!ipxe\n# pxedeck: {who} boots its local disk\necho pxedeck: {who}: local disk\n{action}\n"
+    )
+}
+
+fn hold_script(mac: &Mac, urls: &Urls) -> String {
+    format!(
+        "#!ipxe\n\
+         # pxedeck: {mac} is not in the inventory; held until someone adopts it\n\
+         echo pxedeck: {mac} is not in the inventory.\n\
+         echo pxedeck: adopt it in the pxedeck console; asking again every {HOLD_SECONDS} s.\n\
+         :wait\n\
+         sleep {HOLD_SECONDS}\n\
+         chain --replace --autofree {entry} || goto wait\n",
+        entry = urls.entry(mac)
+    )
+}
+
+/// A script that prints why the machine cannot boot and asks again later,
+/// so fixing the inventory heals it without a trip to the rack.
+pub fn error_script(mac: &Mac, urls: &Urls, profile: Option<String>, reason: String) -> Script {
+    let text = format!(
+        "#!ipxe\n\
+         # pxedeck: cannot build a boot script for {mac}\n\
+         echo pxedeck: cannot boot {mac}: {why}\n\
+         echo pxedeck: fix the inventory; asking again in {ERROR_RETRY_SECONDS} s (Ctrl-B for a shell).\n\
+         :wait\n\
+         sleep {ERROR_RETRY_SECONDS} || shell\n\
+         chain --replace --autofree {entry} || goto wait\n",
+        why = ipxe_safe(&reason),
+        entry = urls.entry(mac)
+    );
+    Script {
+        kind: ScriptKind::Error,
+        profile,
+        text,
+        error: Some(reason),
+    }
+}
+
+/// Text that iPXE prints as is: one line, printable ASCII, no `${`
+/// expansions.
+fn ipxe_safe(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    line.replace("${", "$ {")
+}
+
+/// The script body for a boot spec (after the header lines).
+fn boot_text(spec: &BootSpec, ctx: &Value, urls: &Urls) -> Result<String, RenderError> {
+    let r = |what: &str, src: &str| render(what, src, ctx);
+    match spec {
+        BootSpec::Kernel {
+            kernel,
+            initrds,
+            cmdline,
+        } => {
+            let kernel = r("boot.kernel", kernel)?;
+            let initrds = initrds
+                .iter()
+                .map(|i| r("boot.initrd", i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let cmdline = one_line(&r("boot.cmdline", cmdline)?);
+            let file = |p: &str| urls.file(p);
+            let mut args = cmdline;
+            for n in 0..initrds.len() {
+                // UEFI kernels find their initrds by name; BIOS ignores it.
+                let _ = write!(args, " initrd=initrd{n}");
+            }
+            let mut fetches = vec![format!(
+                "kernel --name kernel {} {}",
+                file(&kernel),
+                args.trim()
+            )];
+            for (n, i) in initrds.iter().enumerate() {
+                fetches.push(format!("initrd --name initrd{n} {}", file(i)));
+            }
+            let mut out = String::from("imgfree\n");
+            for (n, cmd) in fetches.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "set tries:int32 0\n\
+                     :fetch{n}\n\
+                     {cmd} && goto fetched{n} ||\n\
+                     inc tries\n\
+                     iseq ${{tries}} {FETCH_TRIES} && goto failed ||\n\
+                     echo pxedeck: fetch failed, retrying in 3 s\n\
+                     sleep 3\n\
+                     goto fetch{n}\n\
+                     :fetched{n}\n"
+                );
+            }
+            out.push_str(
+                "boot || goto failed\n\
+                 :failed\n\
+                 echo pxedeck: boot failed; dropping to the iPXE shell\n\
+                 shell\n",
+            );
+            Ok(out)
+        }
+        BootSpec::Script(src) => {
+            let text = r("boot.script", src)?;
+            let body = text
+                .strip_prefix("#!ipxe")
+                .map_or(text.as_str(), |rest| rest.trim_start_matches(['\r', '\n']));
+            let mut body = body.to_string();
+            if !body.ends_with('\n') {
+                body.push('\n');
+            }
+            Ok(body)
+        }
+        BootSpec::Chain(url) => {
+            let url = r("boot.chain", url)?;
+            Ok(format!(
+                "chain --replace --autofree {} || shell\n",
+                one_line(&url)
+            ))
+        }
+        BootSpec::Local { sanboot } => Ok(if *sanboot {
+            "sanboot --no-describe --drive 0x80\n".into()
+        } else {
+            "exit\n".into()
+        }),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .expect("the default syntax with keep_trailing_newline is valid"),
+    );
+    env
+}
+
+fn render(what: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
+    // A fresh environment per render keeps this free of shared state; the
+    // cost is a few microseconds against a network round trip.
+    environment()
+        .render_str(source, ctx)
+        .map_err(|e| RenderError {
+            what: what.to_string(),
+            message: describe(&e),
+        })
+}
+
+/// A minijinja error as one line without the template source (which could
+/// hold secrets once rendered).
+fn describe(e: &minijinja::Error) -> String {
+    let mut text = e.kind().to_string();
+    if let Some(detail) = e.detail() {
+        let _ = write!(text, ": {detail}");
+    }
+    if let Some(line) = e.line() {
+        let _ = write!(text, " (template line {line})");
+    }
+    text
+}
+
+/// A YAML value as a template value.
+fn value(node: &Node) -> Value {
+    match &node.value {
+        yaml::Value::Null => Value::from(()),
+        yaml::Value::Bool(b) => Value::from(*b),
+        yaml::Value::Int(i) => Value::from(*i),
+        yaml::Value::Float(f) => Value::from(*f),
+        yaml::Value::Str(s) => Value::from(s.as_str()),
+        yaml::Value::Seq(items) => Value::from(items.iter().map(value).collect::<Vec<_>>()),
+        yaml::Value::Map(entries) => Value::from(
+            entries
+                .iter()
+                .map(|e| (e.key.clone(), value(&e.node)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+fn with_standard(values: &Node, extra: Vec<(&str, Value)>) -> Value {
+    let mut map: std::collections::BTreeMap<String, Value> = match &values.value {
+        yaml::Value::Map(entries) => entries
+            .iter()
+            .map(|e| (e.key.clone(), value(&e.node)))
+            .collect(),
+        _ => Default::default(),
+    };
+    for (k, v) in extra {
+        map.insert(k.to_string(), v);
+    }
+    Value::from(map)
+}
+
+/// The context of a machine's templates: its effective values, plus
+/// `hostname`, `group`, `mac`, `ip` and the URLs.
+pub fn machine_context(m: &Machine, mac: &Mac, urls: &Urls) -> Value {
+    with_standard(
+        &m.values,
+        vec![
+            ("hostname", Value::from(m.hostname.as_str())),
+            ("group", Value::from(m.group.as_str())),
+            ("mac", Value::from(mac.to_string())),
+            (
+                "ip",
+                m.ip.map_or(Value::from(()), |ip| Value::from(ip.to_string())),
+            ),
+            ("base_url", Value::from(urls.base.as_str())),
+            ("config_url", Value::from(urls.config(&m.hostname))),
+            ("done_url", Value::from(urls.done(&m.hostname))),
+        ],
+    )
+}
+
+fn discovery_context(layer: &Node, mac: &Mac, urls: &Urls) -> Value {
+    let name = format!("unknown-{}", mac.to_string().replace(':', ""));
+    with_standard(
+        layer,
+        vec![
+            ("hostname", Value::from(name)),
+            ("group", Value::from("")),
+            ("mac", Value::from(mac.to_string())),
+            ("ip", Value::from(())),
+            ("base_url", Value::from(urls.base.as_str())),
+            ("config_url", Value::from(format!("{}/config", urls.base))),
+            ("done_url", Value::from(format!("{}/done", urls.base))),
+        ],
+    )
+}
+
+/// How an installer config is served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedConfig {
+    pub text: String,
+    pub content_type: &'static str,
+}
+
+/// Renders installer config `name` for a machine. Ignition configs (`.ign`,
+/// `.json`) must come out as valid JSON.
+pub fn config(
+    inv: &Inventory,
+    m: &Machine,
+    name: &str,
+    urls: &Urls,
+) -> Option<Result<RenderedConfig, RenderError>> {
+    let template = m.configs.get(name)?;
+    let mac = m.macs.first().copied().unwrap_or(Mac([0; 6]));
+    let ctx = machine_context(m, &mac, urls);
+    let what = format!("config {name} of {}", m.hostname);
+    let source = match template {
+        ConfigTemplate::Inline { text, .. } => text.as_str(),
+        ConfigTemplate::File { path, .. } => match inv.templates.get(path) {
+            Some(text) => text.as_str(),
+            None => {
+                return Some(Err(RenderError {
+                    what,
+                    message: format!("no template {path} under _templates/"),
+                }));
+            }
+        },
+    };
+    Some(render(&what, source, &ctx).and_then(|text| {
+        let json = name.ends_with(".ign") || name.ends_with(".json");
+        if json {
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| RenderError {
+                what: what.clone(),
+                message: format!("not valid JSON after rendering: {e}"),
+            })?;
+        }
+        Ok(RenderedConfig {
+            text,
+            content_type: if json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+        })
+    }))
+}

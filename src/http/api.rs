@@ -1,0 +1,428 @@
+//! The API: JSON under `/api/v1`, the event stream `pxedeck attach` reads,
+//! Prometheus metrics and a health check.
+//!
+//! Reads are open (bind the API to loopback, the default, or a management
+//! network). Commands change the inventory or leases and need
+//! `Authorization: Bearer <api_token>`; with no token configured they are
+//! refused.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use super::HttpState;
+use crate::event::Command;
+use crate::inventory::Adoption;
+
+/// The API routes (mounted on their own listener).
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/state", get(full_state))
+        .route("/api/v1/machines", get(machines))
+        .route("/api/v1/leases", get(leases))
+        .route("/api/v1/transfers", get(transfers))
+        .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/profiles", get(profiles))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/commands", post(command))
+        .route("/api/v1/adopt", post(adopt))
+        .route("/api/v1/nodes/{hostname}/install", post(set_install))
+        .route("/api/v1/leases/{ip}/release", post(release))
+        .with_state(state)
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn full_state(State(s): State<Arc<HttpState>>) -> Response {
+    Json(&*s.model.lock()).into_response()
+}
+
+async fn machines(State(s): State<Arc<HttpState>>) -> Response {
+    Json(&s.model.lock().machines).into_response()
+}
+
+async fn leases(State(s): State<Arc<HttpState>>) -> Response {
+    let model = s.model.lock();
+    Json(model.leases.values().collect::<Vec<_>>()).into_response()
+}
+
+async fn transfers(State(s): State<Arc<HttpState>>) -> Response {
+    let model = s.model.lock();
+    Json(serde_json::json!({
+        "live": model.transfers.values().collect::<Vec<_>>(),
+        "recent": model.recent,
+    }))
+    .into_response()
+}
+
+async fn nodes(State(s): State<Arc<HttpState>>) -> Response {
+    let inv = s.inventory.load();
+    let nodes: Vec<serde_json::Value> = inv
+        .machines
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "hostname": m.hostname,
+                "group": m.group,
+                "file": inv.file(m.file),
+                "macs": m.macs,
+                "uuid": m.uuid,
+                "serial": m.serial,
+                "ip": m.ip,
+                "profile": m.profile,
+                "install": m.install,
+                "boots": m.boot.as_ref().map(ToString::to_string),
+            })
+        })
+        .collect();
+    Json(nodes).into_response()
+}
+
+async fn profiles(State(s): State<Arc<HttpState>>) -> Response {
+    let inv = s.inventory.load();
+    let profiles: Vec<serde_json::Value> = inv
+        .profiles
+        .values()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "description": p.description,
+                "file": inv.file(p.file),
+                "boots": p.boot.as_ref().map(ToString::to_string),
+            })
+        })
+        .collect();
+    Json(profiles).into_response()
+}
+
+/// `GET /api/v1/events`: Server-Sent Events. The first event (`snapshot`)
+/// is the whole model; every later one (`event`) is one [`crate::event::Event`]
+/// folded after it. A client that falls behind is disconnected and
+/// reconnects for a fresh snapshot, so it never shows a state with holes.
+async fn events(State(s): State<Arc<HttpState>>) -> Response {
+    let (snapshot, rx) = s.model.snapshot_and_subscribe();
+    let first = match serde_json::to_string(&snapshot) {
+        Ok(json) => SseEvent::default().event("snapshot").data(json),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let rest = stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(event) => {
+                let json = serde_json::to_string(&*event).ok()?;
+                Some((SseEvent::default().event("event").data(json), rx))
+            }
+            Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
+                None
+            }
+        }
+    });
+    let all: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
+        Box::pin(futures_util::StreamExt::map(
+            futures_util::StreamExt::chain(stream::iter([first]), rest),
+            Ok,
+        ));
+    Sse::new(all)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Checks the bearer token; the refusal to send when it fails.
+fn refusal(s: &HttpState, headers: &HeaderMap) -> Option<Response> {
+    let Some(expected) = s.config.http.api_token.as_deref() else {
+        return Some(
+            (
+                StatusCode::FORBIDDEN,
+                "commands are disabled: set http.api_token in the config\n",
+            )
+                .into_response(),
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+        None
+    } else {
+        Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid bearer token is required\n",
+            )
+                .into_response(),
+        )
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn run(s: &Arc<HttpState>, headers: &HeaderMap, command: Command) -> Response {
+    if let Some(refused) = refusal(s, headers) {
+        return refused;
+    }
+    let Some(control) = s.control.clone() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no inventory writer\n").into_response();
+    };
+    match tokio::task::spawn_blocking(move || control.execute(command)).await {
+        Ok(Ok(message)) => {
+            Json(serde_json::json!({ "ok": true, "message": message })).into_response()
+        }
+        Ok(Err(error)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "ok": false, "error": error })),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn command(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Json(command): Json<Command>,
+) -> Response {
+    run(&s, &headers, command).await
+}
+
+#[derive(Deserialize)]
+struct AdoptBody {
+    machines: Vec<Adoption>,
+}
+
+async fn adopt(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Json(body): Json<AdoptBody>,
+) -> Response {
+    run(
+        &s,
+        &headers,
+        Command::Adopt {
+            machines: body.machines,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct InstallBody {
+    install: bool,
+}
+
+async fn set_install(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Path(hostname): Path<String>,
+    Json(body): Json<InstallBody>,
+) -> Response {
+    let command = Command::SetInstall {
+        hostname,
+        install: body.install,
+    };
+    run(&s, &headers, command).await
+}
+
+async fn release(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Path(ip): Path<Ipv4Addr>,
+) -> Response {
+    run(&s, &headers, Command::ReleaseLease { ip }).await
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render_metrics(&s),
+    )
+        .into_response()
+}
+
+fn render_metrics(s: &HttpState) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v)];
+    let model = s.model.lock().clone();
+    family(
+        "pxedeck_dhcp_requests_total",
+        "counter",
+        "DHCP requests received, by message type.",
+        model
+            .counters
+            .dhcp_in
+            .iter()
+            .map(|(t, n)| (format!("{{type=\"{}\"}}", t.name()), *n))
+            .collect(),
+    );
+    family(
+        "pxedeck_dhcp_replies_total",
+        "counter",
+        "DHCP replies sent, by message type.",
+        model
+            .counters
+            .dhcp_out
+            .iter()
+            .map(|(t, n)| (format!("{{type=\"{}\"}}", t.name()), *n))
+            .collect(),
+    );
+    if let Some(dhcp) = &s.dhcp {
+        let dropped = dhcp
+            .stats
+            .dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(why, n)| (format!("{{reason=\"{why}\"}}"), *n))
+            .collect();
+        family(
+            "pxedeck_dhcp_dropped_total",
+            "counter",
+            "DHCP packets not answered, by reason.",
+            dropped,
+        );
+        family(
+            "pxedeck_dhcp_rogue_servers_seen_total",
+            "counter",
+            "OFFERs and ACKs seen from other DHCP servers.",
+            one(dhcp.stats.rogue_seen.load(Ordering::Relaxed)),
+        );
+        let mut leases = Vec::new();
+        for (subnet, used, size) in dhcp.pool_usage() {
+            leases.push((format!("{{pool=\"{subnet}\",state=\"used\"}}"), used as u64));
+            let free = u64::from(size).saturating_sub(used as u64);
+            leases.push((format!("{{pool=\"{subnet}\",state=\"free\"}}"), free));
+        }
+        family(
+            "pxedeck_dhcp_leases",
+            "gauge",
+            "Addresses per pool range, used (bound or offered) and free.",
+            leases,
+        );
+    }
+    if let Some(tftp) = &s.tftp {
+        let t = &tftp.stats;
+        family(
+            "pxedeck_tftp_requests_total",
+            "counter",
+            "TFTP read requests.",
+            one(t.requests.load(Ordering::Relaxed)),
+        );
+        family(
+            "pxedeck_tftp_bytes_total",
+            "counter",
+            "TFTP bytes acknowledged by clients.",
+            one(t.bytes.load(Ordering::Relaxed)),
+        );
+        family(
+            "pxedeck_tftp_transfers_total",
+            "counter",
+            "Finished TFTP transfers, by outcome.",
+            vec![
+                ("{outcome=\"done\"}".into(), t.done.load(Ordering::Relaxed)),
+                (
+                    "{outcome=\"failed\"}".into(),
+                    t.failed.load(Ordering::Relaxed),
+                ),
+                (
+                    "{outcome=\"probe\"}".into(),
+                    t.probes.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        family(
+            "pxedeck_tftp_active_transfers",
+            "gauge",
+            "TFTP transfers running now.",
+            one(tftp.active_transfers() as u64),
+        );
+    }
+    let h = &s.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    family(
+        "pxedeck_http_requests_total",
+        "counter",
+        "HTTP requests on the boot routes.",
+        one(load(&h.requests)),
+    );
+    family(
+        "pxedeck_http_bytes_total",
+        "counter",
+        "File bytes handed to HTTP connections.",
+        one(load(&h.bytes)),
+    );
+    family(
+        "pxedeck_http_responses_total",
+        "counter",
+        "Boot-route responses by kind.",
+        vec![
+            ("{kind=\"script\"}".into(), load(&h.scripts)),
+            ("{kind=\"config\"}".into(), load(&h.configs)),
+            ("{kind=\"not_found\"}".into(), load(&h.not_found)),
+            ("{kind=\"denied\"}".into(), load(&h.denied)),
+            ("{kind=\"render_error\"}".into(), load(&h.render_errors)),
+            ("{kind=\"file_done\"}".into(), load(&h.files_done)),
+            ("{kind=\"file_failed\"}".into(), load(&h.files_failed)),
+        ],
+    );
+    let http_active = model
+        .transfers
+        .values()
+        .filter(|t| t.protocol == crate::event::Protocol::Http)
+        .count();
+    family(
+        "pxedeck_http_active_transfers",
+        "gauge",
+        "HTTP file downloads running now.",
+        one(http_active as u64),
+    );
+    family(
+        "pxedeck_errors_total",
+        "counter",
+        "Errors logged and commands that failed.",
+        one(model.counters.errors),
+    );
+    family(
+        "pxedeck_inventory_reloads_total",
+        "counter",
+        "Inventory snapshots published (start, edits, adoptions).",
+        one(model.counters.inventory_reloads),
+    );
+    family(
+        "pxedeck_inventory_problems",
+        "gauge",
+        "Problems in the inventory tree on disk (the last good one serves).",
+        one(model.inventory.problems.len() as u64),
+    );
+    family(
+        "pxedeck_machines",
+        "gauge",
+        "Machines seen or in the inventory.",
+        one(model.machines.len() as u64),
+    );
+    out
+}

@@ -1,0 +1,229 @@
+//! The per-machine routes: the iPXE entry script, installer configs and the
+//! install-done callback.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{HttpState, HttpStats, to_v4};
+use crate::boot::decide::decide;
+use crate::boot::render::{self, Script};
+use crate::event::{EventKind, Level};
+use crate::ident::{Mac, Uuid};
+use crate::inventory::{Inventory, Machine};
+
+/// What iPXE can tell about itself in the entry URL's query.
+#[derive(Debug, Default, Deserialize)]
+pub struct Identity {
+    mac: Option<String>,
+    uuid: Option<String>,
+    serial: Option<String>,
+    #[serde(rename = "board-serial")]
+    board_serial: Option<String>,
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
+}
+
+fn ipxe(body: String) -> Response {
+    text(StatusCode::OK, "text/plain; charset=utf-8", body)
+}
+
+/// Finds the machine a request is about: MAC from the query, else the
+/// holder of the client's lease, else UUID or serial numbers. Returns the
+/// MAC to decide on, or None when nothing identifies the client.
+fn identify(state: &HttpState, inv: &Inventory, client: IpAddr, id: &Identity) -> Option<Mac> {
+    let from_query = id.mac.as_deref().and_then(|m| m.parse::<Mac>().ok());
+    let from_lease = || match to_v4(client) {
+        IpAddr::V4(v4) => state.leases.mac_at(v4),
+        IpAddr::V6(_) => None,
+    };
+    let mac = from_query.or_else(from_lease);
+    // A MAC the inventory does not know may still be a known machine by
+    // its firmware identities (a replaced NIC, a second port).
+    let known_by_mac = mac.is_some_and(|m| inv.by_mac(&m).is_some());
+    if !known_by_mac {
+        let by_id = uuid(id)
+            .and_then(|u| inv.by_uuid(&u))
+            .or_else(|| serial(id.serial.as_deref()).and_then(|s| inv.by_serial(s)))
+            .or_else(|| serial(id.board_serial.as_deref()).and_then(|s| inv.by_serial(s)));
+        if let Some(m) = by_id.and_then(|m: &Machine| m.macs.first()) {
+            return Some(*m);
+        }
+    }
+    mac
+}
+
+fn uuid(id: &Identity) -> Option<Uuid> {
+    id.uuid.as_deref().and_then(|u| u.parse().ok())
+}
+
+/// iPXE sends an empty string for settings the machine lacks.
+fn serial(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `GET /boot.ipxe`: the script every iPXE is pointed at.
+pub async fn script(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(id): Query<Identity>,
+) -> Response {
+    HttpStats::bump(&state.stats.requests);
+    HttpStats::bump(&state.stats.scripts);
+    let inv = state.inventory.load();
+    let Some(mac) = identify(&state, &inv, peer.ip(), &id) else {
+        return ipxe(render::identify_script(&state.urls));
+    };
+    let (decision, machine) = decide(&inv, &state.config.unknown, &mac, uuid(&id).as_ref());
+    let script: Script = render::script(&inv, machine, &decision, &mac, &state.urls);
+    if let Some(reason) = &script.error {
+        HttpStats::bump(&state.stats.render_errors);
+        state.bus.emit(EventKind::Log {
+            level: Level::Error,
+            target: "http".into(),
+            message: format!("boot script for {mac}: {reason}"),
+        });
+    }
+    state.bus.emit(EventKind::ScriptServed {
+        client: to_v4(peer.ip()),
+        mac: Some(mac),
+        hostname: machine.map(|m| m.hostname.clone()),
+        kind: script.kind,
+        profile: script.profile.clone(),
+    });
+    ipxe(script.text)
+}
+
+/// Refuses a config or callback to someone who is not the machine.
+fn deny(state: &HttpState, client: IpAddr, path: String, reason: &str) -> Response {
+    HttpStats::bump(&state.stats.denied);
+    state.bus.emit(EventKind::AccessDenied {
+        client,
+        path,
+        reason: reason.into(),
+    });
+    text(
+        StatusCode::FORBIDDEN,
+        "text/plain; charset=utf-8",
+        format!("forbidden: {reason}\n"),
+    )
+}
+
+fn not_found(state: &HttpState, what: String) -> Response {
+    HttpStats::bump(&state.stats.not_found);
+    text(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        format!("{what}\n"),
+    )
+}
+
+const NOT_THE_MACHINE: &str = "the client does not hold this machine's address";
+
+/// `GET /config/<hostname>/<name>`: an installer config, rendered for the
+/// machine, served only to it.
+pub async fn config(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((hostname, name)): Path<(String, String)>,
+) -> Response {
+    HttpStats::bump(&state.stats.requests);
+    let client = to_v4(peer.ip());
+    let inv = state.inventory.load();
+    let Some(m) = inv.by_hostname(&hostname) else {
+        return not_found(&state, format!("no machine named {hostname}"));
+    };
+    if !state.may_access(client, &m.macs, m.ip) {
+        return deny(
+            &state,
+            client,
+            format!("/config/{hostname}/{name}"),
+            NOT_THE_MACHINE,
+        );
+    }
+    match render::config(&inv, m, &name, &state.urls) {
+        None => not_found(&state, format!("{hostname} has no config named {name}")),
+        Some(Ok(rendered)) => {
+            HttpStats::bump(&state.stats.configs);
+            state.bus.emit(EventKind::ConfigServed {
+                client,
+                hostname: hostname.clone(),
+                name,
+            });
+            text(StatusCode::OK, rendered.content_type, rendered.text)
+        }
+        Some(Err(e)) => {
+            HttpStats::bump(&state.stats.render_errors);
+            state.bus.emit(EventKind::Log {
+                level: Level::Error,
+                target: "http".into(),
+                message: e.to_string(),
+            });
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("pxedeck: {e}\n"),
+            )
+        }
+    }
+}
+
+/// `POST /done/<hostname>` (GET accepted for installers that can only
+/// fetch): the install finished; the machine boots its disk from now on.
+pub async fn done(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    Path(hostname): Path<String>,
+) -> Response {
+    HttpStats::bump(&state.stats.requests);
+    if method != Method::POST && method != Method::GET {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let client = to_v4(peer.ip());
+    let (macs, fixed) = {
+        let inv = state.inventory.load();
+        match inv.by_hostname(&hostname) {
+            Some(m) => (m.macs.clone(), m.ip),
+            None => return not_found(&state, format!("no machine named {hostname}")),
+        }
+    };
+    if !state.may_access(client, &macs, fixed) {
+        return deny(&state, client, format!("/done/{hostname}"), NOT_THE_MACHINE);
+    }
+    let Some(control) = state.control.clone() else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let host = hostname.clone();
+    let written = tokio::task::spawn_blocking(move || control.set_install(&host, false)).await;
+    match written {
+        Ok(Ok(())) => {
+            state.bus.emit(EventKind::InstallDone {
+                hostname,
+                mac: macs.first().copied(),
+            });
+            text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+        }
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("pxedeck: {e}\n"),
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("pxedeck: {e}\n"),
+        ),
+    }
+}

@@ -1,0 +1,162 @@
+//! The HTTP side: what iPXE, UEFI HTTP Boot and installers fetch (boot
+//! routes, on the provisioning address) and what `pxedeck attach` and
+//! automation use (the API, bound separately, loopback by default).
+//!
+//! - `boot`: the entry script, installer configs, the install-done callback;
+//! - `files`: files under the boot root (Range, HEAD, streamed, tracked);
+//! - `api`: JSON under `/api/v1`, the SSE event stream, `/metrics`,
+//!   `/healthz`.
+
+pub mod api;
+mod boot;
+mod files;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::boot::render::Urls;
+use crate::bootfs::BootFs;
+use crate::config::Config;
+use crate::control::Control;
+use crate::dhcp::server::DhcpServer;
+use crate::event::Bus;
+use crate::ident::Mac;
+use crate::inventory::SharedInventory;
+use crate::live::LiveModel;
+use crate::progress::ProgressTable;
+use crate::tftp::server::TftpServer;
+
+/// Who holds which address: the HTTP side asks the DHCP lease table so it
+/// can tell which machine a request comes from.
+pub trait LeaseView: Send + Sync {
+    fn mac_at(&self, ip: Ipv4Addr) -> Option<Mac>;
+    fn ip_of(&self, mac: &Mac) -> Option<Ipv4Addr>;
+}
+
+/// No lease table (proxyDHCP or DHCP off): machines are identified by the
+/// MAC iPXE sends, and configs go to static addresses and the allow-list.
+pub struct NoLeases;
+
+impl LeaseView for NoLeases {
+    fn mac_at(&self, _: Ipv4Addr) -> Option<Mac> {
+        None
+    }
+    fn ip_of(&self, _: &Mac) -> Option<Ipv4Addr> {
+        None
+    }
+}
+
+impl LeaseView for DhcpServer {
+    fn mac_at(&self, ip: Ipv4Addr) -> Option<Mac> {
+        self.bound_lease_at(ip).map(|l| l.mac)
+    }
+    fn ip_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
+        self.bound_lease_of(mac).map(|l| l.ip)
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct HttpStats {
+    pub requests: AtomicU64,
+    pub scripts: AtomicU64,
+    pub configs: AtomicU64,
+    pub not_found: AtomicU64,
+    pub denied: AtomicU64,
+    pub render_errors: AtomicU64,
+    pub files_done: AtomicU64,
+    pub files_failed: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl HttpStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything the HTTP handlers read.
+pub struct HttpState {
+    pub config: Arc<Config>,
+    pub inventory: SharedInventory,
+    pub bus: Bus,
+    pub fs: BootFs,
+    pub progress: Arc<ProgressTable>,
+    pub leases: Arc<dyn LeaseView>,
+    pub urls: Urls,
+    pub stats: HttpStats,
+    /// Writes the inventory (done callback, API commands); None in tests
+    /// that only read.
+    pub control: Option<Arc<Control>>,
+    /// The model the API answers from, folded from the bus.
+    pub model: Arc<LiveModel>,
+    /// For `/metrics`.
+    pub dhcp: Option<Arc<DhcpServer>>,
+    pub tftp: Option<Arc<TftpServer>>,
+}
+
+impl HttpState {
+    /// May `client` read the configs of (and call back for) the machine
+    /// with these MACs and static address? Only the address that holds its
+    /// lease, its static address, or the configured allow-list.
+    fn may_access(&self, client: IpAddr, macs: &[Mac], fixed: Option<Ipv4Addr>) -> bool {
+        let IpAddr::V4(v4) = to_v4(client) else {
+            return false;
+        };
+        if self
+            .config
+            .http
+            .config_allow
+            .iter()
+            .any(|n| n.contains(&v4))
+            || fixed == Some(v4)
+        {
+            return true;
+        }
+        macs.iter().any(|m| self.leases.ip_of(m) == Some(v4))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack listener) as IPv4.
+fn to_v4(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The routes firmware, iPXE and installers use.
+pub fn boot_router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route(
+            &format!("/{}", crate::boot::decide::SCRIPT_PATH),
+            get(boot::script),
+        )
+        .route("/config/{hostname}/{name}", get(boot::config))
+        .route("/done/{hostname}", any(boot::done))
+        .route("/healthz", get(api::healthz))
+        .fallback(files::serve)
+        .with_state(state)
+}
+
+/// Serves a router until `cancel` fires; handlers see the client address.
+/// Cancelling stops accepting at once; running downloads end with the
+/// runtime (a boot server that is told to stop should not wait on a 4 GiB
+/// ISO).
+pub async fn serve(listener: TcpListener, router: Router, cancel: CancellationToken) {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::select! {
+        result = axum::serve(listener, service).into_future() => {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "http server stopped");
+            }
+        }
+        _ = cancel.cancelled() => {}
+    }
+}

@@ -1,0 +1,92 @@
+//! The running model behind the API, and the progress sampler.
+//!
+//! [`LiveModel`] folds the bus into a [`Model`] and re-publishes every event
+//! *after* folding it, under the same lock. A subscriber that takes a
+//! snapshot and subscribes in one critical section therefore sees every
+//! event exactly once: those before the snapshot are in it, those after
+//! arrive on its channel. That is what lets `pxedeck attach` rebuild the
+//! same state as the embedded console.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Bus, Event, EventKind};
+use crate::model::Model;
+use crate::progress::ProgressTable;
+
+pub struct LiveModel {
+    model: Mutex<Model>,
+    folded: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for LiveModel {
+    fn default() -> Self {
+        LiveModel {
+            model: Mutex::new(Model::default()),
+            folded: broadcast::channel(16 * 1024).0,
+        }
+    }
+}
+
+impl LiveModel {
+    pub fn lock(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the model and a channel of every event folded after it.
+    pub fn snapshot_and_subscribe(&self) -> (Model, broadcast::Receiver<Arc<Event>>) {
+        let guard = self.lock();
+        (guard.clone(), self.folded.subscribe())
+    }
+
+    fn fold(&self, event: Arc<Event>) {
+        let mut guard = self.lock();
+        guard.apply(&event);
+        let _ = self.folded.send(event);
+    }
+
+    /// Folds the bus until cancelled. A lag (the model fell more than the
+    /// bus's capacity behind) is counted on the bus; what was lost is lost
+    /// for counters, and machine rows heal with their next event.
+    pub async fn run(self: Arc<Self>, bus: Bus, cancel: CancellationToken) {
+        let mut rx = bus.subscribe();
+        loop {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = cancel.cancelled() => return,
+            };
+            match received {
+                Ok(event) => self.fold(event),
+                Err(broadcast::error::RecvError::Lagged(n)) => bus.note_lagged(n),
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// How often live transfers' byte counts are sampled onto the bus.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Emits one [`EventKind::Progress`] per tick while transfers run; nothing
+/// when idle.
+pub async fn sample_progress(progress: Arc<ProgressTable>, bus: Bus, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last = Vec::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let samples = progress.sample();
+        if !samples.is_empty() && samples != last {
+            bus.emit(EventKind::Progress {
+                samples: samples.clone(),
+            });
+        }
+        last = samples;
+    }
+}

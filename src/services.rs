@@ -1,0 +1,321 @@
+//! Starting every boot service from a [`Config`]: the one place that binds
+//! sockets and wires the servers, the inventory, the bus and the model
+//! together. `serve`, the console, `demo`, `bench` and the integration tests
+//! all start pxedeck through [`Services::start`].
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::boot::decide::http_base;
+use crate::boot::render::Urls;
+use crate::bootfs::{BootFs, IPXE_DIR};
+use crate::config::{Config, DhcpMode};
+use crate::control::{Control, inventory_event};
+use crate::dhcp::handler::Port;
+use crate::dhcp::server::DhcpServer;
+use crate::event::{Bus, EventKind, Level};
+use crate::http::{self, HttpState, LeaseView, NoLeases};
+use crate::inventory::watch::{Reloader, Watcher, watch};
+use crate::inventory::{Inventory, LoadOptions, SharedInventory, Writer, load};
+use crate::live::{LiveModel, sample_progress};
+use crate::net::{UdpOptions, udp_socket};
+use crate::progress::ProgressTable;
+use crate::tftp::server::{TftpServer, TftpSettings};
+
+/// Socket buffer for the UDP services: a mass boot bursts.
+const UDP_BUFFER: usize = 4 << 20;
+/// How often expired leases are reclaimed.
+const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+
+/// The addresses the services actually bound (ports may have been 0).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub dhcp: Option<SocketAddr>,
+    pub proxy: Option<SocketAddr>,
+    pub tftp: SocketAddr,
+    pub http: SocketAddr,
+    pub api: SocketAddr,
+}
+
+/// Running boot services. Dropping it does not stop them; call
+/// [`Services::shutdown`].
+pub struct Services {
+    pub config: Arc<Config>,
+    pub bus: Bus,
+    pub live: Arc<LiveModel>,
+    pub inventory: SharedInventory,
+    pub control: Arc<Control>,
+    pub dhcp: Option<Arc<DhcpServer>>,
+    pub tftp: Arc<TftpServer>,
+    pub http: Arc<HttpState>,
+    pub progress: Arc<ProgressTable>,
+    pub bound: Bound,
+    pub cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    _watcher: Option<Watcher>,
+}
+
+pub fn load_options(config: &Config) -> LoadOptions {
+    LoadOptions {
+        pools: config.dhcp.pools.clone(),
+    }
+}
+
+impl Services {
+    /// Loads the inventory, binds every socket, and starts serving. Fails
+    /// (with the address and the reason) when a socket cannot be bound; an
+    /// inventory with problems starts empty and says why.
+    pub async fn start(config: Config) -> anyhow::Result<Services> {
+        let config = Arc::new(config);
+        let bus = Bus::default();
+        let live = Arc::new(LiveModel::default());
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        // The model folds from the first event on.
+        tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
+        tokio::task::yield_now().await;
+
+        let opts = load_options(&config);
+        let loaded = load(&config.inventory, &opts);
+        let first_problems = (!loaded.is_ok()).then(|| loaded.problems.clone());
+        let inventory: SharedInventory = Arc::new(ArcSwap::from_pointee(if loaded.is_ok() {
+            loaded.inventory
+        } else {
+            Inventory::empty(&config.inventory)
+        }));
+
+        let address = config.address;
+        let http_listener = TcpListener::bind((address, config.http.port))
+            .await
+            .with_context(|| bind_hint("HTTP", address, config.http.port))?;
+        let http_addr = http_listener.local_addr()?;
+        let api_listener = TcpListener::bind(config.http.api_listen)
+            .await
+            .with_context(|| format!("cannot bind the API on {}", config.http.api_listen))?;
+        let api_addr = api_listener.local_addr()?;
+        let base = http_base(address, http_addr.port());
+
+        let tftp_fs = BootFs::for_tftp(&config.boot_root, config.tftp.root.as_deref());
+        let progress = Arc::new(ProgressTable::default());
+        let tftp = Arc::new(TftpServer::new(
+            TftpSettings::from_config(&config),
+            tftp_fs.clone(),
+            bus.clone(),
+            progress.clone(),
+            None,
+        ));
+        let tftp_socket = udp_socket(
+            SocketAddr::from((address, config.tftp.port)),
+            &UdpOptions {
+                interface: None,
+                broadcast: false,
+                buffer: UDP_BUFFER,
+            },
+        )?;
+        let tftp_addr = tftp_socket.local_addr()?;
+        tasks.spawn(tftp.clone().serve(tftp_socket, cancel.clone()));
+
+        let (dhcp, dhcp_addr, proxy_addr) = start_dhcp(
+            &config, &inventory, &bus, &base, tftp_fs, &cancel, &mut tasks,
+        )?;
+
+        let writer = Writer::new(&config.inventory, opts.clone(), inventory.clone());
+        let reloader = Reloader::new(&config.inventory, opts.clone(), inventory.clone());
+        let control = Arc::new(Control::new(writer, reloader, dhcp.clone(), bus.clone()));
+
+        let leases: Arc<dyn LeaseView> = match &dhcp {
+            Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
+            _ => Arc::new(NoLeases),
+        };
+        let http_state = Arc::new(HttpState {
+            config: config.clone(),
+            inventory: inventory.clone(),
+            bus: bus.clone(),
+            fs: BootFs::new([config.boot_root.clone(), PathBuf::from(IPXE_DIR)]),
+            progress: progress.clone(),
+            leases,
+            urls: Urls::new(base),
+            stats: Default::default(),
+            control: Some(control.clone()),
+            model: live.clone(),
+            dhcp: dhcp.clone(),
+            tftp: Some(tftp.clone()),
+        });
+        tasks.spawn(http::serve(
+            http_listener,
+            http::boot_router(http_state.clone()),
+            cancel.clone(),
+        ));
+        tasks.spawn(http::serve(
+            api_listener,
+            http::api::router(http_state.clone()),
+            cancel.clone(),
+        ));
+        tasks.spawn(sample_progress(
+            progress.clone(),
+            bus.clone(),
+            cancel.clone(),
+        ));
+
+        // The first snapshot (or why there is none), then the watcher.
+        match first_problems {
+            None => bus.emit(inventory_event(&inventory.load())),
+            Some(problems) => bus.emit(EventKind::InventoryError { problems }),
+        }
+        let watcher = {
+            let control = control.clone();
+            let reloader = Reloader::new(&config.inventory, opts, inventory.clone());
+            match watch(reloader, move |reload| control.report_reload(reload)) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    bus.emit(EventKind::Log {
+                        level: Level::Warn,
+                        target: "inventory".into(),
+                        message: format!(
+                            "not watching {}: {e}; edits need a reload",
+                            config.inventory.display()
+                        ),
+                    });
+                    None
+                }
+            }
+        };
+        bus.emit(EventKind::Log {
+            level: Level::Info,
+            target: "pxedeck".into(),
+            message: format!(
+                "serving: DHCP {} (proxy {}), TFTP {tftp_addr}, HTTP {http_addr}, API {api_addr}",
+                dhcp_addr.map_or("off".into(), |a| a.to_string()),
+                proxy_addr.map_or("off".into(), |a| a.to_string()),
+            ),
+        });
+
+        Ok(Services {
+            config,
+            bus,
+            live,
+            inventory,
+            control,
+            dhcp,
+            tftp,
+            http: http_state,
+            progress,
+            bound: Bound {
+                dhcp: dhcp_addr,
+                proxy: proxy_addr,
+                tftp: tftp_addr,
+                http: http_addr,
+                api: api_addr,
+            },
+            cancel,
+            tasks,
+            _watcher: watcher,
+        })
+    }
+
+    /// Stops every service and waits for their tasks.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn bind_hint(what: &str, address: Ipv4Addr, port: u16) -> String {
+    let hint = if port < 1024 {
+        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    } else {
+        ""
+    };
+    format!("cannot bind {what} on {address}:{port}{hint}")
+}
+
+type DhcpStart = (
+    Option<Arc<DhcpServer>>,
+    Option<SocketAddr>,
+    Option<SocketAddr>,
+);
+
+/// Binds the DHCP sockets the mode needs: 67 (full or proxy), 4011 (PXE
+/// BINL, both modes), and 68 to notice other servers' answers.
+fn start_dhcp(
+    config: &Arc<Config>,
+    inventory: &SharedInventory,
+    bus: &Bus,
+    base: &str,
+    loaders: BootFs,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<DhcpStart> {
+    if config.dhcp.mode == DhcpMode::Off {
+        return Ok((None, None, None));
+    }
+    let server = Arc::new(DhcpServer::new(
+        config.clone(),
+        inventory.clone(),
+        bus.clone(),
+        base.to_string(),
+        Box::new(move |name| loaders.find(name).is_ok()),
+    )?);
+    let interface = config.interface.as_deref();
+    // With an interface, listen on the wildcard address of that interface
+    // only: broadcasts from clients without an address arrive there.
+    // Without one (loopback, tests, relayed-only setups) bind the address.
+    let listen = if interface.is_some() {
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        config.address
+    };
+    let opts = UdpOptions {
+        interface,
+        broadcast: true,
+        buffer: UDP_BUFFER,
+    };
+    let main = udp_socket(SocketAddr::from((listen, config.dhcp.port)), &opts)?;
+    let main_addr = main.local_addr()?;
+    tasks.spawn(server.clone().serve(main, Port::Dhcp, cancel.clone()));
+    let proxy_addr = if config.dhcp.proxy_port != 0 {
+        let proxy = udp_socket(SocketAddr::from((listen, config.dhcp.proxy_port)), &opts)?;
+        let addr = proxy.local_addr()?;
+        tasks.spawn(server.clone().serve(proxy, Port::Proxy, cancel.clone()));
+        Some(addr)
+    } else {
+        None
+    };
+    if interface.is_some() {
+        // Other servers' OFFERs and ACKs are broadcast to the client port.
+        // Sharing 68 with a local DHCP client is fine (SO_REUSEADDR); if it
+        // cannot be had, rogue detection is reduced to relayed traffic.
+        match udp_socket(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)), &opts) {
+            Ok(watch68) => {
+                tasks.spawn(server.clone().serve(watch68, Port::Dhcp, cancel.clone()));
+            }
+            Err(e) => bus.emit(EventKind::Log {
+                level: Level::Warn,
+                target: "dhcp".into(),
+                message: format!("rogue DHCP detection limited: {e}"),
+            }),
+        }
+    }
+    {
+        let server = server.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => server.expire(),
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        });
+    }
+    Ok((Some(server), Some(main_addr), proxy_addr))
+}

@@ -1,0 +1,673 @@
+//! Every HTTP route and error, in-process (tower `oneshot`, no sockets):
+//! boot scripts for each example profile (golden files), identification,
+//! configs and their access check, the done callback, files with ranges,
+//! and the API's commands, reads, metrics and event stream.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Method, Request, StatusCode, header};
+use pxedeck::boot::render::Urls;
+use pxedeck::bootfs::BootFs;
+use pxedeck::config::Config;
+use pxedeck::control::Control;
+use pxedeck::event::{Bus, Event, EventKind, ScriptKind};
+use pxedeck::http::{self, HttpState, LeaseView};
+use pxedeck::ident::Mac;
+use pxedeck::inventory::watch::Reloader;
+use pxedeck::inventory::{LoadOptions, SharedInventory, Writer, load};
+use pxedeck::live::LiveModel;
+use pxedeck::progress::ProgressTable;
+use tower::ServiceExt;
+
+const DEV01: &str = "52:54:00:d0:00:01";
+const DEV01_LEASE: &str = "10.99.0.21";
+const STRANGER: &str = "10.99.0.150";
+const TOKEN: &str = "s3cret";
+
+/// Leases as the DHCP side would report them.
+struct FakeLeases(HashMap<Ipv4Addr, Mac>);
+
+impl LeaseView for FakeLeases {
+    fn mac_at(&self, ip: Ipv4Addr) -> Option<Mac> {
+        self.0.get(&ip).copied()
+    }
+    fn ip_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
+        self.0.iter().find(|(_, m)| *m == mac).map(|(ip, _)| *ip)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    nodes: PathBuf,
+    state: Arc<HttpState>,
+    events: tokio::sync::broadcast::Receiver<Arc<Event>>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Self::with(|_| {}, "unknown:\n  policy: hold\n")
+    }
+
+    /// A copy of the example inventory (changed by `edit`), a boot root
+    /// with a few files, dev-01 holding its lease.
+    fn with(edit: impl FnOnce(&Path), config_extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = dir.path().join("nodes");
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes"), &nodes);
+        edit(&nodes);
+        let boot = dir.path().join("boot");
+        std::fs::create_dir_all(boot.join("ubuntu-24.04")).unwrap();
+        std::fs::create_dir_all(boot.join("empty-dir")).unwrap();
+        let kernel: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(boot.join("ubuntu-24.04/vmlinuz"), &kernel).unwrap();
+        std::fs::write(boot.join("ipxe.efi"), b"MZ fake efi").unwrap();
+        std::fs::write(boot.join("zero"), b"").unwrap();
+        std::fs::write(dir.path().join("secret"), b"not for you").unwrap();
+        let text = format!(
+            "server:\n  address: 10.99.0.1\ndhcp:\n  pools:\n    - subnet: 10.99.0.0/24\n      range: 10.99.0.100-10.99.0.199\nhttp:\n  api_token: {TOKEN}\n{config_extra}"
+        );
+        let config = Arc::new(Config::from_text(&text, None).unwrap());
+        let opts = LoadOptions {
+            pools: config.dhcp.pools.clone(),
+        };
+        let loaded = load(&nodes, &opts);
+        assert!(loaded.is_ok(), "{:?}", loaded.problems);
+        let inventory: SharedInventory = Arc::new(ArcSwap::from_pointee(loaded.inventory));
+        let bus = Bus::default();
+        let events = bus.subscribe();
+        let control = Arc::new(Control::new(
+            Writer::new(&nodes, opts.clone(), inventory.clone()),
+            Reloader::new(&nodes, opts, inventory.clone()),
+            None,
+            bus.clone(),
+        ));
+        let leases = FakeLeases(HashMap::from([(
+            DEV01_LEASE.parse().unwrap(),
+            DEV01.parse().unwrap(),
+        )]));
+        let state = Arc::new(HttpState {
+            config,
+            inventory,
+            bus,
+            fs: BootFs::new([boot]),
+            progress: Arc::new(ProgressTable::default()),
+            leases: Arc::new(leases),
+            urls: Urls::new("http://10.99.0.1"),
+            stats: Default::default(),
+            control: Some(control),
+            model: Arc::new(LiveModel::default()),
+            dhcp: None,
+            tftp: None,
+        });
+        Fixture {
+            _dir: dir,
+            nodes,
+            state,
+            events,
+        }
+    }
+
+    fn boot(&self, from: &str) -> Router {
+        let addr: SocketAddr = format!("{from}:40000").parse().unwrap();
+        http::boot_router(self.state.clone()).layer(MockConnectInfo(addr))
+    }
+
+    fn api(&self) -> Router {
+        http::api::router(self.state.clone()).layer(MockConnectInfo(
+            "127.0.0.1:40000".parse::<SocketAddr>().unwrap(),
+        ))
+    }
+
+    fn drain(&mut self) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        while let Ok(e) = self.events.try_recv() {
+            out.push(e.kind.clone());
+        }
+        out
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: header::HeaderName) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+}
+
+async fn call(router: Router, req: Request<Body>) -> Reply {
+    let res = router.oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(router: Router, uri: &str) -> Reply {
+    call(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+// ---- scripts ----------------------------------------------------------
+
+#[tokio::test]
+async fn golden_scripts_for_every_example_profile() {
+    let f = Fixture::new();
+    let cases = [
+        ("dev-01_ubuntu_install", DEV01),
+        ("dev-03_install_false", "52:54:00:d0:00:03"),
+        ("prod-01_talos_remote", "52:54:00:e0:00:01"),
+        ("prod-05_local_profile", "52:54:00:e0:00:05"),
+        ("unknown_hold", "52:54:00:99:00:01"),
+    ];
+    for (name, mac) in cases {
+        let r = get(f.boot(STRANGER), &format!("/boot.ipxe?mac={mac}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}");
+        assert!(r.header(header::CONTENT_TYPE).starts_with("text/plain"));
+        insta::assert_snapshot!(name, r.text());
+    }
+}
+
+#[tokio::test]
+async fn discover_policy_boots_the_named_profile() {
+    let f = Fixture::with(
+        |_| {},
+        "unknown:\n  policy: discover\n  profile: ubuntu-2404\n",
+    );
+    let r = get(f.boot(STRANGER), "/boot.ipxe?mac=52-54-00-99-00-02").await;
+    insta::assert_snapshot!("unknown_discover", r.text());
+}
+
+#[tokio::test]
+async fn the_lease_address_identifies_a_machine_without_a_query() {
+    let mut f = Fixture::new();
+    let r = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+    assert!(
+        r.text().contains("is dev-01, booting ubuntu-2404"),
+        "{}",
+        r.text()
+    );
+    let served = f.drain().into_iter().find_map(|e| match e {
+        EventKind::ScriptServed { kind, hostname, .. } => Some((kind, hostname)),
+        _ => None,
+    });
+    assert_eq!(served, Some((ScriptKind::Install, Some("dev-01".into()))));
+}
+
+#[tokio::test]
+async fn an_unidentified_client_is_asked_for_its_identity() {
+    let f = Fixture::new();
+    let r = get(f.boot(STRANGER), "/boot.ipxe").await;
+    let text = r.text();
+    assert!(text.starts_with("#!ipxe\n"));
+    assert!(
+        text.contains("http://10.99.0.1/boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid:uristring}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn uuid_or_serial_identify_a_known_machine_with_a_new_nic() {
+    let f = Fixture::new();
+    let r = get(
+        f.boot(STRANGER),
+        "/boot.ipxe?mac=02-00-00-00-00-09&uuid=4c4c4544-0051-3010-8057-b4c04f4a4d01",
+    )
+    .await;
+    assert!(
+        r.text().contains("is prod-01, booting talos-worker"),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn a_template_error_gives_an_error_script_and_an_event() {
+    let mut f = Fixture::with(
+        |nodes| {
+            let p = nodes.join("k8s-dev/dev-01.yaml");
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(
+                &p,
+                format!("{text}boot:\n  kernel: k\n  cmdline: root={{{{ no_such_value }}}}\n"),
+            )
+            .unwrap();
+        },
+        "",
+    );
+    let r = get(f.boot(STRANGER), &format!("/boot.ipxe?mac={DEV01}")).await;
+    let text = r.text();
+    assert!(
+        text.contains("echo pxedeck: cannot boot 52:54:00:d0:00:01: boot.cmdline: undefined value"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("kernel "),
+        "never a half-rendered script: {text}"
+    );
+    assert!(text.contains(
+        "chain --replace --autofree http://10.99.0.1/boot.ipxe?mac=52:54:00:d0:00:01 || goto wait"
+    ));
+    let events = f.drain();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        EventKind::ScriptServed {
+            kind: ScriptKind::Error,
+            ..
+        }
+    )));
+    assert!(events.iter().any(
+        |e| matches!(e, EventKind::Log { message, .. } if message.contains("undefined value"))
+    ));
+}
+
+// ---- configs ----------------------------------------------------------
+
+#[tokio::test]
+async fn configs_are_rendered_for_the_lease_holder_only() {
+    let mut f = Fixture::new();
+    let r = get(f.boot(DEV01_LEASE), "/config/dev-01/user-data").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    assert!(text.starts_with("#cloud-config\n"));
+    assert!(text.contains("hostname: dev-01"));
+    assert!(text.contains("curl -fsS -X POST http://10.99.0.1/done/dev-01"));
+    assert!(text.contains("name: lvm"), "profile values merged: {text}");
+    assert!(
+        text.contains("timezone: Etc/UTC"),
+        "root defaults merged: {text}"
+    );
+    let meta = get(f.boot(DEV01_LEASE), "/config/dev-01/meta-data").await;
+    assert_eq!(meta.text(), "instance-id: dev-01\nlocal-hostname: dev-01\n");
+    assert!(matches!(
+        f.drain().as_slice(),
+        [
+            EventKind::ConfigServed { .. },
+            EventKind::ConfigServed { .. }
+        ]
+    ));
+
+    let denied = get(f.boot(STRANGER), "/config/dev-01/user-data").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert!(!denied.text().contains("cloud-config"));
+    assert!(matches!(
+        f.drain().as_slice(),
+        [EventKind::AccessDenied { path, .. }] if path == "/config/dev-01/user-data"
+    ));
+    assert_eq!(
+        get(f.boot(DEV01_LEASE), "/config/nobody/user-data")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(f.boot(DEV01_LEASE), "/config/dev-01/kickstart")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_static_address_and_the_allow_list_may_read_configs() {
+    let f = Fixture::with(|_| {}, "  config_allow: [192.0.2.0/24]\n");
+    // prod-01 has ip: 10.99.0.31 and no lease in the fake table.
+    let r = get(f.boot("10.99.0.31"), "/config/prod-01/machine.yaml").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("hostname: prod-01"));
+    assert!(r.text().contains("disk: /dev/sda"));
+    let r = get(f.boot("192.0.2.7"), "/config/prod-01/machine.yaml").await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ignition_must_render_to_json() {
+    let f = Fixture::with(
+        |nodes| {
+            let p = nodes.join("k8s-dev/dev-01.yaml");
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(
+                &p,
+                format!("{text}configs:\n  good.ign: '{{\"ignition\": {{\"version\": \"3.4.0\"}}, \"h\": \"{{{{ hostname }}}}\"}}'\n  bad.ign: 'not json {{{{ hostname }}}}'\n"),
+            )
+            .unwrap();
+        },
+        "",
+    );
+    let good = get(f.boot(DEV01_LEASE), "/config/dev-01/good.ign").await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.text());
+    assert_eq!(good.header(header::CONTENT_TYPE), "application/json");
+    assert!(good.text().contains("\"h\": \"dev-01\""));
+    let bad = get(f.boot(DEV01_LEASE), "/config/dev-01/bad.ign").await;
+    assert_eq!(bad.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(bad.text().contains("not valid JSON"), "{}", bad.text());
+}
+
+// ---- done callback -----------------------------------------------------
+
+#[tokio::test]
+async fn the_done_callback_flips_install_and_nothing_else() {
+    let mut f = Fixture::new();
+    let path = f.nodes.join("k8s-dev/dev-01.yaml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let post = |from| {
+        let router = f.boot(from);
+        async move {
+            call(
+                router,
+                Request::post("/done/dev-01").body(Body::empty()).unwrap(),
+            )
+            .await
+        }
+    };
+    let denied = post(STRANGER).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    let ok = post(DEV01_LEASE).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(after, before.replace("install: true", "install: false"));
+    assert_ne!(after, before);
+    let events = f.drain();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "dev-01"))
+    );
+    // The served snapshot changed too: the next script boots the disk.
+    let r = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+    assert!(r.text().contains("dev-01: local disk"), "{}", r.text());
+}
+
+// ---- files ------------------------------------------------------------
+
+fn ranged(uri: &str, range: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::RANGE, range)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn files_whole_ranged_head_and_refused() {
+    let mut f = Fixture::new();
+    let kernel: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let whole = get(f.boot(DEV01_LEASE), "/ubuntu-24.04/vmlinuz").await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.body, kernel);
+    assert_eq!(whole.header(header::CONTENT_LENGTH), "100000");
+    assert_eq!(whole.header(header::ACCEPT_RANGES), "bytes");
+    let events = f.drain();
+    assert!(matches!(
+        &events[0],
+        EventKind::TransferStarted {
+            size: Some(100_000),
+            mac: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &events[1],
+        EventKind::TransferDone { bytes: 100_000, .. }
+    ));
+
+    let part = call(
+        f.boot(STRANGER),
+        ranged("/ubuntu-24.04/vmlinuz", "bytes=10-19"),
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body, &kernel[10..20]);
+    assert_eq!(part.header(header::CONTENT_RANGE), "bytes 10-19/100000");
+    let open = call(
+        f.boot(STRANGER),
+        ranged("/ubuntu-24.04/vmlinuz", "bytes=99990-"),
+    )
+    .await;
+    assert_eq!(open.body, &kernel[99_990..]);
+    let suffix = call(
+        f.boot(STRANGER),
+        ranged("/ubuntu-24.04/vmlinuz", "bytes=-5"),
+    )
+    .await;
+    assert_eq!(suffix.body, &kernel[99_995..]);
+    let beyond = call(
+        f.boot(STRANGER),
+        ranged("/ubuntu-24.04/vmlinuz", "bytes=100000-"),
+    )
+    .await;
+    assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(beyond.header(header::CONTENT_RANGE), "bytes */100000");
+
+    let head = call(
+        f.boot(STRANGER),
+        Request::head("/ipxe.efi").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header(header::CONTENT_TYPE), "application/efi");
+    assert_eq!(head.header(header::CONTENT_LENGTH), "11");
+    assert!(head.body.is_empty());
+    let empty = get(f.boot(STRANGER), "/zero").await;
+    assert_eq!((empty.status, empty.body.len()), (StatusCode::OK, 0));
+
+    for (uri, status) in [
+        ("/missing", StatusCode::NOT_FOUND),
+        ("/../secret", StatusCode::FORBIDDEN),
+        ("/%2e%2e/secret", StatusCode::FORBIDDEN),
+        ("/empty-dir", StatusCode::FORBIDDEN),
+        ("/etc/passwd", StatusCode::NOT_FOUND),
+        ("/%zz", StatusCode::BAD_REQUEST),
+    ] {
+        let r = get(f.boot(STRANGER), uri).await;
+        assert_eq!(r.status, status, "{uri}");
+        assert!(!r.text().contains("not for you"));
+        assert!(r.headers.get(header::LOCATION).is_none(), "no redirects");
+    }
+    let post = call(
+        f.boot(STRANGER),
+        Request::builder()
+            .method(Method::POST)
+            .uri("/ipxe.efi")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+// ---- API --------------------------------------------------------------
+
+fn json_post(uri: &str, token: Option<&str>, body: serde_json::Value) -> Request<Body> {
+    let mut b = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn api_commands_need_the_token_and_write_the_inventory() {
+    let f = Fixture::new();
+    let adoption = serde_json::json!({"machines": [{
+        "macs": ["52:54:00:99:00:07"], "hostname": "dev-07", "group": "k8s-dev",
+        "profile": "ubuntu-2404", "install": true
+    }]});
+    let none = call(f.api(), json_post("/api/v1/adopt", None, adoption.clone())).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    let wrong = call(
+        f.api(),
+        json_post("/api/v1/adopt", Some("nope"), adoption.clone()),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(!f.nodes.join("k8s-dev/dev-07.yaml").exists());
+
+    let ok = call(
+        f.api(),
+        json_post("/api/v1/adopt", Some(TOKEN), adoption.clone()),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(f.nodes.join("k8s-dev/dev-07.yaml").exists());
+    // The adopted machine boots its profile at once.
+    let r = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:07").await;
+    assert!(
+        r.text().contains("is dev-07, booting ubuntu-2404"),
+        "{}",
+        r.text()
+    );
+
+    let again = call(f.api(), json_post("/api/v1/adopt", Some(TOKEN), adoption)).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.text().contains("dev-07"), "{}", again.text());
+
+    let flip = call(
+        f.api(),
+        json_post(
+            "/api/v1/nodes/dev-07/install",
+            Some(TOKEN),
+            serde_json::json!({"install": false}),
+        ),
+    )
+    .await;
+    assert_eq!(flip.status, StatusCode::OK, "{}", flip.text());
+    let text = std::fs::read_to_string(f.nodes.join("k8s-dev/dev-07.yaml")).unwrap();
+    assert!(text.contains("install: false"), "{text}");
+}
+
+#[tokio::test]
+async fn api_commands_are_refused_without_a_configured_token() {
+    let f = Fixture::new();
+    let mut config = (*f.state.config).clone();
+    config.http.api_token = None;
+    let state = Arc::new(HttpState {
+        config: Arc::new(config),
+        inventory: f.state.inventory.clone(),
+        bus: f.state.bus.clone(),
+        fs: f.state.fs.clone(),
+        progress: f.state.progress.clone(),
+        leases: Arc::new(FakeLeases(HashMap::new())),
+        urls: f.state.urls.clone(),
+        stats: Default::default(),
+        control: f.state.control.clone(),
+        model: f.state.model.clone(),
+        dhcp: None,
+        tftp: None,
+    });
+    let api = http::api::router(state);
+    let r = call(
+        api,
+        json_post(
+            "/api/v1/commands",
+            Some(TOKEN),
+            serde_json::json!({"command": "reload_inventory"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("api_token"));
+}
+
+#[tokio::test]
+async fn api_reads_metrics_and_event_stream() {
+    let f = Fixture::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(
+        f.state
+            .model
+            .clone()
+            .run(f.state.bus.clone(), cancel.clone()),
+    );
+    tokio::task::yield_now().await;
+    // Some traffic for the model to fold.
+    get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+    get(f.boot(DEV01_LEASE), "/ubuntu-24.04/vmlinuz").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+    let machines = get(f.api(), "/api/v1/machines").await;
+    let rows: serde_json::Value = serde_json::from_slice(&machines.body).unwrap();
+    assert_eq!(rows[0]["mac"], DEV01);
+    assert_eq!(rows[0]["hostname"], "dev-01");
+    let nodes: serde_json::Value =
+        serde_json::from_slice(&get(f.api(), "/api/v1/nodes").await.body).unwrap();
+    assert_eq!(nodes.as_array().unwrap().len(), 8);
+    let profiles: serde_json::Value =
+        serde_json::from_slice(&get(f.api(), "/api/v1/profiles").await.body).unwrap();
+    assert_eq!(profiles[0]["name"], "local");
+    let transfers: serde_json::Value =
+        serde_json::from_slice(&get(f.api(), "/api/v1/transfers").await.body).unwrap();
+    assert_eq!(transfers["recent"][0]["bytes"], 100_000);
+    assert_eq!(get(f.api(), "/healthz").await.text(), "ok\n");
+
+    let metrics = get(f.api(), "/metrics").await.text();
+    for needle in [
+        "pxedeck_http_requests_total 2",
+        "pxedeck_http_bytes_total 100000",
+        "pxedeck_http_responses_total{kind=\"script\"} 1",
+        "pxedeck_http_responses_total{kind=\"file_done\"} 1",
+        "# TYPE pxedeck_inventory_reloads_total counter",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in\n{metrics}");
+    }
+
+    // The stream opens with the snapshot, then carries new events.
+    let res = f
+        .api()
+        .oneshot(Request::get("/api/v1/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = res.into_body().into_data_stream();
+    use futures_util::StreamExt;
+    let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.starts_with("event: snapshot\ndata: {"), "{first}");
+    assert!(first.contains("\"hostname\":\"dev-01\""));
+    get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:01").await;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let next = String::from_utf8(next.to_vec()).unwrap();
+    assert!(next.starts_with("event: event\ndata: {"), "{next}");
+    assert!(next.contains("\"type\":\"script_served\""), "{next}");
+    cancel.cancel();
+}
