@@ -17,5 +17,6 @@ pub mod model;
 pub mod net;
 pub mod progress;
 pub mod services;
+pub mod sim;
 pub mod tftp;
 pub mod yaml;

@@ -256,18 +256,18 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(chunk))) => {
-                let n = chunk.len() as u64;
-                this.sent += n;
-                this.remaining = this.remaining.saturating_sub(n);
-                this.handle.set(this.sent);
-                this.state
-                    .stats
-                    .bytes
-                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            }
-            Poll::Ready(None) if this.remaining == 0 && !this.finished => {
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            let n = chunk.len() as u64;
+            this.sent += n;
+            this.remaining = this.remaining.saturating_sub(n);
+            this.handle.set(this.sent);
+            this.state
+                .stats
+                .bytes
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            // With a Content-Length, hyper stops polling after the last
+            // byte, so the end is seen here, not at `Ready(None)`.
+            if this.remaining == 0 && !this.finished {
                 this.finished = true;
                 HttpStats::bump(&this.state.stats.files_done);
                 this.state.bus.emit(EventKind::TransferDone {
@@ -276,7 +276,6 @@ where
                     millis: this.started.elapsed().as_millis() as u64,
                 });
             }
-            _ => {}
         }
         polled
     }
@@ -286,15 +285,10 @@ impl<S> Drop for Tracked<S> {
     fn drop(&mut self) {
         if !self.finished {
             HttpStats::bump(&self.state.stats.files_failed);
-            let reason = if self.remaining > 0 {
-                "the client closed the connection early"
-            } else {
-                "the response was abandoned"
-            };
             self.state.bus.emit(EventKind::TransferFailed {
                 id: self.handle.id,
                 bytes: self.sent,
-                reason: reason.into(),
+                reason: "the client closed the connection early".into(),
                 probe: false,
             });
         }

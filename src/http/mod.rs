@@ -9,6 +9,7 @@
 
 pub mod api;
 mod boot;
+pub mod client;
 mod files;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

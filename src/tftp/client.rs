@@ -18,6 +18,8 @@ pub struct FetchOptions {
     pub retries: u32,
     /// Keep the data (tests) or only count and hash it (load tests).
     pub keep: bool,
+    /// Send from this local address (a simulated machine's lease).
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl Default for FetchOptions {
@@ -29,6 +31,7 @@ impl Default for FetchOptions {
             timeout: Duration::from_secs(1),
             retries: 5,
             keep: true,
+            bind: None,
         }
     }
 }
@@ -61,10 +64,10 @@ pub async fn fetch(
     filename: &str,
     opts: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
-    let bind = if server.is_ipv4() {
-        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
-    } else {
-        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    let bind = match opts.bind {
+        Some(ip) => SocketAddr::new(ip, 0),
+        None if server.is_ipv4() => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+        None => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
     };
     let socket = UdpSocket::bind(bind).await?;
     let mut asked: Vec<(String, String)> = Vec::new();
