@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use crate::dhcp::server::DhcpServer;
-use crate::event::{Bus, Command, EventKind, KnownMachine};
+use crate::event::{Bus, Command, EventKind, GroupInfo, KnownMachine};
 use crate::inventory::watch::{Reload, Reloader};
 use crate::inventory::{Inventory, Writer};
 
@@ -154,5 +154,23 @@ pub fn inventory_event(inv: &Inventory) -> EventKind {
             .collect(),
         profiles: inv.profiles.keys().cloned().collect(),
         groups: inv.groups.clone(),
+        group_info: inv
+            .groups
+            .iter()
+            .map(|g| {
+                // The group's defaults as its machines inherit them; an
+                // empty group falls back to its name as the pattern stem.
+                let member = inv.machines.iter().find(|m| &m.group == g);
+                let pattern = member
+                    .and_then(|m| m.values.path("adopt.hostname_pattern"))
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string);
+                GroupInfo {
+                    name: g.clone(),
+                    hostname_pattern: pattern,
+                    profile: member.and_then(|m| m.profile.clone()),
+                }
+            })
+            .collect(),
     }
 }

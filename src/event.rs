@@ -189,9 +189,43 @@ pub struct KnownMachine {
     pub install: bool,
 }
 
+/// Where pxedeck serves, for the console's header and adopt dialog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub address: Ipv4Addr,
+    /// `full`, `proxy` or `off`.
+    pub dhcp_mode: String,
+    pub dhcp: Option<SocketAddr>,
+    pub proxy: Option<SocketAddr>,
+    pub tftp: SocketAddr,
+    pub http: SocketAddr,
+    pub api: SocketAddr,
+    pub pools: Vec<PoolInfo>,
+    /// `hold`, `ignore` or `discover <profile>`.
+    pub unknown_policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub subnet: String,
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+}
+
+/// What adopting into a group means: its naming pattern and profile (from
+/// the group's `_defaults.yaml`, as its machines see them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub hostname_pattern: Option<String>,
+    pub profile: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// The services are up (first event of a run).
+    Started(ServerInfo),
     DhcpSeen(DhcpSeen),
     DhcpReplied {
         mac: Mac,
@@ -275,6 +309,8 @@ pub enum EventKind {
         machines: Vec<KnownMachine>,
         profiles: Vec<String>,
         groups: Vec<String>,
+        #[serde(default)]
+        group_info: Vec<GroupInfo>,
     },
     InventoryError {
         problems: Vec<Problem>,

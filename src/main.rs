@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use pxedeck::config::Config;
 use pxedeck::inventory::{self, LoadOptions};
 
+mod run;
+
 /// A terminal console for bare-metal provisioning: DHCP, proxyDHCP, TFTP and
 /// HTTP boot services with a live view of every boot, and a YAML inventory
 /// kept in git.
@@ -26,7 +28,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the boot services with the live console (the default)
-    Console,
+    Console {
+        /// Colour theme: default, light, high-contrast, or a file
+        #[arg(long)]
+        theme: Option<String>,
+    },
     /// Run the boot services headless, logging to stdout (for systemd)
     Serve,
     /// Open the console on a running `pxedeck serve`
@@ -34,11 +40,58 @@ enum Command {
         /// The server's API address
         #[arg(default_value = "http://127.0.0.1:8081")]
         url: String,
+        /// Bearer token for commands [env: PXEDECK_TOKEN]
+        #[arg(long, env = "PXEDECK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long)]
+        theme: Option<String>,
     },
     /// Try pxedeck on loopback with simulated machines: no root, no setup
-    Demo,
+    Demo {
+        /// Unknown machines that wait to be adopted
+        #[arg(long, default_value_t = 6)]
+        unknown: usize,
+        /// Seconds between machines powering on
+        #[arg(long, default_value_t = 2.0)]
+        every: f64,
+        /// Keep the demo's files (inventory, leases, log) afterwards
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        theme: Option<String>,
+    },
     /// Mass-boot simulated machines against pxedeck and report timings
-    Bench,
+    Bench {
+        /// Simulated machines
+        #[arg(long, short = 'n', default_value_t = 100)]
+        machines: usize,
+        /// Boot loader size (TFTP), MiB
+        #[arg(long, default_value_t = 1.0)]
+        loader_mib: f64,
+        /// Kernel size (HTTP), MiB
+        #[arg(long, default_value_t = 10.0)]
+        kernel_mib: f64,
+        /// Initrd size (HTTP), MiB
+        #[arg(long, default_value_t = 50.0)]
+        initrd_mib: f64,
+        /// Spread power-on over this many seconds
+        #[arg(long, default_value_t = 1.0)]
+        spread: f64,
+        /// Write the bench's world (config, inventory, boot root) to DIR and
+        /// stop: serve it yourself, then run with --target
+        #[arg(long, value_name = "DIR")]
+        prepare: Option<PathBuf>,
+        /// Boot against a running server's DHCP address (a world made with
+        /// --prepare, passed again with --world)
+        #[arg(long, value_name = "ADDR", requires = "world")]
+        target: Option<std::net::SocketAddr>,
+        /// The world the target serves
+        #[arg(long, value_name = "DIR")]
+        world: Option<PathBuf>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the inventory; print every problem with file and line
     Check {
         /// Inventory folder [default: the config's `inventory`, ./nodes]
@@ -57,28 +110,79 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("pxedeck: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
+    let command = cli.command.unwrap_or(Command::Console { theme: None });
+    // Attach and a demo need no config file; everything else reads it.
+    let config = match &command {
+        Command::Attach { .. } | Command::Demo { .. } => Config::builtin(),
+        _ => match Config::load(cli.config.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("pxedeck: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
-    match cli.command.unwrap_or(Command::Console) {
+    match command {
         Command::Check { dir } => check(&config, dir),
         Command::Render { machine, dir } => render(&config, dir, &machine),
-        Command::Console => not_yet("the console"),
-        Command::Serve => not_yet("serve"),
-        Command::Attach { .. } => not_yet("attach"),
-        Command::Demo => not_yet("demo"),
-        Command::Bench => not_yet("bench"),
+        Command::Console { theme } => runtime(|| run::console(config, theme)),
+        Command::Serve => runtime(|| run::serve(config)),
+        Command::Attach { url, token, theme } => runtime(|| run::attach(url, token, theme)),
+        Command::Demo {
+            unknown,
+            every,
+            keep,
+            theme,
+        } => runtime(|| run::demo(unknown, every, keep, theme)),
+        Command::Bench {
+            machines,
+            loader_mib,
+            kernel_mib,
+            initrd_mib,
+            spread,
+            prepare,
+            target,
+            world,
+            json,
+        } => {
+            let mib = |m: f64| (m * 1024.0 * 1024.0) as u64;
+            let opts = pxedeck::sim::bench::BenchOptions {
+                machines,
+                loader_size: mib(loader_mib),
+                kernel_size: mib(kernel_mib),
+                initrd_size: mib(initrd_mib),
+                spread: std::time::Duration::from_secs_f64(spread),
+                link_rate: None,
+            };
+            runtime(|| run::bench(opts, prepare, target, world, json))
+        }
     }
 }
 
-/// Subcommands whose implementation has not landed say so, and fail.
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("pxedeck: {what} is not available yet");
-    ExitCode::from(3)
+/// Runs an async command on a multi-threaded runtime; errors are printed
+/// as one line and exit 1.
+fn runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pxedeck: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(f());
+    // Running downloads end with the runtime; do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pxedeck: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn load_options(config: &Config) -> LoadOptions {

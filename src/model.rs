@@ -7,18 +7,18 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::boot::arch::Firmware;
 use crate::event::{
-    BootDecision, DhcpMessage, DhcpReply, Event, EventKind, KnownMachine, Level, Millis, Protocol,
-    ScriptKind,
+    BootDecision, DhcpMessage, DhcpReply, Event, EventKind, GroupInfo, KnownMachine, Level, Millis,
+    Protocol, ScriptKind, ServerInfo,
 };
 use crate::ident::{Mac, Uuid};
 use crate::inventory::Problem;
 
 /// Where a machine is in its boot, as the console's State column shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MachineState {
     /// Known to the inventory, not seen since pxedeck started.
@@ -58,7 +58,7 @@ impl MachineState {
 }
 
 /// One step in a machine's boot timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub at: Millis,
     pub what: String,
@@ -69,7 +69,7 @@ pub struct Step {
     pub failed: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineRow {
     pub mac: Mac,
     pub hostname: Option<String>,
@@ -139,7 +139,7 @@ impl MachineRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseRow {
     pub ip: Ipv4Addr,
     pub mac: Mac,
@@ -148,7 +148,7 @@ pub struct LeaseRow {
     pub expires: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferRow {
     pub id: u64,
     pub protocol: Protocol,
@@ -173,7 +173,7 @@ impl TransferRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {
     pub at: Millis,
     pub level: Level,
@@ -181,14 +181,14 @@ pub struct LogLine {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Alert {
     RogueDhcp { server: Ipv4Addr, count: u64 },
     PoolExhausted { subnet: String },
     InventoryErrors { count: usize },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     pub dhcp_in: BTreeMap<DhcpMessage, u64>,
     pub dhcp_out: BTreeMap<DhcpReply, u64>,
@@ -205,13 +205,14 @@ pub struct Counters {
     pub errors: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InventoryStatus {
     pub machines: usize,
     pub profiles: Vec<String>,
     pub groups: Vec<String>,
     pub last_reload: Option<Millis>,
     pub problems: Vec<Problem>,
+    pub group_info: Vec<GroupInfo>,
 }
 
 /// Finished transfers kept for the Transfers view.
@@ -219,7 +220,7 @@ pub const RECENT_TRANSFERS: usize = 200;
 pub const LOG_LINES: usize = 2000;
 pub const TIMELINE_LEN: usize = 64;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Model {
     /// Machines seen or known, in order of first appearance.
     pub machines: Vec<MachineRow>,
@@ -235,6 +236,8 @@ pub struct Model {
     pub inventory: InventoryStatus,
     pub rogue_servers: BTreeMap<Ipv4Addr, u64>,
     pub exhausted_pools: Vec<String>,
+    /// Where the services listen (from the `Started` event).
+    pub server: Option<ServerInfo>,
     /// Bumped on every change: the console redraws when it moves.
     pub generation: u64,
     /// Time of the newest event folded in.
@@ -242,6 +245,16 @@ pub struct Model {
 }
 
 impl Model {
+    /// Rebuilds the indexes a deserialised snapshot lacks.
+    pub fn reindex(&mut self) {
+        self.by_mac = self
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.mac, i))
+            .collect();
+    }
+
     pub fn machine(&self, mac: &Mac) -> Option<&MachineRow> {
         self.by_mac.get(mac).map(|&i| &self.machines[i])
     }
@@ -303,6 +316,10 @@ impl Model {
         self.now = self.now.max(at);
         self.generation += 1;
         match &event.kind {
+            EventKind::Started(info) => {
+                self.server = Some(info.clone());
+                self.log(at, Level::Info, "pxedeck", "boot services started".into());
+            }
             EventKind::DhcpSeen(seen) => {
                 *self.counters.dhcp_in.entry(seen.message).or_default() += 1;
                 let row = self.row(seen.mac);
@@ -561,6 +578,7 @@ impl Model {
                 machines,
                 profiles,
                 groups,
+                group_info,
             } => {
                 self.counters.inventory_reloads += 1;
                 self.apply_inventory(machines);
@@ -570,6 +588,7 @@ impl Model {
                     groups: groups.clone(),
                     last_reload: Some(at),
                     problems: Vec::new(),
+                    group_info: group_info.clone(),
                 };
             }
             EventKind::InventoryError { problems } => {
@@ -740,6 +759,7 @@ mod tests {
             }],
             profiles: vec!["ubuntu-2404".into()],
             groups: vec!["k8s-dev".into()],
+            group_info: vec![],
         }
     }
 
@@ -816,6 +836,7 @@ mod tests {
                 machines: vec![],
                 profiles: vec![],
                 groups: vec![],
+                group_info: vec![],
             },
         ));
         assert!(m.machines.is_empty());

@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::boot::decide::http_base;
 use crate::boot::render::Urls;
 use crate::bootfs::{BootFs, IPXE_DIR};
-use crate::config::{Config, DhcpMode};
+use crate::config::{Config, DhcpMode, UnknownPolicy};
 use crate::control::{Control, inventory_event};
 use crate::dhcp::handler::Port;
 use crate::dhcp::server::DhcpServer;
-use crate::event::{Bus, EventKind, Level};
+use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
 use crate::http::{self, HttpState, LeaseView, NoLeases};
 use crate::inventory::watch::{Reloader, Watcher, watch};
 use crate::inventory::{Inventory, LoadOptions, SharedInventory, Writer, load};
@@ -188,15 +188,30 @@ impl Services {
                 }
             }
         };
-        bus.emit(EventKind::Log {
-            level: Level::Info,
-            target: "pxedeck".into(),
-            message: format!(
-                "serving: DHCP {} (proxy {}), TFTP {tftp_addr}, HTTP {http_addr}, API {api_addr}",
-                dhcp_addr.map_or("off".into(), |a| a.to_string()),
-                proxy_addr.map_or("off".into(), |a| a.to_string()),
-            ),
-        });
+        bus.emit(EventKind::Started(ServerInfo {
+            address,
+            dhcp_mode: format!("{:?}", config.dhcp.mode).to_lowercase(),
+            dhcp: dhcp_addr,
+            proxy: proxy_addr,
+            tftp: tftp_addr,
+            http: http_addr,
+            api: api_addr,
+            pools: config
+                .dhcp
+                .pools
+                .iter()
+                .map(|p| PoolInfo {
+                    subnet: p.subnet.to_string(),
+                    first: p.range_start,
+                    last: p.range_end,
+                })
+                .collect(),
+            unknown_policy: match &config.unknown {
+                UnknownPolicy::Hold => "hold".into(),
+                UnknownPolicy::Ignore => "ignore".into(),
+                UnknownPolicy::Discover { profile } => format!("discover {profile}"),
+            },
+        }));
 
         Ok(Services {
             config,

@@ -108,10 +108,21 @@ fn an_invalid_config_is_one_message_with_file_line_and_exit_2() {
 }
 
 #[test]
-fn subcommands_that_have_not_landed_say_so_and_fail() {
-    for sub in ["attach", "bench"] {
-        let o = pxedeck(&[sub], repo());
-        assert!(!o.status.success(), "{sub} must not pretend to work");
-        assert!(text(&o).1.contains("not available yet"), "{sub}");
-    }
+fn bench_boots_machines_against_a_serve_process() {
+    // Runs `pxedeck serve` as a child and ten simulated machines at it.
+    let dir = tempfile::tempdir().unwrap();
+    let o = pxedeck(
+        &[
+            "bench", "-n", "10", "--loader-mib", "0.1", "--kernel-mib", "1",
+            "--initrd-mib", "2", "--spread", "0.2", "--json",
+        ],
+        dir.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["report"]["machines"], 10);
+    assert_eq!(v["report"]["outcomes"]["installed"], 10, "{out}");
+    assert!(v["server"]["cpu_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(v["server"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
 }

@@ -480,3 +480,40 @@ pub fn config(
         })
     }))
 }
+
+/// What a machine is served, as the console's detail pane and
+/// `GET /api/v1/machines/<mac>/served` show it: the decision, the script,
+/// the installer configs and the effective values with their origins.
+pub fn served_report(
+    inv: &Inventory,
+    policy: &crate::config::UnknownPolicy,
+    mac: &Mac,
+    urls: &Urls,
+) -> String {
+    let (decision, machine) = super::decide::decide(inv, policy, mac, None);
+    let decided = match &decision {
+        BootDecision::Install { profile } => format!("install profile {profile}"),
+        BootDecision::Local => "boot the local disk".into(),
+        BootDecision::Hold => "hold: wait until adopted".into(),
+        BootDecision::Discover { profile } => format!("discover with profile {profile}"),
+        BootDecision::Ignore => "ignore: no boot answer".into(),
+        BootDecision::NotPxe => "not a PXE client".into(),
+    };
+    let s = script(inv, machine, &decision, mac, urls);
+    let mut out = format!("decision: {decided}\n\n── iPXE script ──\n{}", s.text);
+    if let Some(m) = machine {
+        if !m.configs.is_empty() {
+            out.push_str("\n── installer configs ──\n");
+            for name in m.configs.keys() {
+                let _ = writeln!(out, "{}/{name}", urls.config(&m.hostname));
+            }
+        }
+        let _ = write!(
+            out,
+            "\n── effective values ({}) ──\n{}",
+            inv.file(m.file).display(),
+            crate::inventory::annotated_yaml(inv, &m.values)
+        );
+    }
+    out
+}

@@ -33,6 +33,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/state", get(full_state))
         .route("/api/v1/machines", get(machines))
+        .route("/api/v1/machines/{mac}/served", get(served))
         .route("/api/v1/leases", get(leases))
         .route("/api/v1/transfers", get(transfers))
         .route("/api/v1/nodes", get(nodes))
@@ -55,6 +56,15 @@ async fn full_state(State(s): State<Arc<HttpState>>) -> Response {
 
 async fn machines(State(s): State<Arc<HttpState>>) -> Response {
     Json(&s.model.lock().machines).into_response()
+}
+
+/// What a machine is served: decision, script, configs, effective values.
+async fn served(State(s): State<Arc<HttpState>>, Path(mac): Path<String>) -> Response {
+    let Ok(mac) = mac.parse::<crate::ident::Mac>() else {
+        return (StatusCode::BAD_REQUEST, "not a MAC address\n").into_response();
+    };
+    let inv = s.inventory.load();
+    crate::boot::render::served_report(&inv, &s.config.unknown, &mac, &s.urls).into_response()
 }
 
 async fn leases(State(s): State<Arc<HttpState>>) -> Response {

@@ -62,6 +62,8 @@ pub struct Options {
     pub bind: Option<IpAddr>,
     pub bearer: Option<String>,
     pub timeout: Option<Duration>,
+    /// Pace downloads to this many bytes a second (a simulated NIC).
+    pub rate: Option<u64>,
 }
 
 /// Sends one request on a fresh connection and returns the response with
@@ -153,11 +155,16 @@ pub async fn download(
     }
     let mut body = res.into_body();
     let mut total = 0u64;
+    let started = tokio::time::Instant::now();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             total += data.len() as u64;
             if abort_after.is_some_and(|limit| total >= limit) {
                 return Ok(total);
+            }
+            if let Some(rate) = opts.rate.filter(|r| *r > 0) {
+                let due = started + Duration::from_secs_f64(total as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
             }
         }
     }

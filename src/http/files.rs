@@ -215,7 +215,7 @@ pub async fn serve(
         protocol: Protocol::Http,
         client,
         mac,
-        path: request,
+        path: relative.to_string(),
         size: Some(length),
         blksize: None,
         windowsize: None,
@@ -288,7 +288,7 @@ impl<S> Drop for Tracked<S> {
             self.state.bus.emit(EventKind::TransferFailed {
                 id: self.handle.id,
                 bytes: self.sent,
-                reason: "the client closed the connection early".into(),
+                reason: "the client went away mid-download".into(),
                 probe: false,
             });
         }

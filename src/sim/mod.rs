@@ -10,6 +10,7 @@
 //!
 //! Used by `pxedeck demo`, `pxedeck bench` and the integration tests.
 
+pub mod bench;
 mod dhcp;
 pub mod ipxe;
 pub mod report;
@@ -114,6 +115,9 @@ pub struct Target {
     pub hold_limit: Duration,
     /// Override the script's wait between hold-loop polls (tests).
     pub hold_poll: Option<Duration>,
+    /// Each machine's HTTP download speed in bytes/s (None: as fast as
+    /// loopback goes). The demo paces so progress is watchable.
+    pub link_rate: Option<u64>,
 }
 
 impl Target {
@@ -126,6 +130,7 @@ impl Target {
             dhcp_wait: Duration::from_millis(500),
             hold_limit: Duration::from_secs(600),
             hold_poll: None,
+            link_rate: None,
         }
     }
 }
@@ -195,7 +200,8 @@ async fn boot_inner(
     let http_opts = Options {
         bind: source,
         bearer: None,
-        timeout: Some(Duration::from_secs(120)),
+        timeout: Some(Duration::from_secs(600)),
+        rate: target.link_rate,
     };
 
     // Stage one: the boot loader.

@@ -1,0 +1,367 @@
+//! The adopt dialog: choosing profile, hostname (or a name pattern for
+//! several machines), group, fixed IP and install for unknown machines,
+//! with validation against everything the console knows.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+use crate::ident::{Mac, Uuid};
+use crate::inventory::{Adoption, valid_group, valid_hostname};
+use crate::model::Model;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Profile,
+    Hostname,
+    Group,
+    Ip,
+    Install,
+}
+
+const FIELDS: [Field; 5] = [
+    Field::Profile,
+    Field::Hostname,
+    Field::Group,
+    Field::Ip,
+    Field::Install,
+];
+
+pub struct AdoptDialog {
+    /// The machines being adopted, with what identifies them.
+    pub machines: Vec<(Mac, Option<Uuid>)>,
+    pub field: Field,
+    pub profiles: Vec<String>,
+    pub profile: usize,
+    pub groups: Vec<String>,
+    pub group: usize,
+    /// A hostname, or for several machines a pattern (`worker-{n:02}`).
+    pub hostname: Input,
+    hostname_touched: bool,
+    pub ip: Input,
+    pub install: bool,
+    pub error: Option<String>,
+}
+
+/// What a key did to the dialog.
+pub enum Outcome {
+    Continue,
+    Cancel,
+    Submit(Vec<Adoption>),
+}
+
+/// Expands `{n}`, `{n:02}`, `{n:03}`… in a hostname pattern.
+pub fn expand(pattern: &str, n: usize) -> String {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find("{n") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let width = after[..end]
+            .strip_prefix(":0")
+            .and_then(|w| w.parse::<usize>().ok())
+            .unwrap_or(0);
+        out.push_str(&format!("{n:0width$}"));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_pattern(s: &str) -> bool {
+    s.contains("{n")
+}
+
+/// Hostnames the inventory (or an earlier adoption on screen) already uses.
+fn used_hostnames(model: &Model) -> BTreeSet<String> {
+    model
+        .machines
+        .iter()
+        .filter_map(|m| m.hostname.clone())
+        .collect()
+}
+
+/// The first `count` names of `pattern` (counting from 1) that are free.
+fn free_names(pattern: &str, used: &BTreeSet<String>, count: usize) -> Vec<String> {
+    (1..100_000)
+        .map(|n| expand(pattern, n))
+        .filter(|name| !used.contains(name))
+        .take(count)
+        .collect()
+}
+
+/// The first address of any pool range that no lease and no known machine
+/// holds.
+pub fn next_free_ip(model: &Model) -> Option<Ipv4Addr> {
+    let taken: BTreeSet<Ipv4Addr> = model
+        .leases
+        .keys()
+        .copied()
+        .chain(model.machines.iter().filter_map(|m| m.ip))
+        .collect();
+    let pools = &model.server.as_ref()?.pools;
+    pools.iter().find_map(|p| {
+        (u32::from(p.first)..=u32::from(p.last))
+            .map(Ipv4Addr::from)
+            .find(|ip| !taken.contains(ip))
+    })
+}
+
+impl AdoptDialog {
+    pub fn new(model: &Model, machines: Vec<(Mac, Option<Uuid>)>) -> AdoptDialog {
+        let mut profiles = model.inventory.profiles.clone();
+        if profiles.is_empty() {
+            profiles.push("(no profiles)".into());
+        }
+        let mut groups = model.inventory.groups.clone();
+        if groups.is_empty() {
+            groups.push(String::new());
+        }
+        let single = machines.len() == 1;
+        let mut d = AdoptDialog {
+            machines,
+            field: Field::Profile,
+            profiles,
+            profile: 0,
+            groups,
+            group: 0,
+            hostname: Input::default(),
+            hostname_touched: false,
+            ip: Input::default(),
+            install: true,
+            error: None,
+        };
+        d.group_changed(model);
+        if single && let Some(ip) = next_free_ip(model) {
+            d.ip = Input::default().with_value(ip.to_string());
+        }
+        d
+    }
+
+    pub fn bulk(&self) -> bool {
+        self.machines.len() > 1
+    }
+
+    pub fn group_name(&self) -> &str {
+        &self.groups[self.group]
+    }
+
+    pub fn profile_name(&self) -> &str {
+        &self.profiles[self.profile]
+    }
+
+    /// The group's naming pattern, or `<last folder>-{n:02}`.
+    fn pattern(&self, model: &Model) -> String {
+        let group = self.group_name();
+        model
+            .inventory
+            .group_info
+            .iter()
+            .find(|g| g.name == group)
+            .and_then(|g| g.hostname_pattern.clone())
+            .unwrap_or_else(|| {
+                let stem = group.rsplit('/').next().filter(|s| !s.is_empty());
+                format!("{}-{{n:02}}", stem.unwrap_or("node"))
+            })
+    }
+
+    /// A new group suggests its pattern's next free name and its profile.
+    fn group_changed(&mut self, model: &Model) {
+        let pattern = self.pattern(model);
+        if !self.hostname_touched {
+            let value = if self.bulk() {
+                pattern
+            } else {
+                free_names(&pattern, &used_hostnames(model), 1)
+                    .pop()
+                    .unwrap_or_default()
+            };
+            self.hostname = Input::default().with_value(value);
+        }
+        let group = self.group_name().to_string();
+        if let Some(p) = model
+            .inventory
+            .group_info
+            .iter()
+            .find(|g| g.name == group)
+            .and_then(|g| g.profile.as_ref())
+            .and_then(|p| self.profiles.iter().position(|x| x == p))
+        {
+            self.profile = p;
+        }
+    }
+
+    fn step_field(&mut self, forward: bool) {
+        let fields: Vec<Field> = FIELDS
+            .into_iter()
+            .filter(|f| !(self.bulk() && *f == Field::Ip))
+            .collect();
+        let i = fields.iter().position(|f| *f == self.field).unwrap_or(0);
+        let n = fields.len();
+        self.field = fields[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }];
+    }
+
+    fn cycle(&mut self, model: &Model, forward: bool) {
+        let step = |i: usize, n: usize| {
+            if forward {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            }
+        };
+        match self.field {
+            Field::Profile => self.profile = step(self.profile, self.profiles.len()),
+            Field::Group => {
+                self.group = step(self.group, self.groups.len());
+                self.group_changed(model);
+            }
+            Field::Install => self.install = !self.install,
+            Field::Hostname | Field::Ip => {}
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent, model: &Model) -> Outcome {
+        match key.code {
+            KeyCode::Esc => return Outcome::Cancel,
+            KeyCode::Enter => {
+                return match self.validate(model) {
+                    Ok(adoptions) => Outcome::Submit(adoptions),
+                    Err(e) => {
+                        self.error = Some(e);
+                        Outcome::Continue
+                    }
+                };
+            }
+            KeyCode::Tab | KeyCode::Down => self.step_field(true),
+            KeyCode::BackTab | KeyCode::Up => self.step_field(false),
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
+                if matches!(self.field, Field::Profile | Field::Group | Field::Install) =>
+            {
+                self.cycle(model, key.code != KeyCode::Left);
+            }
+            _ => {
+                let event = crossterm::event::Event::Key(key);
+                match self.field {
+                    Field::Hostname if self.hostname.handle_event(&event).is_some() => {
+                        self.hostname_touched = true;
+                    }
+                    Field::Ip => {
+                        self.ip.handle_event(&event);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Ctrl-U in a text field clears it (tui-input handles it); any edit
+        // clears a shown error once it no longer applies.
+        if key.modifiers.contains(KeyModifiers::CONTROL) || self.error.is_some() {
+            self.error = self.validate(model).err();
+        }
+        Outcome::Continue
+    }
+
+    /// Checks the choices against the inventory as the console sees it and
+    /// builds the adoptions. The writer checks again on disk.
+    pub fn validate(&self, model: &Model) -> Result<Vec<Adoption>, String> {
+        let profile = self.profile_name();
+        if !model.inventory.profiles.iter().any(|p| p == profile) {
+            return Err("choose a profile (the inventory has none)".into());
+        }
+        let group = self.group_name();
+        if !group.is_empty() && !valid_group(group) {
+            return Err(format!("invalid group {group:?}"));
+        }
+        let used = used_hostnames(model);
+        let entered = self.hostname.value().trim();
+        let names = if self.bulk() {
+            if !is_pattern(entered) {
+                return Err("several machines need a pattern with {n}, like worker-{n:02}".into());
+            }
+            free_names(entered, &used, self.machines.len())
+        } else {
+            vec![entered.to_string()]
+        };
+        for name in &names {
+            if !valid_hostname(name) {
+                return Err(format!(
+                    "{name:?} is not a valid hostname (letters, digits, '-', up to 63)"
+                ));
+            }
+            if used.contains(name) {
+                return Err(format!("{name} is already in the inventory"));
+            }
+        }
+        let ip = match self.ip.value().trim() {
+            "" => None,
+            _ if self.bulk() => None,
+            text => {
+                let ip: Ipv4Addr = text
+                    .parse()
+                    .map_err(|_| format!("{text:?} is not an IPv4 address"))?;
+                let mine = |mac: &Mac| self.machines.iter().any(|(m, _)| m == mac);
+                if let Some(owner) = model
+                    .machines
+                    .iter()
+                    .find(|m| m.ip == Some(ip) && m.hostname.is_some())
+                {
+                    return Err(format!(
+                        "{ip} is already {}'s address",
+                        owner.hostname.as_deref().unwrap_or("another machine")
+                    ));
+                }
+                if let Some(lease) = model.leases.get(&ip).filter(|l| !mine(&l.mac)) {
+                    return Err(format!("{ip} is leased to {}", lease.mac));
+                }
+                Some(ip)
+            }
+        };
+        for (mac, _) in &self.machines {
+            if let Some(known) = model.machine(mac).and_then(|m| m.hostname.clone()) {
+                return Err(format!("{mac} is already {known}"));
+            }
+        }
+        Ok(self
+            .machines
+            .iter()
+            .zip(names)
+            .map(|((mac, uuid), hostname)| Adoption {
+                macs: vec![*mac],
+                uuid: *uuid,
+                hostname,
+                group: group.to_string(),
+                profile: profile.to_string(),
+                ip,
+                install: self.install,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_expand_and_skip_used_names() {
+        assert_eq!(expand("dev-{n:02}", 3), "dev-03");
+        assert_eq!(expand("w{n}", 12), "w12");
+        assert_eq!(expand("r{n:03}-x", 7), "r007-x");
+        assert_eq!(expand("plain", 1), "plain");
+        let used: BTreeSet<String> = ["dev-01".into(), "dev-03".into()].into();
+        assert_eq!(
+            free_names("dev-{n:02}", &used, 3),
+            ["dev-02", "dev-04", "dev-05"]
+        );
+    }
+}

@@ -1,0 +1,579 @@
+//! The console without a terminal: every view rendered to ratatui's
+//! `TestBackend` at 80x24 and 160x48 (insta snapshots), and key handling
+//! through the app's update function.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use pxedeck::boot::arch::Firmware;
+use pxedeck::event::{
+    BootDecision, Command, DhcpMessage, DhcpSeen, Event, EventKind, GroupInfo, KnownMachine, Level,
+    PoolInfo, Protocol, ScriptKind, ServerInfo,
+};
+use pxedeck::ident::Mac;
+use pxedeck::inventory::Problem;
+use pxedeck::model::Model;
+use pxedeck::tui::app::{Action, App, Tab};
+use pxedeck::tui::draw::draw;
+use pxedeck::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const T0: u64 = 1_763_700_000_000;
+
+fn mac(s: &str) -> Mac {
+    s.parse().unwrap()
+}
+
+fn known(hostname: &str, group: &str, m: &str, ip: &str, install: bool) -> KnownMachine {
+    KnownMachine {
+        hostname: hostname.into(),
+        group: group.into(),
+        macs: vec![mac(m)],
+        ip: Some(ip.parse().unwrap()),
+        profile: Some(
+            if group == "k8s-dev" {
+                "ubuntu-2404"
+            } else {
+                "talos-worker"
+            }
+            .into(),
+        ),
+        install,
+    }
+}
+
+fn seen(
+    m: &str,
+    fw: Firmware,
+    ipxe: bool,
+    hostname: Option<&str>,
+    decision: BootDecision,
+) -> EventKind {
+    EventKind::DhcpSeen(DhcpSeen {
+        mac: mac(m),
+        xid: 1,
+        message: DhcpMessage::Discover,
+        firmware: Some(fw),
+        ipxe,
+        vendor_class: Some("PXEClient:Arch:00007:UNDI:003016".into()),
+        uuid: None,
+        relay: None,
+        hostname: hostname.map(str::to_string),
+        decision,
+    })
+}
+
+/// A rack mid-boot: installs running, one failed, two unknown machines held.
+fn events() -> Vec<Event> {
+    let install = |p: &str| BootDecision::Install { profile: p.into() };
+    let kinds = vec![
+        EventKind::Started(ServerInfo {
+            address: "10.99.0.1".parse().unwrap(),
+            dhcp_mode: "full".into(),
+            dhcp: Some("0.0.0.0:67".parse().unwrap()),
+            proxy: Some("0.0.0.0:4011".parse().unwrap()),
+            tftp: "10.99.0.1:69".parse().unwrap(),
+            http: "10.99.0.1:80".parse().unwrap(),
+            api: "127.0.0.1:8081".parse().unwrap(),
+            pools: vec![PoolInfo {
+                subnet: "10.99.0.0/24".into(),
+                first: "10.99.0.100".parse().unwrap(),
+                last: "10.99.0.199".parse().unwrap(),
+            }],
+            unknown_policy: "hold".into(),
+        }),
+        EventKind::InventoryReloaded {
+            machines: vec![
+                known("dev-01", "k8s-dev", "52:54:00:d0:00:01", "10.99.0.21", true),
+                known("dev-02", "k8s-dev", "52:54:00:d0:00:02", "10.99.0.22", true),
+                known(
+                    "dev-03",
+                    "k8s-dev",
+                    "52:54:00:d0:00:03",
+                    "10.99.0.23",
+                    false,
+                ),
+                known(
+                    "prod-01",
+                    "k8s-prod",
+                    "52:54:00:e0:00:01",
+                    "10.99.0.31",
+                    true,
+                ),
+            ],
+            profiles: vec!["local".into(), "talos-worker".into(), "ubuntu-2404".into()],
+            groups: vec!["k8s-dev".into(), "k8s-prod".into()],
+            group_info: vec![
+                GroupInfo {
+                    name: "k8s-dev".into(),
+                    hostname_pattern: Some("dev-{n:02}".into()),
+                    profile: Some("ubuntu-2404".into()),
+                },
+                GroupInfo {
+                    name: "k8s-prod".into(),
+                    hostname_pattern: Some("prod-{n:02}".into()),
+                    profile: Some("talos-worker".into()),
+                },
+            ],
+        },
+        seen(
+            "52:54:00:d0:00:01",
+            Firmware::UefiX64,
+            false,
+            Some("dev-01"),
+            install("ubuntu-2404"),
+        ),
+        EventKind::LeaseBound {
+            mac: mac("52:54:00:d0:00:01"),
+            ip: "10.99.0.21".parse().unwrap(),
+            hostname: Some("dev-01".into()),
+            expires: T0 + 120_000,
+            fixed: true,
+        },
+        EventKind::TransferStarted {
+            id: 1,
+            protocol: Protocol::Tftp,
+            client: "10.99.0.21:2070".parse().unwrap(),
+            mac: Some(mac("52:54:00:d0:00:01")),
+            path: "ipxe.efi".into(),
+            size: Some(1_048_576),
+            blksize: Some(1468),
+            windowsize: Some(4),
+        },
+        EventKind::TransferDone {
+            id: 1,
+            bytes: 1_048_576,
+            millis: 180,
+        },
+        seen(
+            "52:54:00:d0:00:01",
+            Firmware::UefiX64,
+            true,
+            Some("dev-01"),
+            install("ubuntu-2404"),
+        ),
+        EventKind::ScriptServed {
+            client: "10.99.0.21".parse().unwrap(),
+            mac: Some(mac("52:54:00:d0:00:01")),
+            hostname: Some("dev-01".into()),
+            kind: ScriptKind::Install,
+            profile: Some("ubuntu-2404".into()),
+        },
+        EventKind::TransferStarted {
+            id: 2,
+            protocol: Protocol::Http,
+            client: "10.99.0.21:40100".parse().unwrap(),
+            mac: Some(mac("52:54:00:d0:00:01")),
+            path: "ubuntu-24.04/initrd".into(),
+            size: Some(70_000_000),
+            blksize: None,
+            windowsize: None,
+        },
+        EventKind::Progress {
+            samples: vec![(2, 28_000_000)],
+        },
+        seen(
+            "52:54:00:d0:00:02",
+            Firmware::Bios,
+            false,
+            Some("dev-02"),
+            install("ubuntu-2404"),
+        ),
+        EventKind::LeaseBound {
+            mac: mac("52:54:00:d0:00:02"),
+            ip: "10.99.0.22".parse().unwrap(),
+            hostname: Some("dev-02".into()),
+            expires: T0 + 120_000,
+            fixed: true,
+        },
+        EventKind::TransferStarted {
+            id: 3,
+            protocol: Protocol::Http,
+            client: "10.99.0.22:40200".parse().unwrap(),
+            mac: Some(mac("52:54:00:d0:00:02")),
+            path: "ubuntu-24.04/vmlinuz".into(),
+            size: Some(15_000_000),
+            blksize: None,
+            windowsize: None,
+        },
+        EventKind::TransferFailed {
+            id: 3,
+            bytes: 65_536,
+            reason: "the client went away mid-download".into(),
+            probe: false,
+        },
+        seen(
+            "52:54:00:d0:00:03",
+            Firmware::UefiX64,
+            true,
+            Some("dev-03"),
+            BootDecision::Local,
+        ),
+        seen(
+            "52:54:00:99:00:01",
+            Firmware::UefiX64,
+            true,
+            None,
+            BootDecision::Hold,
+        ),
+        EventKind::LeaseBound {
+            mac: mac("52:54:00:99:00:01"),
+            ip: "10.99.0.150".parse().unwrap(),
+            hostname: None,
+            expires: T0 + 120_000,
+            fixed: false,
+        },
+        seen(
+            "ac:1f:6b:00:00:07",
+            Firmware::Bios,
+            false,
+            None,
+            BootDecision::Hold,
+        ),
+        EventKind::Log {
+            level: Level::Warn,
+            target: "dhcp".into(),
+            message: "ac:1f:6b:00:00:07 retransmitted DISCOVER 3 times".into(),
+        },
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            at: T0 + i as u64 * 700,
+            kind,
+        })
+        .collect()
+}
+
+fn app() -> App {
+    let mut model = Model::default();
+    for e in events() {
+        model.apply(&e);
+    }
+    let mut app = App::new(model, Theme::builtin(false), "embedded");
+    app.now = T0 + 20_000;
+    app
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| draw(f, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &[KeyCode]) -> Vec<Action> {
+    keys.iter().flat_map(|k| app.on_key(key(*k))).collect()
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+}
+
+fn select_unknown(app: &mut App, m: &str) {
+    let i = app
+        .visible_machines()
+        .iter()
+        .position(|r| r.mac == mac(m))
+        .unwrap();
+    app.cursor[0] = i;
+}
+
+// ---- snapshots -------------------------------------------------------
+
+#[test]
+fn every_view_at_80x24_and_160x48() {
+    for (tab, name) in [
+        (Tab::Machines, "machines"),
+        (Tab::Leases, "leases"),
+        (Tab::Transfers, "transfers"),
+        (Tab::Inventory, "inventory"),
+        (Tab::Log, "log"),
+    ] {
+        let mut a = app();
+        a.tab = tab;
+        insta::assert_snapshot!(format!("{name}_80x24"), screen(&a, 80, 24));
+        insta::assert_snapshot!(format!("{name}_160x48"), screen(&a, 160, 48));
+    }
+}
+
+#[test]
+fn machine_detail() {
+    let mut a = app();
+    a.detail = Some(mac("52:54:00:d0:00:01"));
+    a.detail_text = Some((
+        mac("52:54:00:d0:00:01"),
+        "decision: install profile ubuntu-2404\n\n── iPXE script ──\n#!ipxe\nkernel …\n".into(),
+    ));
+    insta::assert_snapshot!("detail_80x24", screen(&a, 80, 24));
+    insta::assert_snapshot!("detail_160x48", screen(&a, 160, 48));
+}
+
+#[test]
+fn adopt_dialog_empty_filled_and_invalid() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    // "Empty": nothing chosen yet beyond the suggestions.
+    insta::assert_snapshot!("adopt_suggested_80x24", screen(&a, 80, 24));
+    // Filled: another hostname, no fixed IP, install off.
+    press(&mut a, &[KeyCode::Tab]);
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    type_text(&mut a, "dev-10");
+    press(&mut a, &[KeyCode::Tab, KeyCode::Tab]);
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut a, &[KeyCode::Tab, KeyCode::Right]);
+    insta::assert_snapshot!("adopt_filled_80x24", screen(&a, 80, 24));
+    // Invalid: a hostname that exists.
+    press(&mut a, &[KeyCode::Up, KeyCode::Up, KeyCode::Up]);
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    type_text(&mut a, "dev-02");
+    let actions = press(&mut a, &[KeyCode::Enter]);
+    assert!(actions.is_empty(), "an invalid adoption is not sent");
+    insta::assert_snapshot!("adopt_invalid_80x24", screen(&a, 80, 24));
+    insta::assert_snapshot!("adopt_invalid_160x48", screen(&a, 160, 48));
+}
+
+#[test]
+fn help_overlay_and_alerts() {
+    let mut a = app();
+    press(&mut a, &[KeyCode::Char('?')]);
+    insta::assert_snapshot!("help_80x24", screen(&a, 80, 24));
+    press(&mut a, &[KeyCode::Char('x')]);
+    assert!(!a.help, "any key closes the help");
+
+    let mut a = app();
+    a.apply(&Event {
+        at: T0 + 19_000,
+        kind: EventKind::RogueDhcp {
+            server: "10.99.0.254".parse().unwrap(),
+            offered: Some("10.99.0.77".parse().unwrap()),
+            mac: Some(mac("52:54:00:99:00:01")),
+        },
+    });
+    a.apply(&Event {
+        at: T0 + 19_500,
+        kind: EventKind::InventoryError {
+            problems: vec![Problem {
+                file: "k8s-dev/dev-02.yaml".into(),
+                line: Some(3),
+                message: "malformed MAC \"52:54:00:d0:00\"".into(),
+            }],
+        },
+    });
+    let s = screen(&a, 80, 24);
+    assert!(s.contains("rogue DHCP server 10.99.0.254"), "{s}");
+    insta::assert_snapshot!("alerts_80x24", s);
+    a.tab = Tab::Inventory;
+    insta::assert_snapshot!("inventory_errors_80x24", screen(&a, 80, 24));
+}
+
+#[test]
+fn monochrome_is_readable() {
+    let mut a = app();
+    a.theme = Theme::builtin(true);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| draw(f, &a)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let colours = buffer
+        .content()
+        .iter()
+        .filter(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+        .count();
+    assert_eq!(colours, 0, "NO_COLOR means no colour at all");
+    assert_eq!(
+        screen(&a, 80, 24),
+        screen(&app(), 80, 24),
+        "same text either way"
+    );
+}
+
+// ---- keys --------------------------------------------------------------
+
+#[test]
+fn adopting_one_machine_sends_what_was_chosen() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    let d = a.dialog.as_ref().expect("dialog open");
+    assert_eq!(
+        d.hostname.value(),
+        "dev-04",
+        "next free name in the group's pattern"
+    );
+    assert_eq!(d.ip.value(), "10.99.0.100", "next free address suggested");
+    assert_eq!(d.profile_name(), "ubuntu-2404");
+    let actions = press(&mut a, &[KeyCode::Enter]);
+    let [Action::Send(Command::Adopt { machines })] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(machines.len(), 1);
+    let m = &machines[0];
+    assert_eq!(
+        (
+            m.hostname.as_str(),
+            m.group.as_str(),
+            m.profile.as_str(),
+            m.install
+        ),
+        ("dev-04", "k8s-dev", "ubuntu-2404", true)
+    );
+    assert_eq!(m.macs, vec![mac("52:54:00:99:00:01")]);
+    assert_eq!(m.ip, Some("10.99.0.100".parse().unwrap()));
+    assert!(a.dialog.is_none());
+    assert_eq!(a.pending, 1);
+}
+
+#[test]
+fn changing_the_group_changes_the_suggested_name_and_profile() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(
+        &mut a,
+        &[
+            KeyCode::Char('a'),
+            KeyCode::Tab,
+            KeyCode::Tab,
+            KeyCode::Right,
+        ],
+    );
+    let d = a.dialog.as_ref().unwrap();
+    assert_eq!(d.group_name(), "k8s-prod");
+    assert_eq!(d.hostname.value(), "prod-02");
+    assert_eq!(d.profile_name(), "talos-worker");
+}
+
+#[test]
+fn invalid_choices_are_refused_inline() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(
+        &mut a,
+        &[KeyCode::Char('a'), KeyCode::Tab, KeyCode::Tab, KeyCode::Tab],
+    );
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    type_text(&mut a, "10.99.0.21");
+    assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
+    let err = a.dialog.as_ref().unwrap().error.clone().unwrap();
+    assert!(err.contains("dev-01"), "{err}");
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    type_text(&mut a, "10.99.0.300");
+    assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
+    assert!(
+        a.dialog
+            .as_ref()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("not an IPv4")
+    );
+    press(&mut a, &[KeyCode::Esc]);
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn known_machines_cannot_be_adopted_again() {
+    let mut a = app();
+    a.cursor[0] = 0; // dev-01
+    assert!(press(&mut a, &[KeyCode::Char('a')]).is_empty());
+    assert!(a.dialog.is_none());
+    assert!(a.status.as_ref().unwrap().error);
+}
+
+#[test]
+fn bulk_adopt_names_marked_machines_from_a_pattern() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char(' ')]);
+    select_unknown(&mut a, "ac:1f:6b:00:00:07");
+    press(&mut a, &[KeyCode::Char(' ')]);
+    assert_eq!(a.marked.len(), 2);
+    press(&mut a, &[KeyCode::Char('a'), KeyCode::Tab]);
+    a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    type_text(&mut a, "worker-{n:02}");
+    let actions = press(&mut a, &[KeyCode::Enter]);
+    let [Action::Send(Command::Adopt { machines })] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    let names: Vec<&str> = machines.iter().map(|m| m.hostname.as_str()).collect();
+    assert_eq!(names, ["worker-01", "worker-02"]);
+    assert!(machines.iter().all(|m| m.ip.is_none()));
+    assert!(a.marked.is_empty());
+}
+
+#[test]
+fn install_toggle_release_and_quit() {
+    let mut a = app();
+    a.cursor[0] = 0;
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('i')]),
+        vec![Action::Send(Command::SetInstall {
+            hostname: "dev-01".into(),
+            install: false
+        })]
+    );
+    // A write is pending: quitting asks first.
+    assert!(press(&mut a, &[KeyCode::Char('q')]).is_empty());
+    assert!(a.confirm_quit);
+    assert!(press(&mut a, &[KeyCode::Char('n')]).is_empty());
+    a.on_reply(pxedeck::tui::app::Reply::Command(Ok(
+        "dev-01: install false".into(),
+    )));
+    assert_eq!(press(&mut a, &[KeyCode::Char('q')]), vec![Action::Quit]);
+
+    let mut a = app();
+    press(&mut a, &[KeyCode::Char('2')]);
+    assert_eq!(a.tab, Tab::Leases);
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('r')]),
+        vec![Action::Send(Command::ReleaseLease {
+            ip: "10.99.0.21".parse().unwrap()
+        })]
+    );
+}
+
+#[test]
+fn filter_jump_detail_and_sort() {
+    let mut a = app();
+    press(&mut a, &[KeyCode::Char('/')]);
+    type_text(&mut a, "unknown");
+    assert_eq!(a.visible_machines().len(), 2, "filters as you type");
+    press(&mut a, &[KeyCode::Enter]);
+    assert_eq!(a.filter, "unknown");
+    press(&mut a, &[KeyCode::Esc]);
+    assert!(a.filter.is_empty());
+
+    press(&mut a, &[KeyCode::Char(':')]);
+    type_text(&mut a, "dev-03");
+    press(&mut a, &[KeyCode::Enter]);
+    assert_eq!(
+        a.selected_machine().unwrap().hostname.as_deref(),
+        Some("dev-03")
+    );
+    let actions = press(&mut a, &[KeyCode::Enter]);
+    assert_eq!(actions, vec![Action::FetchDetail(mac("52:54:00:d0:00:03"))]);
+    assert!(a.detail.is_some());
+    press(&mut a, &[KeyCode::Esc]);
+    assert!(a.detail.is_none());
+
+    press(&mut a, &[KeyCode::Char('o'), KeyCode::Char('o')]);
+    let ips: Vec<_> = a.visible_machines().iter().map(|m| m.ip).collect();
+    let mut sorted = ips.clone();
+    sorted.sort_by_key(|ip| (ip.is_none(), *ip));
+    assert_eq!(ips, sorted);
+}
