@@ -113,8 +113,18 @@ fn bench_boots_machines_against_a_serve_process() {
     let dir = tempfile::tempdir().unwrap();
     let o = pxedeck(
         &[
-            "bench", "-n", "10", "--loader-mib", "0.1", "--kernel-mib", "1",
-            "--initrd-mib", "2", "--spread", "0.2", "--json",
+            "bench",
+            "-n",
+            "10",
+            "--loader-mib",
+            "0.1",
+            "--kernel-mib",
+            "1",
+            "--initrd-mib",
+            "2",
+            "--spread",
+            "0.2",
+            "--json",
         ],
         dir.path(),
     );

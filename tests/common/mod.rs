@@ -38,8 +38,15 @@ fn must(args: &[&str]) {
     );
 }
 
-/// Why this machine cannot run namespace tests, if it cannot.
+/// Why this machine cannot run namespace tests, if it cannot. Probed once
+/// per test process: parallel tests must not race on the probe's name
+/// (a race once made them skip where namespaces work).
 pub fn unavailable() -> Option<String> {
+    static ANSWER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("not root".into());
     }
