@@ -51,14 +51,13 @@ async fn an_attached_console_sees_the_same_state_and_can_adopt() {
         token: Some("t0ken".into()),
     };
     let mut feed = source.feed();
-    let mut attached = Model::default();
-    match tokio::time::timeout(Duration::from_secs(5), feed.recv())
+    let first = tokio::time::timeout(Duration::from_secs(5), feed.recv())
         .await
-        .unwrap()
-    {
-        Some(Feed::Snapshot(m)) => attached = *m,
+        .unwrap();
+    let mut attached: Model = match first {
+        Some(Feed::Snapshot(m)) => *m,
         other => panic!("expected a snapshot first, got {other:?}"),
-    }
+    };
     assert_eq!(attached.machines.len(), 6);
 
     let unknown = world.unknown[0].clone();
