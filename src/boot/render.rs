@@ -214,7 +214,7 @@ pub fn error_script(mac: &Mac, urls: &Urls, profile: Option<String>, reason: Str
         "#!ipxe\n\
          # pxedeck: cannot build a boot script for {mac}\n\
          echo pxedeck: cannot boot {mac}: {why}\n\
-         echo pxedeck: fix the inventory; asking again in {ERROR_RETRY_SECONDS} s (Ctrl-B for a shell).\n\
+         echo pxedeck: fix the inventory; asking again in {ERROR_RETRY_SECONDS} s (Ctrl-C for a shell).\n\
          :wait\n\
          sleep {ERROR_RETRY_SECONDS} || shell\n\
          chain --replace --autofree {entry} || goto wait\n",
