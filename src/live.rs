@@ -42,10 +42,31 @@ impl LiveModel {
         (guard.clone(), self.folded.subscribe())
     }
 
-    fn fold(&self, event: Arc<Event>) {
+    /// Folds a batch under one lock: under load the task wakes once for
+    /// many events instead of once per event.
+    fn fold(&self, first: Arc<Event>, rx: &mut broadcast::Receiver<Arc<Event>>, bus: &Bus) {
         let mut guard = self.lock();
-        guard.apply(&event);
-        let _ = self.folded.send(event);
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(event) = next {
+            guard.apply(&event);
+            let _ = self.folded.send(event);
+            n += 1;
+            next = match rx.try_recv() {
+                Ok(e) if n < 1024 => Some(e),
+                Ok(e) => {
+                    // Yield the lock now and then; keep the event.
+                    guard.apply(&e);
+                    let _ = self.folded.send(e);
+                    None
+                }
+                Err(broadcast::error::TryRecvError::Lagged(k)) => {
+                    bus.note_lagged(k);
+                    None
+                }
+                Err(_) => None,
+            };
+        }
     }
 
     /// Folds the bus until cancelled. A lag (the model fell more than the
@@ -59,7 +80,7 @@ impl LiveModel {
                 _ = cancel.cancelled() => return,
             };
             match received {
-                Ok(event) => self.fold(event),
+                Ok(event) => self.fold(event, &mut rx, &bus),
                 Err(broadcast::error::RecvError::Lagged(n)) => bus.note_lagged(n),
                 Err(broadcast::error::RecvError::Closed) => return,
             }

@@ -226,6 +226,10 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         info!("{}", line.message);
     }
     let logger = async {
+        if !tracing::enabled!(tracing::Level::INFO) {
+            // Warnings only: nothing per event to log; do not wake per event.
+            std::future::pending::<()>().await;
+        }
         loop {
             match rx.recv().await {
                 Ok(e) => match describe(&e.kind) {

@@ -340,9 +340,14 @@ fn environment() -> Environment<'static> {
 }
 
 fn render(what: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
-    // A fresh environment per render keeps this free of shared state; the
-    // cost is a few microseconds against a network round trip.
-    environment()
+    // Most boot strings are plain paths: no template work for them.
+    if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        return Ok(source.to_string());
+    }
+    // One environment for the process: building one registers every
+    // filter and test, which costs more than rendering a command line.
+    static ENV: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(environment)
         .render_str(source, ctx)
         .map_err(|e| RenderError {
             what: what.to_string(),
