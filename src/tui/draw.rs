@@ -329,7 +329,7 @@ fn draw_machines(frame: &mut Frame, app: &App, area: Rect) {
         widths.push(Constraint::Length(10));
     }
     widths.extend([
-        Constraint::Length(8),
+        Constraint::Length(9),
         Constraint::Length(15),
         Constraint::Fill(2),
     ]);
@@ -512,8 +512,11 @@ fn draw_transfers(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .filter(|t| matches!(t.outcome, Some(Err(_))))
         .count();
+    // Finished rows carry reasons, not bars: give them the room.
+    let mut recent_widths = widths;
+    recent_widths[3] = Constraint::Fill(1);
     frame.render_widget(
-        Table::new(recent, widths)
+        Table::new(recent, recent_widths)
             .header(head("Took"))
             .block(table_block(
                 app,
