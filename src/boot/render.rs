@@ -138,7 +138,11 @@ pub fn script(
         BootDecision::Discover { profile } => {
             let found = inv.profiles.get(profile);
             let rendered = match found.and_then(|p| p.boot.as_ref().map(|b| (p, b))) {
-                Some((p, boot)) => boot_text(boot, &discovery_context(&p.layer, mac, urls), urls),
+                Some((p, boot)) => {
+                    let mut values = inv.root_defaults.clone().unwrap_or_else(|| p.layer.clone());
+                    crate::yaml::deep_merge(&mut values, &p.layer);
+                    boot_text(boot, &discovery_context(&values, mac, urls), urls)
+                }
                 None => Err(RenderError {
                     what: format!("discovery profile {profile}"),
                     message: "no such profile, or it has no boot section".into(),

@@ -388,6 +388,7 @@ pub(super) fn load_with_overlay(
     machines.sort_by(|a, b| (&a.group, &a.hostname).cmp(&(&b.group, &b.hostname)));
     check_duplicates(&machines, &files, &mut problems);
 
+    let root_defaults = defaults_chain(Path::new(""), &walk.defaults, &parsed, &mut chains);
     let templates = template_files
         .iter()
         .map(|(name, &id)| (name.clone(), walk.files[id as usize].1.clone()))
@@ -396,6 +397,7 @@ pub(super) fn load_with_overlay(
         root: root.to_path_buf(),
         files,
         templates,
+        root_defaults,
         machines,
         profiles,
         groups: walk.groups,

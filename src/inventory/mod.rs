@@ -61,6 +61,9 @@ pub struct Inventory {
     /// Texts of `_templates/` files by path below it, read with the rest of
     /// the tree so rendering never touches the disk.
     pub templates: BTreeMap<String, String>,
+    /// The root `_defaults.yaml` (what a machine outside any group
+    /// inherits): the base of the `discover` profile's values.
+    pub root_defaults: Option<crate::yaml::Node>,
     /// Groups (relative folders) that exist, including empty ones.
     pub groups: Vec<String>,
     /// A hash of every file's path and content: equal fingerprints mean
