@@ -48,8 +48,13 @@ impl BootFs {
     pub fn for_tftp(boot_root: &Path, configured: Option<&Path>) -> BootFs {
         match configured {
             Some(root) => BootFs::new([root.to_path_buf()]),
-            None => BootFs::new([boot_root.to_path_buf(), PathBuf::from(IPXE_DIR)]),
+            None => BootFs::with_loaders(boot_root),
         }
+    }
+
+    /// The boot root overlaid on the iPXE binaries (what HTTP serves).
+    pub fn with_loaders(boot_root: &Path) -> BootFs {
+        BootFs::new([boot_root.to_path_buf(), PathBuf::from(IPXE_DIR)])
     }
 
     pub fn roots(&self) -> &[PathBuf] {

@@ -24,7 +24,8 @@ pub struct DemoWorld {
     pub config: Config,
 }
 
-fn copy_tree(from: &Path, to: &Path, rewrite: &dyn Fn(&str) -> String) -> std::io::Result<()> {
+/// Copies a folder of text files, passing each through `rewrite`.
+pub fn copy_tree(from: &Path, to: &Path, rewrite: &dyn Fn(&str) -> String) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -39,8 +40,8 @@ fn copy_tree(from: &Path, to: &Path, rewrite: &dyn Fn(&str) -> String) -> std::i
     Ok(())
 }
 
-/// The example inventory: next to the binary's sources in a checkout, or
-/// embedded copies are not needed because `cargo run` runs from the repo.
+/// The example inventory: `./nodes` when run from a checkout (`cargo run`),
+/// else the one in the source tree the binary was built from.
 fn example_inventory() -> PathBuf {
     let here = Path::new("nodes");
     if here.join("_profiles").is_dir() {

@@ -21,6 +21,8 @@ use crate::progress::ProgressTable;
 /// what anyone sees (the console draws at most every 50 ms), far above the
 /// gap between events under load.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Events folded per lock hold at most.
+const MAX_BATCH: usize = 1024;
 
 pub struct LiveModel {
     model: Mutex<Model>,
@@ -48,28 +50,24 @@ impl LiveModel {
     }
 
     /// Folds a batch under one lock: under load the task wakes once for
-    /// many events instead of once per event.
+    /// many events instead of once per event. Gives the lock back after
+    /// `MAX_BATCH` so readers (the API, a new console) never wait long.
     fn fold(&self, first: Arc<Event>, rx: &mut broadcast::Receiver<Arc<Event>>, bus: &Bus) {
         let mut guard = self.lock();
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(event) = next {
+        let mut event = first;
+        for n in 1.. {
             guard.apply(&event);
             let _ = self.folded.send(event);
-            n += 1;
-            next = match rx.try_recv() {
-                Ok(e) if n < 1024 => Some(e),
-                Ok(e) => {
-                    // Yield the lock now and then; keep the event.
-                    guard.apply(&e);
-                    let _ = self.folded.send(e);
-                    None
-                }
+            if n == MAX_BATCH {
+                return;
+            }
+            event = match rx.try_recv() {
+                Ok(e) => e,
                 Err(broadcast::error::TryRecvError::Lagged(k)) => {
                     bus.note_lagged(k);
-                    None
+                    return;
                 }
-                Err(_) => None,
+                Err(_) => return,
             };
         }
     }

@@ -214,16 +214,20 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(env_filter())
         .try_init();
-    let mut events = {
-        // Subscribe before starting so the first events are logged too.
-        let services = Services::start(config).await?;
-        let rx = services.live.snapshot_and_subscribe().1;
-        (services, rx)
-    };
-    let (services, rx) = (&events.0, &mut events.1);
-    // The model's history so far (start-up) is already folded; log it.
-    for line in services.live.lock().log.iter() {
-        info!("{}", line.message);
+    let services = Services::start(config).await?;
+    // Start-up events are already folded into the model: log what they
+    // said, then every event folded after them.
+    let (startup, mut rx) = services.live.snapshot_and_subscribe();
+    if let Some((_, line)) = startup
+        .server
+        .map(EventKind::Started)
+        .as_ref()
+        .and_then(describe)
+    {
+        info!("{line}");
+    }
+    for line in &startup.log {
+        info!("{}: {}", line.target, line.message);
     }
     let logger = async {
         if !tracing::enabled!(tracing::Level::INFO) {
@@ -252,7 +256,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         _ = async { loop { hup.recv().await; } } => {}
     }
     info!("stopping");
-    events.0.shutdown().await;
+    services.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,6 @@
 //! all start pxedeck through [`Services::start`].
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::boot::decide::http_base;
 use crate::boot::render::Urls;
-use crate::bootfs::{BootFs, IPXE_DIR};
+use crate::bootfs::BootFs;
 use crate::config::{Config, DhcpMode, UnknownPolicy};
 use crate::control::{Control, inventory_event};
 use crate::dhcp::handler::Port;
@@ -139,7 +138,7 @@ impl Services {
             config: config.clone(),
             inventory: inventory.clone(),
             bus: bus.clone(),
-            fs: BootFs::new([config.boot_root.clone(), PathBuf::from(IPXE_DIR)]),
+            fs: BootFs::with_loaders(&config.boot_root),
             progress: progress.clone(),
             leases,
             urls: Urls::new(base),

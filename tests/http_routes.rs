@@ -43,19 +43,6 @@ impl LeaseView for FakeLeases {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 struct Fixture {
     _dir: tempfile::TempDir,
     nodes: PathBuf,
@@ -73,7 +60,12 @@ impl Fixture {
     fn with(edit: impl FnOnce(&Path), config_extra: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let nodes = dir.path().join("nodes");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes"), &nodes);
+        pxedeck::demo::copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes"),
+            &nodes,
+            &str::to_string,
+        )
+        .unwrap();
         edit(&nodes);
         let boot = dir.path().join("boot");
         std::fs::create_dir_all(boot.join("ubuntu-24.04")).unwrap();

@@ -277,13 +277,26 @@ fn render_metrics(s: &HttpState) -> String {
         }
     };
     let one = |v: u64| vec![(String::new(), v)];
-    let model = s.model.lock().clone();
+    // Copy out the few numbers needed; the model is not cloned per scrape.
+    let (counters, problems, machines, http_active) = {
+        let m = s.model.lock();
+        let http_active = m
+            .transfers
+            .values()
+            .filter(|t| t.protocol == crate::event::Protocol::Http)
+            .count();
+        (
+            m.counters.clone(),
+            m.inventory.problems.len(),
+            m.machines.len(),
+            http_active,
+        )
+    };
     family(
         "pxedeck_dhcp_requests_total",
         "counter",
         "DHCP requests received, by message type.",
-        model
-            .counters
+        counters
             .dhcp_in
             .iter()
             .map(|(t, n)| (format!("{{type=\"{}\"}}", t.name()), *n))
@@ -293,8 +306,7 @@ fn render_metrics(s: &HttpState) -> String {
         "pxedeck_dhcp_replies_total",
         "counter",
         "DHCP replies sent, by message type.",
-        model
-            .counters
+        counters
             .dhcp_out
             .iter()
             .map(|(t, n)| (format!("{{type=\"{}\"}}", t.name()), *n))
@@ -399,11 +411,6 @@ fn render_metrics(s: &HttpState) -> String {
             ("{kind=\"file_failed\"}".into(), load(&h.files_failed)),
         ],
     );
-    let http_active = model
-        .transfers
-        .values()
-        .filter(|t| t.protocol == crate::event::Protocol::Http)
-        .count();
     family(
         "pxedeck_http_active_transfers",
         "gauge",
@@ -414,25 +421,25 @@ fn render_metrics(s: &HttpState) -> String {
         "pxedeck_errors_total",
         "counter",
         "Errors logged and commands that failed.",
-        one(model.counters.errors),
+        one(counters.errors),
     );
     family(
         "pxedeck_inventory_reloads_total",
         "counter",
         "Inventory snapshots published (start, edits, adoptions).",
-        one(model.counters.inventory_reloads),
+        one(counters.inventory_reloads),
     );
     family(
         "pxedeck_inventory_problems",
         "gauge",
         "Problems in the inventory tree on disk (the last good one serves).",
-        one(model.inventory.problems.len() as u64),
+        one(problems as u64),
     );
     family(
         "pxedeck_machines",
         "gauge",
         "Machines seen or in the inventory.",
-        one(model.machines.len() as u64),
+        one(machines as u64),
     );
     out
 }

@@ -205,6 +205,13 @@ pub async fn done(
     let Some(control) = state.control.clone() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    let failed = |e: String| {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("pxedeck: {e}\n"),
+        )
+    };
     let host = hostname.clone();
     let written = tokio::task::spawn_blocking(move || control.set_install(&host, false)).await;
     match written {
@@ -215,15 +222,7 @@ pub async fn done(
             });
             text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         }
-        Ok(Err(e)) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain; charset=utf-8",
-            format!("pxedeck: {e}\n"),
-        ),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain; charset=utf-8",
-            format!("pxedeck: {e}\n"),
-        ),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e.to_string()),
     }
 }

@@ -5,7 +5,8 @@
 //! - `boot`: the entry script, installer configs, the install-done callback;
 //! - `files`: files under the boot root (Range, HEAD, streamed, tracked);
 //! - `api`: JSON under `/api/v1`, the SSE event stream, `/metrics`,
-//!   `/healthz`.
+//!   `/healthz`;
+//! - `client`: the small HTTP client the simulator and `attach` use.
 
 pub mod api;
 mod boot;

@@ -100,7 +100,7 @@ impl Drop for ServerProcess {
 async fn wait_healthy(api: SocketAddr) -> anyhow::Result<()> {
     let url = format!("http://{api}/healthz");
     for _ in 0..100 {
-        if super::super::http::client::get_text(&url, &Default::default())
+        if crate::http::client::get_text(&url, &Default::default())
             .await
             .is_ok()
         {

@@ -23,6 +23,7 @@ use crate::boot::arch::Firmware;
 use crate::http::client::{self, Options};
 use crate::ident::{Mac, Uuid};
 use crate::tftp::client::{FetchOptions, fetch};
+use ipxe::Next;
 pub use report::{Outcome, Phase, Report, Run};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,15 @@ pub enum SimError {
     Script(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Maps a client error to the simulator's, naming the URL.
+fn http_error(url: impl Into<String>) -> impl FnOnce(client::ClientError) -> SimError {
+    let url = url.into();
+    move |e| SimError::Http {
+        url,
+        message: e.to_string(),
+    }
 }
 
 /// A tiny deterministic generator (xorshift64*): reproducible runs, no
@@ -207,13 +217,10 @@ async fn boot_inner(
     // Stage one: the boot loader.
     tokio::time::sleep(target.latency).await;
     if acked.boot_file.starts_with("http://") {
-        let url = acked.boot_file.clone();
-        timed(run, Phase::Loader, client::download(&url, &http_opts, None))
+        let url = &acked.boot_file;
+        timed(run, Phase::Loader, client::download(url, &http_opts, None))
             .await
-            .map_err(|e| SimError::Http {
-                url,
-                message: e.to_string(),
-            })?;
+            .map_err(http_error(url))?;
     } else {
         let server = SocketAddr::new(IpAddr::V4(acked.next_server), target.tftp_port);
         // Firmware asks for the size first on many ROMs; this one goes
@@ -266,10 +273,7 @@ async fn boot_inner(
         let t = Instant::now();
         let script = client::get_text(&url, &http_opts)
             .await
-            .map_err(|e| SimError::Http {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(http_error(url))?;
         if first_script {
             run.record(Phase::Script, t.elapsed());
             first_script = false;
@@ -306,19 +310,17 @@ async fn boot_inner(
 
     // Kernel and initrds. Remote (https) images are the firmware's
     // business with the internet; the simulator skips them.
-    let abort = (m.behaviour == Behaviour::DiesMidKernel).then_some(1);
+    // A machine that dies does so 64 KiB into its kernel.
+    let dies_after = (m.behaviour == Behaviour::DiesMidKernel).then_some(64 * 1024);
     if kernel.starts_with("http://") {
         let bytes = timed(
             run,
             Phase::Kernel,
-            client::download(&kernel, &http_opts, abort.map(|_| 64 * 1024)),
+            client::download(&kernel, &http_opts, dies_after),
         )
         .await
-        .map_err(|e| SimError::Http {
-            url: kernel.clone(),
-            message: e.to_string(),
-        })?;
-        if abort.is_some() {
+        .map_err(http_error(kernel))?;
+        if dies_after.is_some() {
             return Ok(Outcome::Failed(format!(
                 "lost power after {bytes} bytes of the kernel"
             )));
@@ -331,10 +333,7 @@ async fn boot_inner(
             client::download(initrd, &http_opts, None),
         )
         .await
-        .map_err(|e| SimError::Http {
-            url: initrd.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(http_error(initrd))?;
     }
 
     // The installer: configs named on the command line, then the callback
@@ -364,14 +363,9 @@ async fn boot_inner(
     };
     timed(run, Phase::Done, client::post(&done, None, &http_opts))
         .await
-        .map_err(|e| SimError::Http {
-            url: done,
-            message: e.to_string(),
-        })?;
+        .map_err(http_error(done))?;
     Ok(Outcome::Installed)
 }
-
-use ipxe::Next;
 
 /// Boots every machine concurrently, starts spread evenly over `spread`;
 /// returns the runs (in input order) and the time until the last finished.

@@ -270,8 +270,13 @@ impl App {
 
     /// The selection in the current tab, clamped to what is there.
     pub fn cursor(&self) -> usize {
-        let n = self.rows_in_tab();
-        self.cursor[self.tab_index()].min(n.saturating_sub(1))
+        self.cursor_within(self.rows_in_tab())
+    }
+
+    /// The selection clamped to `rows` rows (a frame that already listed
+    /// them need not list them again).
+    pub fn cursor_within(&self, rows: usize) -> usize {
+        self.cursor[self.tab_index()].min(rows.saturating_sub(1))
     }
 
     pub fn selected_machine(&self) -> Option<&MachineRow> {
@@ -288,7 +293,8 @@ impl App {
         }
     }
 
-    fn set_status(&mut self, text: impl Into<String>, error: bool) {
+    /// Shows a line in the status bar.
+    pub fn set_status(&mut self, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
             text: text.into(),
             error,

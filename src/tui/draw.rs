@@ -346,7 +346,8 @@ fn draw_machines(frame: &mut Frame, app: &App, area: Rect) {
         .header(Row::new(header).style(t.muted().add_modifier(Modifier::BOLD)))
         .block(table_block(app, title))
         .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected((!rows.is_empty()).then(|| app.cursor()));
+    let mut state = TableState::default()
+        .with_selected((!rows.is_empty()).then(|| app.cursor_within(rows.len())));
     frame.render_stateful_widget(table, area, &mut state);
     if rows.is_empty() {
         let hint = if app.filter.is_empty() {
@@ -393,7 +394,8 @@ fn draw_leases(frame: &mut Frame, app: &App, area: Rect) {
     )
     .block(table_block(app, format!(" Leases ({}) ", leases.len())))
     .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected((!leases.is_empty()).then(|| app.cursor()));
+    let mut state = TableState::default()
+        .with_selected((!leases.is_empty()).then(|| app.cursor_within(leases.len())));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
@@ -613,7 +615,7 @@ fn draw_log(frame: &mut Frame, app: &App, area: Rect) {
     let end = if app.follow_log {
         lines.len()
     } else {
-        (app.cursor() + 1).min(lines.len())
+        (app.cursor_within(lines.len()) + 1).min(lines.len())
     };
     let start = end.saturating_sub(height);
     let first = app.model.log.front().map_or(0, |l| l.at);

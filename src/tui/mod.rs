@@ -354,7 +354,7 @@ async fn event_loop(terminal: &mut Term, source: Source, theme: Theme) -> anyhow
                     match f {
                         Feed::Snapshot(model) => app.model = *model,
                         Feed::Event(e) => app.apply(&e),
-                        Feed::Lost(why) => app.on_reply(Reply::Command(Err(format!("disconnected: {why}; retrying")))),
+                        Feed::Lost(why) => app.set_status(format!("disconnected: {why}; retrying"), true),
                     }
                     n += 1;
                     next = if n < 10_000 { feed.try_recv().ok() } else { None };
