@@ -22,8 +22,28 @@ pub enum FsError {
 
 #[derive(Debug, Clone)]
 pub struct BootFs {
-    /// Roots in priority order, canonicalised where they exist.
-    roots: Vec<PathBuf>,
+    /// Roots in priority order.
+    roots: Vec<Root>,
+}
+
+#[derive(Debug, Clone)]
+struct Root {
+    /// Canonicalised where it exists.
+    path: PathBuf,
+    /// Whether a symlink may lead out of this root. Only for the directory
+    /// the distribution's package owns: Debian ships
+    /// `/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi`, and only root can change
+    /// what is there. Operator-managed roots stay confined.
+    packaged: bool,
+}
+
+impl Root {
+    fn new(path: PathBuf, packaged: bool) -> Root {
+        Root {
+            path: path.canonicalize().unwrap_or(path),
+            packaged,
+        }
+    }
 }
 
 /// A file found under one of the roots.
@@ -34,13 +54,18 @@ pub struct Found {
 }
 
 impl BootFs {
+    /// Confined roots, searched in order.
     pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> BootFs {
         BootFs {
-            roots: roots
-                .into_iter()
-                .map(|r| r.canonicalize().unwrap_or(r))
-                .collect(),
+            roots: roots.into_iter().map(|r| Root::new(r, false)).collect(),
         }
+    }
+
+    /// Adds a packaged loader directory below the other roots; its own
+    /// symlinks are followed wherever they point.
+    pub fn and_packaged(mut self, dir: PathBuf) -> BootFs {
+        self.roots.push(Root::new(dir, true));
+        self
     }
 
     /// The default roots: `boot_root` overlaid on the iPXE binaries, unless
@@ -54,11 +79,11 @@ impl BootFs {
 
     /// The boot root overlaid on the iPXE binaries (what HTTP serves).
     pub fn with_loaders(boot_root: &Path) -> BootFs {
-        BootFs::new([boot_root.to_path_buf(), PathBuf::from(IPXE_DIR)])
+        BootFs::new([boot_root.to_path_buf()]).and_packaged(PathBuf::from(IPXE_DIR))
     }
 
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.roots
+    pub fn roots(&self) -> impl Iterator<Item = &Path> {
+        self.roots.iter().map(|r| r.path.as_path())
     }
 
     /// Normalises a request path into a relative path with no `..`.
@@ -93,17 +118,17 @@ impl BootFs {
         let mut rel = Self::normalise(request)?;
         if absolute {
             let full = Path::new("/").join(&rel);
-            if let Some(inside) = self.roots.iter().find_map(|r| full.strip_prefix(r).ok()) {
+            if let Some(inside) = self.roots().find_map(|r| full.strip_prefix(r).ok()) {
                 rel = inside.to_path_buf();
             }
         }
         for root in &self.roots {
-            let candidate = root.join(&rel);
+            let candidate = root.path.join(&rel);
             if std::fs::symlink_metadata(&candidate).is_err() {
                 continue;
             }
             let real = candidate.canonicalize().map_err(|_| FsError::NotFound)?;
-            if !real.starts_with(root) {
+            if !root.packaged && !real.starts_with(&root.path) {
                 return Err(FsError::Denied("path leaves the root"));
             }
             let metadata = std::fs::metadata(&real).map_err(|_| FsError::NotFound)?;
@@ -136,7 +161,11 @@ mod tests {
         std::fs::write(ipxe.path().join("undionly.kpxe"), b"debian bios").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", boot.path().join("escape")).unwrap();
         std::os::unix::fs::symlink("ubuntu/vmlinuz", boot.path().join("inside-link")).unwrap();
-        let fs = BootFs::new([boot.path().to_path_buf(), ipxe.path().to_path_buf()]);
+        // As Debian ships it: ipxe.efi → /boot/ipxe.efi.
+        let elsewhere = boot.path().join("ubuntu/snp.efi");
+        std::fs::write(&elsewhere, b"debian snp").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, ipxe.path().join("snponly.efi")).unwrap();
+        let fs = BootFs::new([boot.path().to_path_buf()]).and_packaged(ipxe.path().to_path_buf());
         (boot, ipxe, fs)
     }
 
@@ -173,6 +202,11 @@ mod tests {
             read(&fs, "inside-link").unwrap(),
             "kernel",
             "symlinks inside the root are fine"
+        );
+        assert_eq!(
+            read(&fs, "snponly.efi").unwrap(),
+            "debian snp",
+            "the packaged loader dir's own links are followed"
         );
     }
 

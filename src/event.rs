@@ -230,6 +230,8 @@ pub enum EventKind {
     DhcpReplied {
         mac: Mac,
         reply: DhcpReply,
+        /// The address given; under proxyDHCP, the address the client says
+        /// it holds from the other server (ciaddr or option 50), if any.
         ip: Option<Ipv4Addr>,
         boot_file: Option<String>,
         /// Answered as proxyDHCP (no address given).

@@ -357,11 +357,11 @@ impl Model {
                 reply,
                 ip,
                 boot_file,
-                proxy,
+                proxy: _,
             } => {
                 *self.counters.dhcp_out.entry(*reply).or_default() += 1;
                 let row = self.row(*mac);
-                if let (Some(ip), false) = (ip, *proxy) {
+                if let Some(ip) = ip {
                     row.ip = Some(*ip);
                 }
                 let what = match boot_file {

@@ -211,8 +211,11 @@ fn describe(kind: &EventKind) -> Option<(Level, String)> {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    // Colour for a person at a terminal; plain text for journald and files.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(env_filter())
+        .with_ansi(std::io::stdout().is_terminal())
         .try_init();
     let services = Services::start(config).await?;
     // Start-up events are already folded into the model: log what they

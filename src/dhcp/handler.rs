@@ -145,7 +145,13 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
         } else {
             destination(req, kind)
         };
-        out.events.push(replied(req, kind, None, Some(&boot), true));
+        // The address is the other server's; what the client says it has
+        // lets transfers from that address be attributed to the machine.
+        let stated = (!req.ciaddr.is_unspecified())
+            .then_some(req.ciaddr)
+            .or(req.requested_ip);
+        out.events
+            .push(replied(req, kind, stated, Some(&boot), true));
         out.reply = Some((reply, dest));
         return out;
     }
@@ -857,6 +863,7 @@ mod tests {
         let req = request(|p| {
             set_mac(p, DEV01);
             p.set_option(opt::MESSAGE_TYPE, [msg::REQUEST]);
+            p.ciaddr = Ipv4Addr::new(10, 99, 0, 150);
         });
         let out = run(&mut w, &req, Port::Proxy, DhcpMode::Proxy);
         let (p, dest) = out.reply.as_ref().unwrap();
@@ -865,6 +872,12 @@ mod tests {
             *dest,
             Destination::Source(SocketAddr::from(([10, 99, 0, 150], 68)))
         );
+        // The client's own address is reported, so its TFTP and HTTP
+        // transfers can be attributed to it.
+        assert!(out.events.iter().any(|e| matches!(
+            e,
+            EventKind::DhcpReplied { ip: Some(ip), proxy: true, .. } if *ip == Ipv4Addr::new(10, 99, 0, 150)
+        )));
         // A plain DHCP client is not a proxy's business.
         let plain = request(|p| p.options.retain(|(c, _)| *c == opt::MESSAGE_TYPE));
         assert!(

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod segment;
+
 use std::net::Ipv4Addr;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

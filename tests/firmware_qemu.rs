@@ -1,0 +1,789 @@
+//! End to end with real firmware: QEMU virtual machines boot from
+//! `pxedeck serve` on a private bridged segment of network namespaces.
+//!
+//! Every scenario is checked from both sides: the VM's serial console (what
+//! the firmware, iPXE and the booted Linux printed) and pxedeck's API (the
+//! state the machine reached) — and, where the boot changes the inventory,
+//! the machine's file on disk.
+//!
+//! The full-path scenarios boot a real Debian kernel with a busybox initrd
+//! built here: it prints a marker, loads the NIC driver, takes a lease,
+//! fetches its installer config from pxedeck, calls the done callback and
+//! powers off. The kernel package is fetched with apt once and cached in
+//! the target directory.
+//!
+//! Root only. Runs under TCG (nested KVM hangs on these machines); set
+//! `PXEDECK_E2E_ACCEL=kvm` where KVM works. `PXEDECK_SKIP_QEMU=1` skips the
+//! suite loudly for quick local runs; CI never sets it. Each scenario
+//! appends a line to `target/tmp/firmware-e2e-summary.txt`, which `.ci/run`
+//! prints.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::segment::{Segment, Serve};
+
+/// Printed by the initrd's /init on the serial console.
+const MARKER: &str = "PXEDECK-E2E:";
+const TOKEN: &str = "e2e-token";
+const API: &str = "127.0.0.1:8081";
+/// How long one VM may take under TCG on a busy 2-core machine.
+const BOOT_LIMIT: Duration = Duration::from_secs(360);
+
+macro_rules! require_qemu {
+    () => {
+        require_netns!();
+        if std::env::var_os("PXEDECK_SKIP_QEMU").is_some() {
+            eprintln!("SKIPPED {}: PXEDECK_SKIP_QEMU is set", module_path!());
+            return;
+        }
+        for (tool, package) in [
+            ("qemu-system-x86_64", "qemu-system-x86"),
+            ("cpio", "cpio"),
+            ("curl", "curl"),
+        ] {
+            assert!(
+                common::have(tool),
+                "{tool} is not installed (.ci/run installs {package})"
+            );
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// The Linux that full-path scenarios boot.
+
+struct Linux {
+    vmlinuz: PathBuf,
+    initrd: PathBuf,
+}
+
+/// The kernel and initrd, built once per test process.
+fn linux() -> &'static Linux {
+    static LINUX: OnceLock<Linux> = OnceLock::new();
+    LINUX.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux");
+        let modules = dir.join("modules");
+        let vmlinuz = dir.join("vmlinuz");
+        if !vmlinuz.exists() {
+            fetch_kernel(&dir);
+        }
+        let initrd = dir.join("initrd.gz");
+        build_initrd(&modules, &initrd);
+        Linux { vmlinuz, initrd }
+    })
+}
+
+/// The NIC drivers the initrd loads: e1000 (SeaBIOS machines) and
+/// virtio-net with its dependencies (OVMF machines). Debian builds them as
+/// modules.
+const MODULES: &[&str] = &[
+    "e1000",
+    "virtio",
+    "virtio_ring",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+];
+
+fn sh(script: &str, dir: &Path) {
+    let out = Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "`{script}` failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Downloads Debian's current amd64 kernel package and keeps the kernel and
+/// the NIC modules.
+fn fetch_kernel(dir: &Path) {
+    let work = dir.join("deb");
+    std::fs::create_dir_all(&work).unwrap();
+    sh(
+        "pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \\(linux-image-[0-9].*\\)/\\1/p' | head -n1)
+         test -n \"$pkg\"
+         rm -f ./*.deb
+         apt-get download -q \"$pkg\" 2>/dev/null || { apt-get update -qq && apt-get download -q \"$pkg\"; }
+         dpkg-deb --fsys-tarfile ./*.deb | tar -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/*' './lib/modules/*/kernel/net/core/failover.ko'",
+        &work,
+    );
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    for name in MODULES {
+        let found = find_file(&work.join("lib"), &format!("{name}.ko"))
+            .unwrap_or_else(|| panic!("the kernel package has no {name}.ko"));
+        std::fs::copy(found, modules.join(format!("{name}.ko"))).unwrap();
+    }
+    let kernel = std::fs::read_dir(work.join("boot"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+        .expect("vmlinuz in the package");
+    // Written last: its presence means the cache is complete.
+    std::fs::copy(kernel.path(), dir.join("vmlinuz")).unwrap();
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// What the installed "OS" does: report each step on the console, take a
+/// lease with udhcpc, fetch the config named on the kernel command line,
+/// call the done URL, power off.
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "PXEDECK-E2E: initrd up"
+# Load the NIC drivers; three passes settle the dependency order.
+for pass in 1 2 3; do for m in /modules/*.ko; do insmod "$m" 2>/dev/null; done; done
+ip link set eth0 up
+udhcpc -i eth0 -q -n -t 10 -T 2 -s /udhcpc.sh || echo "PXEDECK-E2E: no address"
+for arg in $(cat /proc/cmdline); do
+  case $arg in
+    pxedeck.config=*) CONFIG=${arg#*=} ;;
+    pxedeck.done=*) DONE=${arg#*=} ;;
+  esac
+done
+if wget -q -O /tmp/config "$CONFIG"; then echo "PXEDECK-E2E: config says $(cat /tmp/config)"; fi
+if wget -q -O /dev/null --post-data done "$DONE"; then echo "PXEDECK-E2E: done called"; fi
+echo "PXEDECK-E2E: powering off"
+poweroff -f
+"#;
+
+const UDHCPC_HOOK: &str = r#"#!/bin/sh
+case $1 in
+  bound|renew)
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    echo "PXEDECK-E2E: address $ip" ;;
+esac
+"#;
+
+fn build_initrd(modules: &Path, out: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    let kind = Command::new("file").arg(busybox).output();
+    if let Ok(k) = kind {
+        assert!(
+            String::from_utf8_lossy(&k.stdout).contains("statically linked"),
+            "/bin/busybox must be static (.ci/run installs busybox-static)"
+        );
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["bin", "proc", "sys", "dev", "tmp", "modules"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    for name in MODULES {
+        std::fs::copy(
+            modules.join(format!("{name}.ko")),
+            r.join(format!("modules/{name}.ko")),
+        )
+        .unwrap();
+    }
+    write_executable(&r.join("init"), INIT);
+    write_executable(&r.join("udhcpc.sh"), UDHCPC_HOOK);
+    sh(
+        &format!(
+            "find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            out.display()
+        ),
+        r,
+    );
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// A pxedeck world: config, inventory and boot root in a temporary folder.
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Full,
+    Proxy,
+}
+
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new(seg: &Segment, mode: Mode) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let linux = linux();
+        std::fs::create_dir_all(d.join("boot/e2e")).unwrap();
+        // Copies, not links: the boot root confines symlinks to itself.
+        std::fs::copy(&linux.vmlinuz, d.join("boot/e2e/vmlinuz")).unwrap();
+        std::fs::copy(&linux.initrd, d.join("boot/e2e/initrd.gz")).unwrap();
+        for sub in ["nodes/_profiles", "nodes/lab"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("nodes/_defaults.yaml"), "install: false\n").unwrap();
+        std::fs::write(
+            d.join("nodes/_profiles/e2e-linux.yaml"),
+            "description: Linux with a busybox initrd that reports back\n\
+             boot:\n  kernel: e2e/vmlinuz\n  initrd: e2e/initrd.gz\n  \
+             cmdline: console=ttyS0 quiet pxedeck.config={{ config_url }}/marker pxedeck.done={{ done_url }}\n\
+             configs:\n  marker: \"hello {{ hostname }}\"\n",
+        )
+        .unwrap();
+        let srv = seg.server_ip();
+        let dhcp = match mode {
+            Mode::Full => format!(
+                "  mode: full\n  pools:\n    - subnet: {}\n      range: {}-{}\n      router: {srv}\n",
+                seg.subnet(),
+                seg.ip(100),
+                seg.ip(150)
+            ),
+            Mode::Proxy => "  mode: proxy\n".to_string(),
+        };
+        // Behind a proxy, the lease is not pxedeck's: installers fetch
+        // configs from an address the other server handed out.
+        let allow = match mode {
+            Mode::Full => String::new(),
+            Mode::Proxy => format!("  config_allow: [{}]\n", seg.subnet()),
+        };
+        std::fs::write(
+            d.join("pxedeck.yaml"),
+            format!(
+                "server:\n  address: {srv}\n  interface: eth0\n\
+                 dhcp:\n  lease_file: leases.jsonl\n{dhcp}\
+                 http:\n  port: 80\n  api_listen: {API}\n  api_token: {TOKEN}\n{allow}\
+                 unknown:\n  policy: hold\n\
+                 boot_root: boot\ninventory: nodes\n"
+            ),
+        )
+        .unwrap();
+        World { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn add_machine(&self, hostname: &str, mac: &str, install: bool) {
+        std::fs::write(
+            self.path().join(format!("nodes/lab/{hostname}.yaml")),
+            format!("mac: \"{mac}\"\nprofile: e2e-linux\ninstall: {install}\n"),
+        )
+        .unwrap();
+    }
+
+    fn machine_file(&self, hostname: &str) -> String {
+        std::fs::read_to_string(self.path().join(format!("nodes/lab/{hostname}.yaml")))
+            .unwrap_or_default()
+    }
+
+    fn serve(&self, seg: &Segment) -> Serve {
+        Serve::start(
+            &seg.srv,
+            &self.path().join("pxedeck.yaml"),
+            &format!("http://{API}"),
+            TOKEN,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Virtual machines.
+
+#[derive(Clone, Copy, Debug)]
+enum Firmware {
+    /// SeaBIOS with QEMU's NIC option ROM, which is iPXE itself.
+    Bios,
+    /// OVMF's own PXE stack (a NIC without a ROM): TFTP, then iPXE.
+    UefiPxe,
+    /// OVMF's HTTP Boot, with PXE switched off in the firmware.
+    UefiHttp,
+}
+
+struct Vm {
+    child: Child,
+    serial: PathBuf,
+    started: Instant,
+    _vars: Option<tempfile::NamedTempFile>,
+}
+
+impl Vm {
+    fn start(seg: &Segment, firmware: Firmware, mac: &str, dir: &Path) -> Vm {
+        let tap = seg.tap();
+        let serial = dir.join(format!("serial-{}.log", mac.replace(':', "")));
+        let accel = std::env::var("PXEDECK_E2E_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let mut args: Vec<String> = [
+            "-accel",
+            &accel,
+            "-nographic",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-boot",
+            "n",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("-serial".into());
+        args.push(format!("file:{}", serial.display()));
+        args.push("-netdev".into());
+        args.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+        let mut vars = None;
+        match firmware {
+            Firmware::Bios => {
+                // graphics=off makes SeaBIOS (and iPXE) write to the serial port.
+                args.extend(["-machine", "pc,graphics=off", "-m", "256"].map(String::from));
+                args.push("-device".into());
+                args.push(format!("e1000,netdev=n0,mac={mac}"));
+            }
+            Firmware::UefiPxe | Firmware::UefiHttp => {
+                let copy = tempfile::NamedTempFile::new_in(dir).unwrap();
+                std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", copy.path())
+                    .expect("OVMF is not installed (.ci/run installs ovmf)");
+                args.extend(["-machine", "q35", "-m", "512"].map(String::from));
+                args.push("-drive".into());
+                args.push(
+                    "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+                );
+                args.push("-drive".into());
+                args.push(format!(
+                    "if=pflash,format=raw,file={}",
+                    copy.path().display()
+                ));
+                args.push("-device".into());
+                args.push(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="));
+                if matches!(firmware, Firmware::UefiHttp) {
+                    for v in ["IPv4PXESupport", "IPv6PXESupport"] {
+                        args.push("-fw_cfg".into());
+                        args.push(format!("name=opt/org.tianocore/{v},string=n"));
+                    }
+                }
+                vars = Some(copy);
+            }
+        }
+        let child = seg
+            .exec(&seg.lan, "qemu-system-x86_64")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start qemu");
+        Vm {
+            child,
+            serial,
+            started: Instant::now(),
+            _vars: vars,
+        }
+    }
+
+    fn serial_text(&self) -> String {
+        let bytes = std::fs::read(&self.serial).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits for a line on the serial console; false on timeout or exit.
+    fn wait_serial(&mut self, needle: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.serial_text().contains(needle) {
+                return true;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.serial_text().contains(needle);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+
+    /// Waits for the VM to power off.
+    fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+
+    /// The serial console without escape sequences' clutter, for messages.
+    fn tail(&self) -> String {
+        let text = self.serial_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checks and the summary.
+
+fn state(serve: &Serve, mac: &str) -> String {
+    serve
+        .machine(mac)
+        .and_then(|m| m["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn timeline(serve: &Serve, mac: &str) -> Vec<String> {
+    serve
+        .machine(mac)
+        .and_then(|m| {
+            m["timeline"].as_array().map(|steps| {
+                steps
+                    .iter()
+                    .filter_map(|s| s["what"].as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts the busybox installer ran to its end on this VM.
+fn assert_installed(vm: &mut Vm, serve: &Serve, world: &World, host: &str, mac: &str) {
+    let done = vm.wait_serial(&format!("{MARKER} done called"), BOOT_LIMIT);
+    assert!(
+        done,
+        "{host}: the installer never called back. Serial:\n{}\n--- pxedeck:\n{}",
+        vm.tail(),
+        serve.log_text()
+    );
+    let text = vm.serial_text();
+    assert!(
+        text.contains(&format!("is {host}, booting e2e-linux")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{MARKER} config says hello {host}")),
+        "{text}"
+    );
+    assert!(
+        vm.wait_exit(Duration::from_secs(60)),
+        "{host} did not power off"
+    );
+    let installed = serve.wait_until(Duration::from_secs(10), || state(serve, mac) == "installed");
+    assert!(
+        installed,
+        "{host}: pxedeck says {:?}; timeline {:?}",
+        state(serve, mac),
+        timeline(serve, mac)
+    );
+    assert!(
+        world.machine_file(host).contains("install: false"),
+        "{host}'s file after the install:\n{}",
+        world.machine_file(host)
+    );
+}
+
+fn summary(scenario: &str, started: Instant, checked: &str) {
+    let line = format!(
+        "{scenario:<48} PASS {:>5.0} s  {checked}\n",
+        started.elapsed().as_secs_f64()
+    );
+    eprint!("{line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-e2e-summary.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+/// a + f: SeaBIOS, QEMU's iPXE ROM straight to the HTTP script, a real
+/// kernel and initrd, config, done callback, power-off.
+#[test]
+fn bios_boots_linux_and_the_installer_reports_done() {
+    require_qemu!();
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Full);
+    let mac = "52:54:00:e2:00:01";
+    world.add_machine("bios-1", mac, true);
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start(&seg, Firmware::Bios, mac, world.path());
+    assert_installed(&mut vm, &serve, &world, "bios-1", mac);
+    let steps = timeline(&serve, mac);
+    assert!(steps.iter().any(|s| s == "HTTP e2e/vmlinuz"), "{steps:?}");
+    assert!(steps.iter().any(|s| s == "install done"), "{steps:?}");
+    summary(
+        "BIOS (SeaBIOS + iPXE ROM) → Linux → done",
+        started,
+        &format!(
+            "VM {:.0} s; state installed, file install: false",
+            vm.started.elapsed().as_secs_f64()
+        ),
+    );
+}
+
+/// b: OVMF's PXE → TFTP ipxe.efi → iPXE → HTTP script → Linux.
+#[test]
+fn uefi_pxe_chains_ipxe_over_tftp() {
+    require_qemu!();
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Full);
+    let mac = "52:54:00:e2:00:02";
+    world.add_machine("uefi-1", mac, true);
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start(&seg, Firmware::UefiPxe, mac, world.path());
+    assert_installed(&mut vm, &serve, &world, "uefi-1", mac);
+    let steps = timeline(&serve, mac);
+    assert!(
+        steps.iter().any(|s| s.starts_with("UEFI DISCOVER")),
+        "{steps:?}"
+    );
+    assert!(steps.iter().any(|s| s == "TFTP ipxe.efi"), "{steps:?}");
+    assert!(vm.serial_text().contains("iPXE"), "iPXE never ran");
+    summary(
+        "UEFI PXE (OVMF) → TFTP ipxe.efi → Linux → done",
+        started,
+        "TFTP ipxe.efi in the timeline; state installed",
+    );
+}
+
+/// c: OVMF's HTTP Boot fetches ipxe.efi over HTTP directly.
+#[test]
+fn uefi_http_boot_fetches_ipxe_over_http() {
+    require_qemu!();
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Full);
+    let mac = "52:54:00:e2:00:03";
+    world.add_machine("http-1", mac, true);
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start(&seg, Firmware::UefiHttp, mac, world.path());
+    assert_installed(&mut vm, &serve, &world, "http-1", mac);
+    let steps = timeline(&serve, mac);
+    assert!(
+        steps.iter().any(|s| s.starts_with("UEFI-HTTP DISCOVER")),
+        "{steps:?}"
+    );
+    assert!(steps.iter().any(|s| s == "HTTP ipxe.efi"), "{steps:?}");
+    assert!(!steps.iter().any(|s| s.starts_with("TFTP")), "{steps:?}");
+    summary(
+        "UEFI HTTP Boot (OVMF) → ipxe.efi → Linux",
+        started,
+        "HTTP ipxe.efi, no TFTP; state installed",
+    );
+}
+
+/// d: an unknown machine waits in the hold loop, is adopted through the
+/// API, and boots its new profile without a reset (`-no-reboot` would end
+/// the VM on one).
+#[test]
+fn held_machine_boots_its_profile_when_adopted() {
+    require_qemu!();
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Full);
+    let mac = "52:54:00:e2:00:04";
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start(&seg, Firmware::Bios, mac, world.path());
+    assert!(
+        vm.wait_serial("asking again every 5 s", BOOT_LIMIT),
+        "no hold loop on the console:\n{}",
+        vm.tail()
+    );
+    assert!(
+        serve.wait_until(Duration::from_secs(10), || state(&serve, mac) == "held"),
+        "pxedeck says {:?}",
+        state(&serve, mac)
+    );
+    let adopt = serde_json::json!({"machines": [{
+        "macs": [mac], "hostname": "adopted-1", "group": "lab",
+        "profile": "e2e-linux", "install": true
+    }]});
+    let adopted_at = Instant::now();
+    let reply = serve.post_json("/api/v1/adopt", &adopt);
+    assert!(reply.is_some(), "adopt refused:\n{}", serve.log_text());
+    assert!(
+        vm.wait_serial("is adopted-1, booting e2e-linux", Duration::from_secs(120)),
+        "the held machine did not pick up its profile:\n{}",
+        vm.tail()
+    );
+    let picked_up = adopted_at.elapsed();
+    assert_installed(&mut vm, &serve, &world, "adopted-1", mac);
+    let text = vm.serial_text();
+    assert_eq!(
+        text.matches("iPXE initialising devices").count(),
+        1,
+        "the machine was reset"
+    );
+    summary(
+        "Unknown in hold → adopted via API → Linux",
+        started,
+        &format!(
+            "script picked up {:.1} s after adoption, no reset",
+            picked_up.as_secs_f64()
+        ),
+    );
+}
+
+/// e: a known machine with `install: false` is told to boot its local
+/// disk: iPXE exits back to the firmware.
+#[test]
+fn install_false_boots_the_local_disk() {
+    require_qemu!();
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Full);
+    let mac = "52:54:00:e2:00:05";
+    world.add_machine("local-1", mac, false);
+    let before = world.machine_file("local-1");
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start(&seg, Firmware::Bios, mac, world.path());
+    assert!(
+        vm.wait_serial("pxedeck: local-1: local disk", BOOT_LIMIT),
+        "no local-boot script:\n{}",
+        vm.tail()
+    );
+    // SeaBIOS is back in control: nothing bootable on a diskless VM.
+    assert!(
+        vm.wait_serial("No bootable device", Duration::from_secs(60)),
+        "iPXE did not exit to the firmware:\n{}",
+        vm.tail()
+    );
+    assert!(
+        !vm.serial_text().contains(MARKER),
+        "it booted the installer"
+    );
+    assert_eq!(state(&serve, mac), "local");
+    let steps = timeline(&serve, mac);
+    assert!(
+        !steps.iter().any(|s| s.starts_with("HTTP e2e")),
+        "{steps:?}"
+    );
+    assert_eq!(world.machine_file("local-1"), before, "the file changed");
+    summary(
+        "install: false → iPXE exits to local disk",
+        started,
+        "state local; no kernel fetched; file unchanged",
+    );
+}
+
+/// g: dnsmasq hands out the addresses; pxedeck in proxy mode supplies the
+/// boot information. A BIOS and a UEFI machine boot side by side.
+#[test]
+fn proxy_dhcp_beside_dnsmasq_boots_bios_and_uefi() {
+    require_qemu!();
+    assert!(
+        common::have("dnsmasq"),
+        "dnsmasq is not installed (.ci/run installs dnsmasq-base)"
+    );
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Proxy);
+    let dhcp_ns = seg.host("dhcp", Some(seg.ip(2)));
+    let leases = world.path().join("dnsmasq.leases");
+    let _dnsmasq = seg
+        .exec(&dhcp_ns, "dnsmasq")
+        .args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--user=root",
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--log-dhcp",
+        ])
+        .arg(format!(
+            "--dhcp-range={},{},255.255.255.0,10m",
+            seg.ip(160),
+            seg.ip(200)
+        ))
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("start dnsmasq");
+    let bios = "52:54:00:e2:00:06";
+    let uefi = "52:54:00:e2:00:07";
+    world.add_machine("proxy-bios", bios, true);
+    world.add_machine("proxy-uefi", uefi, true);
+    let serve = world.serve(&seg);
+    let mut vm_bios = Vm::start(&seg, Firmware::Bios, bios, world.path());
+    let mut vm_uefi = Vm::start(&seg, Firmware::UefiPxe, uefi, world.path());
+    assert_installed(&mut vm_bios, &serve, &world, "proxy-bios", bios);
+    assert_installed(&mut vm_uefi, &serve, &world, "proxy-uefi", uefi);
+    // The addresses came from dnsmasq's range, not from pxedeck.
+    for vm in [&vm_bios, &vm_uefi] {
+        let text = vm.serial_text();
+        let got = text
+            .lines()
+            .find_map(|l| l.split(&format!("{MARKER} address ")).nth(1))
+            .map(|ip| ip.trim().to_string())
+            .unwrap_or_default();
+        let last: u8 = got
+            .rsplit('.')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (160..=200).contains(&last),
+            "address {got:?} is not dnsmasq's"
+        );
+    }
+    let steps = timeline(&serve, uefi);
+    assert!(steps.iter().any(|s| s == "TFTP ipxe.efi"), "{steps:?}");
+    summary(
+        "proxyDHCP beside dnsmasq: BIOS + UEFI PXE",
+        started,
+        "addresses from dnsmasq, boot from pxedeck; both installed",
+    );
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
