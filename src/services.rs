@@ -19,6 +19,7 @@ use crate::bootfs::BootFs;
 use crate::config::{Config, DhcpMode, UnknownPolicy};
 use crate::control::{Control, inventory_event};
 use crate::dhcp::handler::Port;
+use crate::dhcp::leases::LeaseState;
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
 use crate::http::{self, HttpState, LeaseView, NoLeases};
@@ -212,6 +213,12 @@ impl Services {
             },
         }));
 
+        // Leases that survived a restart are shown, and attribute
+        // transfers, from the first moment.
+        if let Some(d) = &dhcp {
+            announce_leases(d, &inventory.load(), &bus);
+        }
+
         Ok(Services {
             config,
             bus,
@@ -259,6 +266,21 @@ type DhcpStart = (
 
 /// Binds the DHCP sockets the mode needs: 67 (full or proxy), 4011 (PXE
 /// BINL, both modes), and 68 to notice other servers' answers.
+fn announce_leases(dhcp: &DhcpServer, inventory: &Inventory, bus: &Bus) {
+    for lease in dhcp.leases() {
+        if lease.state != LeaseState::Bound {
+            continue;
+        }
+        bus.emit(EventKind::LeaseBound {
+            mac: lease.mac,
+            ip: lease.ip,
+            hostname: inventory.by_mac(&lease.mac).map(|m| m.hostname.clone()),
+            expires: lease.expires,
+            fixed: lease.fixed,
+        });
+    }
+}
+
 fn start_dhcp(
     config: &Arc<Config>,
     inventory: &SharedInventory,

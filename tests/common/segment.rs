@@ -101,6 +101,54 @@ impl Segment {
         }
     }
 
+    /// A second subnet behind a router host: `router` (already on the
+    /// segment at `router_ip`) gets eth1 = `net`.1/24, a new namespace
+    /// `name` is on the far side (eth0, no address), and the server routes
+    /// `net`.0/24 through the router. Returns the new namespace.
+    pub fn subnet_behind(
+        &self,
+        router: &str,
+        router_ip: Ipv4Addr,
+        name: &str,
+        net: [u8; 3],
+    ) -> String {
+        let ns = format!("{}-{name}", self.lan.trim_end_matches("-lan"));
+        new_ns(&ns);
+        self.hosts.lock().unwrap().push(ns.clone());
+        must(&[
+            "-n", router, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ]);
+        let gateway = Ipv4Addr::new(net[0], net[1], net[2], 1);
+        must(&[
+            "-n",
+            router,
+            "addr",
+            "add",
+            &format!("{gateway}/24"),
+            "dev",
+            "eth1",
+        ]);
+        must(&["-n", router, "link", "set", "eth1", "up"]);
+        must(&["-n", &ns, "link", "set", "eth0", "up"]);
+        let subnet = format!("{}/24", Ipv4Addr::new(net[0], net[1], net[2], 0));
+        must(&[
+            "-n",
+            &self.srv,
+            "route",
+            "add",
+            &subnet,
+            "via",
+            &router_ip.to_string(),
+        ]);
+        for (space, dev) in [(ns.as_str(), "eth0"), (router, "eth1")] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", space, "ethtool", "-K", dev, "tx", "off"])
+                .output();
+        }
+        ns
+    }
+
     /// A new tap device on the bridge, for a VM that runs in `lan`.
     pub fn tap(&self) -> String {
         let name = format!("tap{}", self.taps.fetch_add(1, Ordering::Relaxed));
