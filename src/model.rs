@@ -227,6 +227,10 @@ pub struct Model {
     #[serde(skip)]
     by_mac: HashMap<Mac, usize>,
     pub leases: BTreeMap<Ipv4Addr, LeaseRow>,
+    /// Each MAC's lease address: a rebind moves a MAC without scanning
+    /// every lease (a mass boot binds thousands per second).
+    #[serde(skip)]
+    lease_of: HashMap<Mac, Ipv4Addr>,
     /// Live transfers by id.
     pub transfers: BTreeMap<u64, TransferRow>,
     /// Finished transfers, newest last.
@@ -253,6 +257,7 @@ impl Model {
             .enumerate()
             .map(|(i, m)| (m.mac, i))
             .collect();
+        self.lease_of = self.leases.values().map(|l| (l.mac, l.ip)).collect();
     }
 
     pub fn machine(&self, mac: &Mac) -> Option<&MachineRow> {
@@ -377,7 +382,12 @@ impl Model {
                 expires,
                 fixed,
             } => {
-                self.leases.retain(|_, l| l.mac != *mac || l.ip == *ip);
+                if let Some(old) = self.lease_of.insert(*mac, *ip)
+                    && old != *ip
+                    && self.leases.get(&old).is_some_and(|l| l.mac == *mac)
+                {
+                    self.leases.remove(&old);
+                }
                 self.leases.insert(
                     *ip,
                     LeaseRow {
@@ -393,6 +403,7 @@ impl Model {
             EventKind::LeaseEnded { mac, ip, why } => {
                 if self.leases.get(ip).is_some_and(|l| l.mac == *mac) {
                     self.leases.remove(ip);
+                    self.lease_of.remove(mac);
                 }
                 self.row(*mac)
                     .step(at, format!("lease {ip} {why:?}").to_lowercase(), false);
@@ -790,6 +801,38 @@ mod tests {
                 fixed: false,
             },
         )
+    }
+
+    #[test]
+    fn a_rebind_moves_the_macs_lease() {
+        let bound = |ip: &str, m: Mac| {
+            ev(
+                1,
+                EventKind::LeaseBound {
+                    mac: m,
+                    ip: ip.parse().unwrap(),
+                    hostname: None,
+                    expires: 10,
+                    fixed: false,
+                },
+            )
+        };
+        let other: Mac = "52:54:00:00:00:02".parse().unwrap();
+        let mut model = Model::default();
+        model.apply(&bound("10.99.0.100", mac()));
+        model.apply(&bound("10.99.0.101", mac()));
+        // The old address went to another MAC in between: it stays theirs.
+        model.apply(&bound("10.99.0.101", other));
+        model.apply(&bound("10.99.0.102", mac()));
+        let held: Vec<(String, Mac)> = model
+            .leases
+            .values()
+            .map(|l| (l.ip.to_string(), l.mac))
+            .collect();
+        assert_eq!(
+            held,
+            vec![("10.99.0.101".into(), other), ("10.99.0.102".into(), mac())]
+        );
     }
 
     #[test]
