@@ -148,6 +148,7 @@ impl Services {
             model: live.clone(),
             dhcp: dhcp.clone(),
             tftp: Some(tftp.clone()),
+            scripts: Default::default(),
         });
         tasks.spawn(http::serve(
             http_listener,

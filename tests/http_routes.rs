@@ -110,6 +110,7 @@ impl Fixture {
             model: Arc::new(LiveModel::default()),
             dhcp: None,
             tftp: None,
+            scripts: Default::default(),
         });
         Fixture {
             _dir: dir,
@@ -522,6 +523,13 @@ async fn api_commands_need_the_token_and_write_the_inventory() {
         "macs": ["52:54:00:99:00:07"], "hostname": "dev-07", "group": "k8s-dev",
         "profile": "ubuntu-2404", "install": true
     }]});
+    // Held before the adoption (and that script is now cached)…
+    let held = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:07").await;
+    assert!(
+        held.text().contains("held until someone adopts it"),
+        "{}",
+        held.text()
+    );
     let none = call(f.api(), json_post("/api/v1/adopt", None, adoption.clone())).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     let wrong = call(
@@ -539,7 +547,8 @@ async fn api_commands_need_the_token_and_write_the_inventory() {
     .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
     assert!(f.nodes.join("k8s-dev/dev-07.yaml").exists());
-    // The adopted machine boots its profile at once.
+    // …the adopted machine boots its profile at once: a new inventory
+    // snapshot is a new cache.
     let r = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:07").await;
     assert!(
         r.text().contains("is dev-07, booting ubuntu-2404"),
@@ -583,6 +592,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
         model: f.state.model.clone(),
         dhcp: None,
         tftp: None,
+        scripts: Default::default(),
     });
     let api = http::api::router(state);
     let r = call(

@@ -85,8 +85,15 @@ pub async fn script(
     let Some(mac) = identify(&state, &inv, peer.ip(), &id) else {
         return ipxe(render::identify_script(&state.urls));
     };
-    let (decision, machine) = decide(&inv, &state.config.unknown, &mac, uuid(&id).as_ref());
-    let script: Script = render::script(&inv, machine, &decision, &mac, &state.urls);
+    let key = (mac, uuid(&id));
+    let cached = state.scripts.get_or_render(&inv, key, || {
+        let (decision, machine) = decide(&inv, &state.config.unknown, &mac, key.1.as_ref());
+        Cached {
+            script: render::script(&inv, machine, &decision, &mac, &state.urls),
+            hostname: machine.map(|m| m.hostname.clone()),
+        }
+    });
+    let script = &cached.script;
     if let Some(reason) = &script.error {
         HttpStats::bump(&state.stats.render_errors);
         state.bus.emit(EventKind::Log {
@@ -98,11 +105,11 @@ pub async fn script(
     state.bus.emit(EventKind::ScriptServed {
         client: to_v4(peer.ip()),
         mac: Some(mac),
-        hostname: machine.map(|m| m.hostname.clone()),
+        hostname: cached.hostname.clone(),
         kind: script.kind,
         profile: script.profile.clone(),
     });
-    ipxe(script.text)
+    ipxe(script.text.clone())
 }
 
 /// Refuses a config or callback to someone who is not the machine.
@@ -224,5 +231,63 @@ pub async fn done(
         }
         Ok(Err(e)) => failed(e),
         Err(e) => failed(e.to_string()),
+    }
+}
+
+/// Rendered entry scripts for the current inventory snapshot.
+///
+/// A mass boot asks for the same few hundred scripts again and again (the
+/// hold loop every 5 s, retries); the answer depends only on the inventory
+/// snapshot, the MAC and the UUID, so it is rendered once per snapshot.
+/// Holding the snapshot's `Arc` both keys the cache and keeps its address
+/// from being reused by a later snapshot.
+#[derive(Default)]
+pub struct ScriptCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    snapshot: Option<Arc<Inventory>>,
+    scripts: std::collections::HashMap<(Mac, Option<Uuid>), Arc<Cached>>,
+}
+
+/// A rendered script and who it was for.
+pub struct Cached {
+    pub script: Script,
+    pub hostname: Option<String>,
+}
+
+/// More distinct machines than this between two inventory changes is not
+/// a rack; start over rather than grow without bound.
+const CACHE_LIMIT: usize = 20_000;
+
+impl ScriptCache {
+    pub fn get_or_render(
+        &self,
+        inv: &Arc<Inventory>,
+        key: (Mac, Option<Uuid>),
+        render: impl FnOnce() -> Cached,
+    ) -> Arc<Cached> {
+        {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, inv))
+                && let Some(hit) = inner.scripts.get(&key)
+            {
+                return hit.clone();
+            }
+        }
+        // Rendered outside the lock: a slow template must not stall others.
+        let fresh = Arc::new(render());
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, inv)) {
+            inner.snapshot = Some(inv.clone());
+            inner.scripts.clear();
+        }
+        if inner.scripts.len() >= CACHE_LIMIT {
+            inner.scripts.clear();
+        }
+        inner.scripts.insert(key, fresh.clone());
+        fresh
     }
 }

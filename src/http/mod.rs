@@ -10,6 +10,7 @@
 
 pub mod api;
 mod boot;
+pub use boot::ScriptCache;
 pub mod client;
 mod files;
 
@@ -101,6 +102,8 @@ pub struct HttpState {
     /// For `/metrics`.
     pub dhcp: Option<Arc<DhcpServer>>,
     pub tftp: Option<Arc<TftpServer>>,
+    /// Entry scripts rendered for the current inventory snapshot.
+    pub scripts: ScriptCache,
 }
 
 impl HttpState {
