@@ -234,7 +234,8 @@ pub enum EventKind {
         /// it holds from the other server (ciaddr or option 50), if any.
         ip: Option<Ipv4Addr>,
         boot_file: Option<String>,
-        /// Answered as proxyDHCP (no address given).
+        /// Answered as proxyDHCP: no address given, and `ip` (if any) is
+        /// the other server's.
         proxy: bool,
     },
     LeaseBound {

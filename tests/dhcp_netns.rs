@@ -75,15 +75,10 @@ fn dump_script(dir: &Path, out: &Path) -> String {
         "hook-{}.sh",
         out.file_name().unwrap().to_string_lossy()
     ));
-    std::fs::write(
+    common::write_executable(
         &script,
-        format!("#!/bin/sh\nenv >> {}\nexit 0\n", out.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .args(["+x", script.to_str().unwrap()])
-        .status()
-        .unwrap();
+        &format!("#!/bin/sh\nenv >> {}\nexit 0\n", out.display()),
+    );
     script.to_string_lossy().into_owned()
 }
 

@@ -7,9 +7,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::KillOnDrop;
 use common::segment::{Segment, Serve};
 
 const API: &str = "127.0.0.1:8081";
@@ -41,13 +42,10 @@ fn udhcpc(seg: &Segment, ns: &str, mac: &str, dir: &Path) -> Option<Ipv4Addr> {
     let out = dir.join(format!("udhcpc-{}.env", mac.replace(':', "")));
     let hook = dir.join("hook.sh");
     if !hook.exists() {
-        std::fs::write(
+        common::write_executable(
             &hook,
             "#!/bin/sh\n[ \"$1\" = bound ] && echo \"$ip\" > \"$OUT\"\nexit 0\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
     }
     let _ = std::fs::remove_file(&out);
     let set_mac = seg
@@ -78,15 +76,6 @@ fn require_busybox() {
         common::have("busybox"),
         "busybox is not installed (.ci/run installs busybox-static)"
     );
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A client two hops away, behind ISC dhcrelay: it gets an address from the

@@ -26,6 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::KillOnDrop;
 use common::segment::{Segment, Serve};
 
 /// Printed by the initrd's /init on the serial console.
@@ -209,8 +210,8 @@ fn build_initrd(modules: &Path, out: &Path) {
         )
         .unwrap();
     }
-    write_executable(&r.join("init"), INIT);
-    write_executable(&r.join("udhcpc.sh"), UDHCPC_HOOK);
+    common::write_executable(&r.join("init"), INIT);
+    common::write_executable(&r.join("udhcpc.sh"), UDHCPC_HOOK);
     sh(
         &format!(
             "find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
@@ -218,12 +219,6 @@ fn build_initrd(modules: &Path, out: &Path) {
         ),
         r,
     );
-}
-
-fn write_executable(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -535,28 +530,53 @@ fn summary(scenario: &str, started: Instant, checked: &str) {
 // ---------------------------------------------------------------------------
 // Scenarios.
 
+/// A known machine with `install: true` on its own full-mode segment,
+/// booted to the end of its install. Fields drop in order: the VM and
+/// pxedeck before their folder and namespaces.
+struct Installed {
+    vm: Vm,
+    steps: Vec<String>,
+    _serve: Serve,
+    _world: World,
+    _seg: Segment,
+}
+
+fn install_one(firmware: Firmware, host: &str, mac: &str) -> Installed {
+    let seg = Segment::new();
+    let world = World::new(&seg, Mode::Full);
+    world.add_machine(host, mac, true);
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start(&seg, firmware, mac, world.path());
+    assert_installed(&mut vm, &serve, &world, host, mac);
+    Installed {
+        vm,
+        steps: timeline(&serve, mac),
+        _serve: serve,
+        _world: world,
+        _seg: seg,
+    }
+}
+
+fn has_step(steps: &[String], what: impl Fn(&str) -> bool) -> bool {
+    steps.iter().any(|s| what(s))
+}
+
 /// a + f: SeaBIOS, QEMU's iPXE ROM straight to the HTTP script, a real
 /// kernel and initrd, config, done callback, power-off.
 #[test]
 fn bios_boots_linux_and_the_installer_reports_done() {
     require_qemu!();
     let started = Instant::now();
-    let seg = Segment::new();
-    let world = World::new(&seg, Mode::Full);
-    let mac = "52:54:00:e2:00:01";
-    world.add_machine("bios-1", mac, true);
-    let serve = world.serve(&seg);
-    let mut vm = Vm::start(&seg, Firmware::Bios, mac, world.path());
-    assert_installed(&mut vm, &serve, &world, "bios-1", mac);
-    let steps = timeline(&serve, mac);
-    assert!(steps.iter().any(|s| s == "HTTP e2e/vmlinuz"), "{steps:?}");
-    assert!(steps.iter().any(|s| s == "install done"), "{steps:?}");
+    let run = install_one(Firmware::Bios, "bios-1", "52:54:00:e2:00:01");
+    let steps = &run.steps;
+    assert!(has_step(steps, |s| s == "HTTP e2e/vmlinuz"), "{steps:?}");
+    assert!(has_step(steps, |s| s == "install done"), "{steps:?}");
     summary(
         "BIOS (SeaBIOS + iPXE ROM) → Linux → done",
         started,
         &format!(
             "VM {:.0} s; state installed, file install: false",
-            vm.started.elapsed().as_secs_f64()
+            run.vm.started.elapsed().as_secs_f64()
         ),
     );
 }
@@ -566,20 +586,14 @@ fn bios_boots_linux_and_the_installer_reports_done() {
 fn uefi_pxe_chains_ipxe_over_tftp() {
     require_qemu!();
     let started = Instant::now();
-    let seg = Segment::new();
-    let world = World::new(&seg, Mode::Full);
-    let mac = "52:54:00:e2:00:02";
-    world.add_machine("uefi-1", mac, true);
-    let serve = world.serve(&seg);
-    let mut vm = Vm::start(&seg, Firmware::UefiPxe, mac, world.path());
-    assert_installed(&mut vm, &serve, &world, "uefi-1", mac);
-    let steps = timeline(&serve, mac);
+    let run = install_one(Firmware::UefiPxe, "uefi-1", "52:54:00:e2:00:02");
+    let steps = &run.steps;
     assert!(
-        steps.iter().any(|s| s.starts_with("UEFI DISCOVER")),
+        has_step(steps, |s| s.starts_with("UEFI DISCOVER")),
         "{steps:?}"
     );
-    assert!(steps.iter().any(|s| s == "TFTP ipxe.efi"), "{steps:?}");
-    assert!(vm.serial_text().contains("iPXE"), "iPXE never ran");
+    assert!(has_step(steps, |s| s == "TFTP ipxe.efi"), "{steps:?}");
+    assert!(run.vm.serial_text().contains("iPXE"), "iPXE never ran");
     summary(
         "UEFI PXE (OVMF) → TFTP ipxe.efi → Linux → done",
         started,
@@ -592,20 +606,14 @@ fn uefi_pxe_chains_ipxe_over_tftp() {
 fn uefi_http_boot_fetches_ipxe_over_http() {
     require_qemu!();
     let started = Instant::now();
-    let seg = Segment::new();
-    let world = World::new(&seg, Mode::Full);
-    let mac = "52:54:00:e2:00:03";
-    world.add_machine("http-1", mac, true);
-    let serve = world.serve(&seg);
-    let mut vm = Vm::start(&seg, Firmware::UefiHttp, mac, world.path());
-    assert_installed(&mut vm, &serve, &world, "http-1", mac);
-    let steps = timeline(&serve, mac);
+    let run = install_one(Firmware::UefiHttp, "http-1", "52:54:00:e2:00:03");
+    let steps = &run.steps;
     assert!(
-        steps.iter().any(|s| s.starts_with("UEFI-HTTP DISCOVER")),
+        has_step(steps, |s| s.starts_with("UEFI-HTTP DISCOVER")),
         "{steps:?}"
     );
-    assert!(steps.iter().any(|s| s == "HTTP ipxe.efi"), "{steps:?}");
-    assert!(!steps.iter().any(|s| s.starts_with("TFTP")), "{steps:?}");
+    assert!(has_step(steps, |s| s == "HTTP ipxe.efi"), "{steps:?}");
+    assert!(!has_step(steps, |s| s.starts_with("TFTP")), "{steps:?}");
     summary(
         "UEFI HTTP Boot (OVMF) → ipxe.efi → Linux",
         started,
@@ -696,7 +704,7 @@ fn install_false_boots_the_local_disk() {
     assert_eq!(state(&serve, mac), "local");
     let steps = timeline(&serve, mac);
     assert!(
-        !steps.iter().any(|s| s.starts_with("HTTP e2e")),
+        !has_step(&steps, |s| s.starts_with("HTTP e2e")),
         "{steps:?}"
     );
     assert_eq!(world.machine_file("local-1"), before, "the file changed");
@@ -771,19 +779,10 @@ fn proxy_dhcp_beside_dnsmasq_boots_bios_and_uefi() {
         );
     }
     let steps = timeline(&serve, uefi);
-    assert!(steps.iter().any(|s| s == "TFTP ipxe.efi"), "{steps:?}");
+    assert!(has_step(&steps, |s| s == "TFTP ipxe.efi"), "{steps:?}");
     summary(
         "proxyDHCP beside dnsmasq: BIOS + UEFI PXE",
         started,
         "addresses from dnsmasq, boot from pxedeck; both installed",
     );
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -80,6 +80,31 @@ macro_rules! require_netns {
     };
 }
 
+/// Turns TX checksum offload off, so UDP checksums are filled in as on a
+/// real wire: old clients and firmware check them.
+pub fn wire_checksums(ns: &str, dev: &str) {
+    let _ = Command::new("ip")
+        .args(["netns", "exec", ns, "ethtool", "-K", dev, "tx", "off"])
+        .output();
+}
+
+/// Writes a script and makes it executable.
+pub fn write_executable(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A child process (a peer server) killed when the test ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether a command exists; tests of real clients need them installed.
 pub fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -166,10 +191,7 @@ impl Lab {
                 "eth0",
             ]);
             must(&["-n", ns, "link", "set", "eth0", "up"]);
-            // Checksums filled in as on a real wire (old clients insist).
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"])
-                .output();
+            wire_checksums(ns, "eth0");
         }
         lab
     }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{PREFIX, cleanup_stale, ip, kill_all, must};
+use super::{PREFIX, cleanup_stale, ip, kill_all, must, wire_checksums};
 
 static NEXT: AtomicU32 = AtomicU32::new(100);
 
@@ -93,12 +93,8 @@ impl Segment {
             must(&["-n", ns, "addr", "add", &format!("{a}/24"), "dev", "eth0"]);
         }
         must(&["-n", ns, "link", "set", "eth0", "up"]);
-        // Firmware checks UDP checksums: fill them in as a real wire would.
-        for (space, dev) in [(ns, "eth0"), (self.lan.as_str(), port)] {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", space, "ethtool", "-K", dev, "tx", "off"])
-                .output();
-        }
+        wire_checksums(ns, "eth0");
+        wire_checksums(&self.lan, port);
     }
 
     /// A second subnet behind a router host: `router` (already on the
@@ -141,11 +137,8 @@ impl Segment {
             "via",
             &router_ip.to_string(),
         ]);
-        for (space, dev) in [(ns.as_str(), "eth0"), (router, "eth1")] {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", space, "ethtool", "-K", dev, "tx", "off"])
-                .output();
-        }
+        wire_checksums(&ns, "eth0");
+        wire_checksums(router, "eth1");
         ns
     }
 
