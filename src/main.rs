@@ -88,6 +88,12 @@ enum Command {
         /// The world the target serves
         #[arg(long, value_name = "DIR")]
         world: Option<PathBuf>,
+        /// Reach the target as a DHCP relay agent with this address (binds
+        /// port 67: root). For servers that answer only relays or port 68,
+        /// such as dnsmasq; make the relay's subnet local
+        /// (`ip route add local`) and machines send from their leases
+        #[arg(long, value_name = "IP", requires = "target")]
+        relay: Option<std::net::Ipv4Addr>,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
@@ -143,6 +149,7 @@ fn main() -> ExitCode {
             prepare,
             target,
             world,
+            relay,
             json,
         } => {
             let mib = |m: f64| (m * 1024.0 * 1024.0) as u64;
@@ -153,6 +160,7 @@ fn main() -> ExitCode {
                 initrd_size: mib(initrd_mib),
                 spread: std::time::Duration::from_secs_f64(spread),
                 link_rate: None,
+                relay,
             };
             runtime(|| run::bench(opts, prepare, target, world, json))
         }

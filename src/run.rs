@@ -359,7 +359,7 @@ pub async fn bench(
                 unknown: vec![],
             };
             BenchResult {
-                report: bench::run_against(dhcp, config.tftp.port, &w, &opts).await,
+                report: bench::run_against(dhcp, config.tftp.port, &w, &opts).await?,
                 server: None,
             }
         }

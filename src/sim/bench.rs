@@ -2,13 +2,14 @@
 //! `serve` child process (so its CPU and memory are its own), or against a
 //! server already running (`--target`).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::relay::Relay;
 use super::world::{World, WorldSpec};
 use super::{Report, Target, boot_all};
 
@@ -21,6 +22,10 @@ pub struct BenchOptions {
     /// Machines start spread over this long (power-on is never exact).
     pub spread: Duration,
     pub link_rate: Option<u64>,
+    /// Reach the DHCP server as a relay agent with this address (bound on
+    /// port 67, so root): for servers that only answer clients on port 68
+    /// or relays, such as dnsmasq.
+    pub relay: Option<Ipv4Addr>,
 }
 
 /// CPU and memory of the server process over the run.
@@ -129,7 +134,7 @@ pub async fn run_local(exe: &Path, dir: &Path, opts: &BenchOptions) -> anyhow::R
     wait_healthy(world.config.http.api_listen).await?;
     let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
     let dhcp = SocketAddr::from((world.config.address, world.config.dhcp.port));
-    let report = run_against(dhcp, world.config.tftp.port, &world, opts).await;
+    let report = run_against(dhcp, world.config.tftp.port, &world, opts).await?;
     let cost = ServerCost {
         cpu_seconds: cpu_seconds(pid).unwrap_or(0.0) - cpu_before,
         peak_rss_mb: peak_rss_mb(pid).unwrap_or(0.0),
@@ -147,12 +152,19 @@ pub async fn run_against(
     tftp_port: u16,
     world: &World,
     opts: &BenchOptions,
-) -> Report {
+) -> anyhow::Result<Report> {
     let mut target = Target::new(dhcp, tftp_port);
+    if let Some(giaddr) = opts.relay {
+        let local = SocketAddr::from((giaddr, 67));
+        let relay = Relay::bind(local, dhcp)
+            .await
+            .map_err(|e| anyhow::anyhow!("relay on {local}: {e}"))?;
+        target.relay = Some(relay);
+    }
     target.link_rate = opts.link_rate;
     target.hold_limit = Duration::from_secs(30);
     let (runs, makespan) = boot_all(&world.known, &target, opts.spread, 7).await;
-    Report::new(&runs, makespan)
+    Ok(Report::new(&runs, makespan))
 }
 
 impl BenchResult {

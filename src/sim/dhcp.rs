@@ -3,10 +3,12 @@
 //! backoff as firmware does.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
+use super::relay::{Listening, Relay};
 use super::{Rng, SimError};
 use crate::boot::arch::Firmware;
 use crate::dhcp::wire::{BOOTREPLY, Packet, msg, opt};
@@ -83,28 +85,23 @@ impl Client<'_> {
     /// `first_wait`).
     async fn exchange(
         &mut self,
-        socket: &UdpSocket,
+        wire: &mut Wire,
         p: &Packet,
         want: &[u8],
         first_wait: Duration,
         tries: u32,
     ) -> Result<Packet, SimError> {
-        let bytes = p.encode();
         let mut wait = first_wait;
-        let mut buf = vec![0u8; 1500];
         for _ in 0..tries {
             if !self.rng.chance(self.loss) {
-                socket.send_to(&bytes, self.server).await?;
+                wire.send(p).await?;
             }
             let deadline = tokio::time::Instant::now() + wait;
             loop {
-                let Ok(received) =
-                    tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
-                else {
+                let Ok(received) = tokio::time::timeout_at(deadline, wire.recv()).await else {
                     break;
                 };
-                let (n, _) = received?;
-                let Ok(reply) = Packet::decode(&buf[..n]) else {
+                let Some(reply) = received? else {
                     continue;
                 };
                 if reply.op == BOOTREPLY
@@ -119,14 +116,14 @@ impl Client<'_> {
         Err(SimError::Dhcp("no answer".into()))
     }
 
-    /// A full DISCOVER → OFFER → REQUEST → ACK. `bind` is the local address
-    /// to send from (a loopback address in the demo; 0.0.0.0 elsewhere).
-    pub async fn dora(&mut self, bind: Ipv4Addr, first_wait: Duration) -> Result<Acked, SimError> {
-        let socket = UdpSocket::bind((bind, 0)).await?;
+    /// A full DISCOVER → OFFER → REQUEST → ACK, straight to the server or
+    /// through a relay.
+    pub async fn dora(&mut self, via: &Via, first_wait: Duration) -> Result<Acked, SimError> {
         let xid = self.rng.next_u64() as u32;
         let discover = self.packet(xid, msg::DISCOVER);
+        let mut wire = Wire::open(via, self.server, &discover).await?;
         let offer = self
-            .exchange(&socket, &discover, &[msg::OFFER], first_wait, 4)
+            .exchange(&mut wire, &discover, &[msg::OFFER], first_wait, 4)
             .await?;
         let server_id = offer
             .option(opt::SERVER_ID)
@@ -137,7 +134,7 @@ impl Client<'_> {
         request.set_option(opt::REQUESTED_IP, offer.yiaddr.octets());
         request.set_option(opt::SERVER_ID, server_id.octets());
         let ack = self
-            .exchange(&socket, &request, &[msg::ACK, msg::NAK], first_wait, 4)
+            .exchange(&mut wire, &request, &[msg::ACK, msg::NAK], first_wait, 4)
             .await?;
         if ack.message_type() == Some(msg::NAK) {
             return Err(SimError::Dhcp("NAK".into()));
@@ -154,5 +151,53 @@ impl Client<'_> {
             next_server: ack.siaddr,
             boot_file,
         })
+    }
+}
+
+/// How a machine's DHCP packets reach the server.
+#[derive(Clone)]
+pub enum Via {
+    /// From its own socket on this address (a loopback address in the
+    /// demo; 0.0.0.0 elsewhere); the server answers at the source.
+    Direct(Ipv4Addr),
+    /// Through a relay agent, which the server answers on port 67.
+    Relay(Arc<Relay>),
+}
+
+/// One transaction's way to the server and back.
+enum Wire {
+    Socket(UdpSocket, SocketAddr, Vec<u8>),
+    Relayed(Arc<Relay>, Listening),
+}
+
+impl Wire {
+    async fn open(via: &Via, server: SocketAddr, first: &Packet) -> std::io::Result<Wire> {
+        Ok(match via {
+            Via::Direct(bind) => {
+                Wire::Socket(UdpSocket::bind((*bind, 0)).await?, server, vec![0u8; 1500])
+            }
+            Via::Relay(relay) => Wire::Relayed(relay.clone(), relay.listen(first)),
+        })
+    }
+
+    async fn send(&mut self, p: &Packet) -> std::io::Result<()> {
+        match self {
+            Wire::Socket(socket, server, _) => socket.send_to(&p.encode(), *server).await.map(drop),
+            Wire::Relayed(relay, _) => relay.forward(p).await,
+        }
+    }
+
+    /// The next DHCP packet that came back (None: something undecodable).
+    async fn recv(&mut self) -> std::io::Result<Option<Packet>> {
+        match self {
+            Wire::Socket(socket, _, buf) => {
+                let (n, _) = socket.recv_from(buf).await?;
+                Ok(Packet::decode(&buf[..n]).ok())
+            }
+            Wire::Relayed(_, listening) => match listening.next().await {
+                Some(p) => Ok(Some(p)),
+                None => Err(std::io::Error::other("the relay stopped")),
+            },
+        }
     }
 }

@@ -13,17 +13,21 @@
 pub mod bench;
 mod dhcp;
 pub mod ipxe;
+pub mod relay;
 pub mod report;
 pub mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::boot::arch::Firmware;
 use crate::http::client::{self, Options};
 use crate::ident::{Mac, Uuid};
 use crate::tftp::client::{FetchOptions, fetch};
+use dhcp::Via;
 use ipxe::Next;
+use relay::Relay;
 pub use report::{Outcome, Phase, Report, Run};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,8 +115,11 @@ impl SimMachine {
 /// Where the machines boot from and how the wire behaves.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// pxedeck's DHCP socket.
+    /// The DHCP server's socket.
     pub dhcp: SocketAddr,
+    /// Reach it through this relay agent rather than directly (machines on
+    /// a routed subnet; any server that answers relays on port 67).
+    pub relay: Option<Arc<Relay>>,
     /// The TFTP port on the next-server the DHCP answer names.
     pub tftp_port: u16,
     /// Share of DHCP packets lost on the way out (0.0–1.0).
@@ -134,6 +141,7 @@ impl Target {
     pub fn new(dhcp: SocketAddr, tftp_port: u16) -> Target {
         Target {
             dhcp,
+            relay: None,
             tftp_port,
             loss: 0.0,
             latency: Duration::ZERO,
@@ -145,10 +153,14 @@ impl Target {
     }
 }
 
-/// Where a local address can be used as a source: loopback leases (the
-/// demo, tests) can; anything else is sent from the default address.
+/// The leased address as the source of the machine's TFTP and HTTP
+/// traffic, where this host can send from it: the demo's loopback pool,
+/// or a subnet routed here and made local (`ip route add local …`).
+/// Servers that check who asks (pxedeck's configs) then see the machine
+/// itself. Elsewhere traffic goes from the default address.
 fn source_for(ip: Ipv4Addr) -> Option<IpAddr> {
-    ip.is_loopback().then_some(IpAddr::V4(ip))
+    let bindable = ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok();
+    (!ip.is_unspecified() && bindable).then_some(IpAddr::V4(ip))
 }
 
 /// One machine's boot, start to finish.
@@ -188,9 +200,12 @@ async fn boot_inner(
             0, 0, m.mac.0[0], m.mac.0[1], m.mac.0[2], m.mac.0[3], m.mac.0[4], m.mac.0[5],
         ]),
     );
-    let bind = match target.dhcp.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() => ip,
-        _ => Ipv4Addr::UNSPECIFIED,
+    let via = match &target.relay {
+        Some(relay) => Via::Relay(relay.clone()),
+        None => Via::Direct(match target.dhcp.ip() {
+            IpAddr::V4(ip) if ip.is_loopback() => ip,
+            _ => Ipv4Addr::UNSPECIFIED,
+        }),
     };
     tokio::time::sleep(target.latency).await;
     let mut rom = dhcp::Client {
@@ -202,7 +217,7 @@ async fn boot_inner(
         loss: target.loss,
         rng: &mut rng,
     };
-    let acked = timed(run, Phase::Dhcp, rom.dora(bind, target.dhcp_wait)).await?;
+    let acked = timed(run, Phase::Dhcp, rom.dora(&via, target.dhcp_wait)).await?;
     if acked.boot_file.is_empty() {
         return Ok(Outcome::NoBootAnswer);
     }
@@ -252,7 +267,7 @@ async fn boot_inner(
         loss: target.loss,
         rng: &mut rng,
     };
-    let acked = timed(run, Phase::IpxeDhcp, ipxe.dora(bind, target.dhcp_wait)).await?;
+    let acked = timed(run, Phase::IpxeDhcp, ipxe.dora(&via, target.dhcp_wait)).await?;
     if !acked.boot_file.starts_with("http://") {
         return Err(SimError::Dhcp(format!(
             "iPXE was offered {:?}, not a script URL",
