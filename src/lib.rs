@@ -10,6 +10,7 @@ pub mod control;
 pub mod demo;
 pub mod dhcp;
 pub mod event;
+pub mod filecache;
 pub mod http;
 pub mod ident;
 pub mod inventory;

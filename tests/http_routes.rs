@@ -111,6 +111,7 @@ impl Fixture {
             dhcp: None,
             tftp: None,
             scripts: Default::default(),
+            files: Default::default(),
         });
         Fixture {
             _dir: dir,
@@ -593,6 +594,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
         dhcp: None,
         tftp: None,
         scripts: Default::default(),
+        files: Default::default(),
     });
     let api = http::api::router(state);
     let r = call(

@@ -419,6 +419,58 @@ fn a_temp_file_left_by_a_crash_is_never_loaded_and_does_not_block_writes() {
     assert!(!dir.path().join(".a.yaml.pxedeck-tmp").exists());
 }
 
+/// The done callback's write patches the served snapshot without loading
+/// the tree; the result must be exactly what a load would give.
+#[test]
+fn set_install_patches_the_snapshot_exactly_as_a_load_would() {
+    let (dir, w) = writer_on(&[
+        PROFILE,
+        ("_defaults.yaml", "install: true\nprofile: p\n"),
+        ("r/a.yaml", "mac: \"52:54:00:00:00:01\"\n"),
+        ("r/prod-07.yaml", COMMENTED),
+    ]);
+    let same_as_a_load = |w: &Writer| {
+        let served = w.shared().load();
+        let loaded = load(dir.path(), &pools()).inventory;
+        assert_eq!(served.fingerprint, loaded.fingerprint);
+        for (s, l) in served.machines.iter().zip(&loaded.machines) {
+            assert_eq!(s.install, l.install, "{}", s.hostname);
+            assert_eq!(
+                s.values.get("install").map(|n| n.to_json()),
+                l.values.get("install").map(|n| n.to_json()),
+                "{}",
+                s.hostname
+            );
+        }
+    };
+    // The key added (it came from _defaults), changed in place, turned back.
+    w.set_install("a", false).unwrap();
+    same_as_a_load(&w);
+    w.set_install("prod-07", false).unwrap();
+    same_as_a_load(&w);
+    w.set_install("a", true).unwrap();
+    same_as_a_load(&w);
+    // An edit the snapshot has not seen yet: the writer loads the tree, so
+    // the edit is served too, not lost behind the patched flag.
+    let path = dir.path().join("r/a.yaml");
+    let edited = fs::read_to_string(&path).unwrap() + "ip: 10.99.0.7\n";
+    fs::write(&path, edited).unwrap();
+    w.set_install("a", false).unwrap();
+    same_as_a_load(&w);
+    assert_eq!(
+        w.shared().load().by_hostname("a").unwrap().ip,
+        Some("10.99.0.7".parse().unwrap())
+    );
+}
+
+#[test]
+fn install_true_without_a_profile_is_still_refused() {
+    let (_dir, w) = writer_on(&[PROFILE, ("a.yaml", "mac: \"52:54:00:00:00:01\"\n")]);
+    let err = w.set_install("a", true).unwrap_err();
+    assert!(err.to_string().contains("no profile"), "{err}");
+    assert!(!w.shared().load().by_hostname("a").unwrap().install);
+}
+
 // ---- the watcher --------------------------------------------------------
 
 fn reloader_on(files: &[(&str, &str)]) -> (tempfile::TempDir, Reloader, Arc<ArcSwap<Inventory>>) {
@@ -506,4 +558,47 @@ fn watcher_reloads_on_editor_rename_and_reports_broken_files() {
         _ => unreachable!(),
     }
     assert_eq!(shared.load().machines.len(), 1);
+}
+
+/// A mass boot's done callbacks write hundreds of files; the watcher sees
+/// each, and must not load the whole tree for any of them. Anyone else's
+/// edit still loads it.
+#[test]
+fn the_watcher_loads_nothing_for_the_writers_own_files() {
+    let mut files = vec![PROFILE];
+    let texts: Vec<(String, String)> = (1..=20)
+        .map(|n| {
+            (
+                format!("r/n{n:02}.yaml"),
+                format!("mac: \"52:54:00:00:01:{n:02x}\"\nprofile: p\ninstall: true\n"),
+            )
+        })
+        .collect();
+    files.extend(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    let dir = tree(&files);
+    let shared = Arc::new(ArcSwap::from_pointee(load(dir.path(), &pools()).inventory));
+    let w = Writer::new(dir.path(), pools(), shared.clone());
+    let r = Reloader::new(dir.path(), pools(), shared.clone()).ignoring(w.own_writes());
+    let loads = r.load_counter();
+    let (tx, rx) = mpsc::channel();
+    let _watch = watch(r, move |change| {
+        let _ = tx.send(change);
+    })
+    .unwrap();
+    for n in 1..=20 {
+        w.set_install(&format!("n{n:02}"), false).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(loads.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(shared.load().machines.iter().all(|m| !m.install));
+    // Someone flips one back by hand: that is loaded and served.
+    let path = dir.path().join("r/n05.yaml");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("install: false", "install: true");
+    fs::write(&path, text).unwrap();
+    wait_for(&rx, |r| matches!(r, Reload::Reloaded { .. }));
+    assert!(shared.load().by_hostname("n05").unwrap().install);
+    assert!(loads.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }

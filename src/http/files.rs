@@ -3,8 +3,10 @@
 //! redirects (firmware does not follow them), streamed from disk and tracked
 //! as transfers.
 
+use std::fs::Metadata;
 use std::io::SeekFrom;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,13 +16,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{HttpState, HttpStats, to_v4};
 use crate::bootfs::FsError;
 use crate::event::{EventKind, Protocol};
+use crate::filecache::{FileCache, Lookup};
 use crate::progress::Handle;
 
 /// Read size per chunk: large enough that a 1 GiB stream costs few trips
@@ -197,13 +200,19 @@ pub async fn serve(
             .body(Body::empty())
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
-    let mut file = match tokio::fs::File::open(&found.path).await {
-        Ok(f) => f,
-        Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    let inner = match held_copy(&state.files, &found.path, &found.metadata).await {
+        Some(data) => in_chunks(data, span).boxed(),
+        None => {
+            let mut file = match tokio::fs::File::open(&found.path).await {
+                Ok(f) => f,
+                Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+            };
+            if span.start > 0 && file.seek(SeekFrom::Start(span.start)).await.is_err() {
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n");
+            }
+            ReaderStream::with_capacity(file.take(length), CHUNK).boxed()
+        }
     };
-    if span.start > 0 && file.seek(SeekFrom::Start(span.start)).await.is_err() {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n");
-    }
     let client = SocketAddr::new(to_v4(peer.ip()), peer.port());
     let mac = match client.ip() {
         std::net::IpAddr::V4(v4) => state.leases.mac_at(v4),
@@ -221,7 +230,7 @@ pub async fn serve(
         windowsize: None,
     });
     let stream = Tracked {
-        inner: ReaderStream::with_capacity(file.take(length), CHUNK),
+        inner,
         remaining: length,
         sent: 0,
         started: Instant::now(),
@@ -232,6 +241,46 @@ pub async fn serve(
     response
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The file from memory: held already, read in now by this request, or
+/// read in by another request this one waits for. None: stream it from
+/// disk (too large to hold, or it changed while being read).
+async fn held_copy(files: &Arc<FileCache>, path: &Path, meta: &Metadata) -> Option<Bytes> {
+    for _ in 0..2 {
+        match files.lookup(path, meta) {
+            Lookup::Hit(data) => return Some(data),
+            Lookup::Stream => return None,
+            Lookup::Load(claim) => {
+                let (files, path, meta) = (files.clone(), path.to_path_buf(), meta.clone());
+                // Finishes (and releases the waiters) even if this client
+                // goes away meanwhile.
+                let read = tokio::task::spawn_blocking(move || {
+                    let data = files.load(claim, &path, &meta).ok()?;
+                    (data.len() as u64 == meta.len()).then_some(data)
+                });
+                return read.await.ok().flatten();
+            }
+            Lookup::Wait(mut loaded) => {
+                let _ = tokio::time::timeout(LOAD_WAIT, loaded.wait_for(|done| *done)).await;
+            }
+        }
+    }
+    None
+}
+
+/// How long a request waits for another to read a file in before it
+/// streams the file itself.
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A held file's span as chunks that share its memory.
+fn in_chunks(data: Bytes, span: Span) -> impl Stream<Item = std::io::Result<Bytes>> {
+    let (start, end) = (span.start as usize, span.end as usize);
+    futures_util::stream::iter(
+        (start..end)
+            .step_by(CHUNK)
+            .map(move |at| Ok(data.slice(at..(at + CHUNK).min(end)))),
+    )
 }
 
 /// A file stream that reports progress, and reports the transfer done when

@@ -104,6 +104,8 @@ pub struct HttpState {
     pub tftp: Option<Arc<TftpServer>>,
     /// Entry scripts rendered for the current inventory snapshot.
     pub scripts: ScriptCache,
+    /// Hot boot files in memory (shared with TFTP in `serve`).
+    pub files: Arc<crate::filecache::FileCache>,
 }
 
 impl HttpState {

@@ -181,6 +181,21 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
     load_with_overlay(root, opts, &BTreeMap::new())
 }
 
+/// A hash of one file's path and content.
+pub(super) fn file_hash(rel: &Path, text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    rel.hash(&mut hasher);
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The tree's fingerprint: a sum of its files' hashes, so changing one
+/// file changes it by that file's difference alone (the writer patches a
+/// snapshot without loading the tree again).
+pub(super) fn fingerprint_of(file_hashes: &[u64]) -> u64 {
+    file_hashes.iter().fold(0, |sum, h| sum.wrapping_add(*h))
+}
+
 /// Loads as if the files in `overlay` (relative paths; machine files only
 /// when new) had the given contents.
 pub(super) fn load_with_overlay(
@@ -216,12 +231,12 @@ pub(super) fn load_with_overlay(
         walk.machines.push(id);
     }
     walk.groups.sort();
-    let mut hasher = DefaultHasher::new();
-    for (path, text) in &walk.files {
-        path.hash(&mut hasher);
-        text.hash(&mut hasher);
-    }
-    let fingerprint = hasher.finish();
+    let file_hashes: Vec<u64> = walk
+        .files
+        .iter()
+        .map(|(path, text)| file_hash(path, text))
+        .collect();
+    let fingerprint = fingerprint_of(&file_hashes);
     let mut problems = std::mem::take(&mut walk.problems);
     let files: Vec<PathBuf> = walk.files.iter().map(|(p, _)| p.clone()).collect();
     let report = |problems: &mut Vec<Problem>, origin: Origin, message: String| {
@@ -401,6 +416,7 @@ pub(super) fn load_with_overlay(
         machines,
         profiles,
         groups: walk.groups,
+        file_hashes,
         fingerprint,
         ..Default::default()
     };

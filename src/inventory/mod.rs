@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 pub use load::{LoadOptions, Loaded, load};
 pub use machine::{BootSpec, ConfigTemplate, Machine, Profile};
 pub use render::annotated_yaml;
-pub use write::{Adoption, WriteError, Writer};
+pub use write::{Adoption, OwnWrites, WriteError, Writer};
 
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Origin};
@@ -50,7 +50,7 @@ impl fmt::Display for Problem {
 }
 
 /// An immutable, validated view of the inventory.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub root: PathBuf,
     /// Every file read, relative to `root`; a [`FileId`] indexes this.
@@ -66,8 +66,10 @@ pub struct Inventory {
     pub root_defaults: Option<crate::yaml::Node>,
     /// Groups (relative folders) that exist, including empty ones.
     pub groups: Vec<String>,
-    /// A hash of every file's path and content: equal fingerprints mean
-    /// nothing changed (lets the watcher ignore the writer's own writes).
+    /// A hash of each file's path and content, by [`FileId`].
+    pub file_hashes: Vec<u64>,
+    /// The sum of `file_hashes`: equal fingerprints mean nothing changed
+    /// (lets the watcher ignore the writer's own writes).
     pub fingerprint: u64,
     by_mac: HashMap<Mac, usize>,
     by_uuid: HashMap<Uuid, usize>,

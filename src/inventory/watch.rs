@@ -5,7 +5,9 @@
 //! reload. A tree with problems never replaces the served snapshot: the last
 //! good one keeps serving and the problems are reported. Reloads whose files
 //! are byte-identical to what is served (the writer's own writes) are
-//! silent.
+//! silent, and events that only report the writer's own files (it has
+//! published them already) cause no load at all: a mass boot's hundreds of
+//! done callbacks must not each re-read the tree.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use super::write::SharedInventory;
+use super::write::{OwnWrites, SharedInventory};
 use super::{LoadOptions, Problem, load};
 
 /// What a reload found.
@@ -42,6 +44,8 @@ pub struct Reloader {
     shared: SharedInventory,
     last_seen: Option<u64>,
     failing: bool,
+    own: Option<Arc<OwnWrites>>,
+    loads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Reloader {
@@ -53,11 +57,32 @@ impl Reloader {
             shared,
             last_seen,
             failing: false,
+            own: None,
+            loads: Arc::default(),
         }
+    }
+
+    /// Skips change events that only report what this writer wrote.
+    pub fn ignoring(mut self, own: Arc<OwnWrites>) -> Reloader {
+        self.own = Some(own);
+        self
+    }
+
+    /// Counts the tree loads this reloader makes (for tests and metrics).
+    pub fn load_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.loads.clone()
+    }
+
+    /// Whether changes to `paths` call for a load: not when they are all
+    /// the writer's own.
+    fn must_load(&self, paths: &[PathBuf]) -> bool {
+        !self.own.as_ref().is_some_and(|own| own.explain(paths))
     }
 
     /// Loads the tree; returns what changed, or None when nothing did.
     pub fn reload(&mut self) -> Option<Reload> {
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let loaded = load(&self.root, &self.opts);
         let fp = loaded.inventory.fingerprint;
         if self.last_seen == Some(fp) && !(self.failing && loaded.is_ok()) {
@@ -90,7 +115,16 @@ pub fn watch(
     let root = reloader.root.clone();
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         let relevant = match result {
-            Ok(events) => events.iter().any(|e| !e.kind.is_access()),
+            Ok(events) => {
+                let changes: Vec<_> = events.iter().filter(|e| !e.kind.is_access()).collect();
+                // A rescan names no paths: it could be anything.
+                let unnamed = changes.iter().any(|e| e.paths.is_empty());
+                let paths: Vec<PathBuf> = changes
+                    .iter()
+                    .flat_map(|e| e.paths.iter().cloned())
+                    .collect();
+                !changes.is_empty() && (unnamed || reloader.must_load(&paths))
+            }
             Err(_) => true, // the watch lost events: reload to be safe
         };
         if relevant && let Some(change) = reloader.reload() {

@@ -6,9 +6,16 @@
 //! file in the same folder, fsync, rename, fsync the folder), and the new
 //! snapshot is published at once — so a machine in the hold loop sees its
 //! adoption on its next poll, without waiting for the file watcher.
+//!
+//! The done callback's `install: false` is the one write a mass boot makes
+//! hundreds of times, so it skips the whole-tree load: when the file on
+//! disk is the one the snapshot was loaded from, the edited file is parsed
+//! alone and the snapshot patched. The writer also remembers what it wrote,
+//! so the watcher does not load the tree again for those files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -17,9 +24,10 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::edit::{self, Scalar};
-use super::load::{LoadOptions, load, load_with_overlay};
+use super::load::{LoadOptions, file_hash, fingerprint_of, load, load_with_overlay};
 use super::{Inventory, Problem, valid_group, valid_hostname};
 use crate::ident::{Mac, Uuid};
+use crate::yaml::{self, Value};
 
 /// What an operator chose for an unknown machine.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -68,8 +76,52 @@ pub struct Writer {
     root: PathBuf,
     opts: LoadOptions,
     shared: SharedInventory,
+    own: Arc<OwnWrites>,
     /// One change at a time: validation and write must see the same tree.
     lock: Mutex<()>,
+}
+
+/// The files the writer wrote and what it wrote into them, so the watcher
+/// can tell its own changes (already published) from everyone else's.
+#[derive(Debug, Default)]
+pub struct OwnWrites(Mutex<HashMap<PathBuf, u64>>);
+
+/// The suffix of the writer's temp files (`.<name>.pxedeck-tmp`).
+const TEMP_SUFFIX: &str = ".pxedeck-tmp";
+
+fn content_hash(text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+impl OwnWrites {
+    fn record(&self, path: &Path, text: &str) {
+        self.lock().insert(path.to_path_buf(), content_hash(text));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether changes to these paths are all the writer's own: files that
+    /// still hold exactly what it wrote, and its temp files, now renamed
+    /// away. Anything else (an edit, a new or deleted file, a folder) is
+    /// not, and the tree must be loaded again.
+    pub fn explain(&self, paths: &[PathBuf]) -> bool {
+        let written = self.lock();
+        paths.iter().all(|path| {
+            let temp = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(TEMP_SUFFIX));
+            if temp {
+                return !path.exists();
+            }
+            written.get(path).is_some_and(|&hash| {
+                fs::read_to_string(path).is_ok_and(|text| content_hash(&text) == hash)
+            })
+        })
+    }
 }
 
 impl Writer {
@@ -78,12 +130,25 @@ impl Writer {
             root: root.to_path_buf(),
             opts,
             shared,
+            own: Arc::default(),
             lock: Mutex::new(()),
         }
     }
 
     pub fn shared(&self) -> &SharedInventory {
         &self.shared
+    }
+
+    /// What this writer has written, for the watcher.
+    pub fn own_writes(&self) -> Arc<OwnWrites> {
+        self.own.clone()
+    }
+
+    /// Writes one file atomically, remembering it as the writer's own.
+    fn write(&self, path: &Path, text: &str) -> Result<(), WriteError> {
+        // Recorded first: the watcher may look before this returns.
+        self.own.record(path, text);
+        write_atomic(path, text)
     }
 
     /// Creates one machine file per adoption, all or nothing.
@@ -129,6 +194,13 @@ impl Writer {
             return Ok(path);
         }
         let install_only = changes.iter().all(|(k, _)| *k == "install");
+        if install_only
+            && let Some(patched) = current.with_install_edited(hostname, &rel, &text, &edited)
+        {
+            self.write(&path, &edited)?;
+            self.shared.store(Arc::new(patched));
+            return Ok(path);
+        }
         let mut overlay = BTreeMap::new();
         overlay.insert(rel, edited);
         self.commit(overlay, install_only.then_some(hostname))?;
@@ -213,7 +285,7 @@ impl Writer {
             )));
         }
         for (rel, text) in &overlay {
-            write_atomic(&self.root.join(rel), text)?;
+            self.write(&self.root.join(rel), text)?;
         }
         if after.is_ok() {
             self.shared.store(Arc::new(after.inventory));
@@ -271,7 +343,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), WriteError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.pxedeck-tmp"));
+    let tmp = dir.join(format!(".{name}{TEMP_SUFFIX}"));
     let _ = fs::remove_file(&tmp); // a leftover from a crash
     let mut f = OpenOptions::new()
         .write(true)
@@ -293,22 +365,53 @@ impl Inventory {
     /// from `other` (used to apply that flag while the tree on disk has
     /// unrelated errors). Values and origins stay those of this snapshot.
     fn with_machine_from(&self, other: &Inventory, hostname: &str) -> Inventory {
-        let mut out = Inventory {
-            root: self.root.clone(),
-            files: self.files.clone(),
-            machines: self.machines.clone(),
-            profiles: self.profiles.clone(),
-            groups: self.groups.clone(),
-            fingerprint: self.fingerprint,
-            ..Default::default()
-        };
+        let mut out = self.clone();
         if let (Some(i), Some(new)) = (
             out.machines.iter().position(|m| m.hostname == hostname),
             other.by_hostname(hostname),
         ) {
             out.machines[i].install = new.install;
         }
-        out.index();
         out
+    }
+
+    /// This snapshot with `hostname`'s file edited from `before` to
+    /// `after`, a change of its `install` flag alone, without loading the
+    /// tree. None when that is not safe to do and the tree must be loaded:
+    /// the file on disk is not the one this snapshot was loaded from, the
+    /// edit does not parse to a flag, or the flag turns on for a machine
+    /// with nothing to install (a problem validation reports).
+    fn with_install_edited(
+        &self,
+        hostname: &str,
+        rel: &Path,
+        before: &str,
+        after: &str,
+    ) -> Option<Inventory> {
+        let i = self.machines.iter().position(|m| m.hostname == hostname)?;
+        let file = self.machines[i].file;
+        let slot = file as usize;
+        if self.file_hashes.get(slot) != Some(&file_hash(rel, before)) {
+            return None;
+        }
+        let entry = yaml::parse(after, file).ok()?.entry("install")?.clone();
+        let Value::Bool(install) = entry.node.value else {
+            return None;
+        };
+        if install && self.machines[i].boot.is_none() {
+            return None;
+        }
+        let mut out = self.clone();
+        let machine = &mut out.machines[i];
+        machine.install = install;
+        if let Value::Map(values) = &mut machine.values.value {
+            match values.iter_mut().find(|e| e.key == "install") {
+                Some(e) => *e = entry,
+                None => values.push(entry),
+            }
+        }
+        out.file_hashes[slot] = file_hash(rel, after);
+        out.fingerprint = fingerprint_of(&out.file_hashes);
+        Some(out)
     }
 }

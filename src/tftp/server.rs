@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
+use axum::body::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,12 +22,11 @@ use super::packet::{self, ErrorCode, Mode, Packet};
 use super::transfer::{Limits, Send, Status, Transfer, negotiate};
 use crate::bootfs::{BootFs, FsError};
 use crate::event::{Bus, EventKind, Protocol};
+use crate::filecache::FileCache;
 use crate::progress::ProgressTable;
 
 /// Files above this size are refused over TFTP: serve them over HTTP.
 pub const MAX_TFTP_FILE: u64 = 1 << 30;
-/// Total size of file contents kept in memory between transfers.
-const CACHE_BYTES: usize = 512 << 20;
 
 /// Produces files that do not exist on disk (per-client scripts, GRUB
 /// configs). Consulted before the file system.
@@ -99,59 +99,6 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-#[derive(Clone)]
-struct CachedFile {
-    modified: Option<SystemTime>,
-    data: Arc<[u8]>,
-}
-
-/// File contents shared by concurrent transfers of the same boot loader.
-#[derive(Default)]
-struct FileCache {
-    files: Mutex<(HashMap<std::path::PathBuf, CachedFile>, usize)>,
-}
-
-impl FileCache {
-    /// Reads `path` (blocking: call from a blocking thread), reusing the
-    /// cached copy while size and mtime are unchanged.
-    fn read(&self, path: &std::path::Path, meta: &std::fs::Metadata) -> std::io::Result<Arc<[u8]>> {
-        let modified = meta.modified().ok();
-        let guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = guard.0.get(path)
-            && c.modified == modified
-            && c.data.len() as u64 == meta.len()
-        {
-            return Ok(c.data.clone());
-        }
-        drop(guard);
-        let data: Arc<[u8]> = std::fs::read(path)?.into();
-        let mut guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        let (files, total) = &mut *guard;
-        if let Some(old) = files.remove(path) {
-            *total -= old.data.len();
-        }
-        if data.len() <= CACHE_BYTES {
-            while *total + data.len() > CACHE_BYTES {
-                let Some(victim) = files.keys().next().cloned() else {
-                    break;
-                };
-                if let Some(v) = files.remove(&victim) {
-                    *total -= v.data.len();
-                }
-            }
-            *total += data.len();
-            files.insert(
-                path.to_path_buf(),
-                CachedFile {
-                    modified,
-                    data: data.clone(),
-                },
-            );
-        }
-        Ok(data)
-    }
-}
-
 pub struct TftpServer {
     settings: TftpSettings,
     fs: BootFs,
@@ -159,7 +106,8 @@ pub struct TftpServer {
     progress: Arc<ProgressTable>,
     pub stats: Arc<TftpStats>,
     generator: Option<Generator>,
-    cache: FileCache,
+    /// Loaders shared by concurrent transfers (and with HTTP, in serve).
+    cache: Arc<FileCache>,
     /// Client addresses with a running transfer.
     active: Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Vec<u8>>>>>,
 }
@@ -229,9 +177,15 @@ impl TftpServer {
             progress,
             stats: Arc::new(TftpStats::default()),
             generator,
-            cache: FileCache::default(),
+            cache: Arc::default(),
             active: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Shares the file cache with the other services.
+    pub fn sharing_cache(mut self, cache: Arc<FileCache>) -> TftpServer {
+        self.cache = cache;
+        self
     }
 
     pub fn active_transfers(&self) -> usize {
@@ -383,7 +337,7 @@ impl TftpServer {
         self: &Arc<Self>,
         filename: &str,
         client: IpAddr,
-    ) -> Result<Arc<[u8]>, (ErrorCode, String)> {
+    ) -> Result<Bytes, (ErrorCode, String)> {
         if let Some(generated) = self.generator.as_ref().and_then(|g| g(filename, client)) {
             return Ok(generated.into());
         }
@@ -436,7 +390,7 @@ impl TftpServer {
                 return;
             }
         };
-        let content: Arc<[u8]> = match mode {
+        let content: Bytes = match mode {
             Mode::Octet => content,
             Mode::Netascii => to_netascii(&content).into(),
         };
