@@ -79,6 +79,9 @@ impl Services {
         let bus = Bus::default();
         let live = Arc::new(LiveModel::default());
         let cancel = CancellationToken::new();
+        // If starting fails half-way, stop what already runs (the lanes'
+        // threads would otherwise outlive the error).
+        let stop_on_error = cancel.clone().drop_guard();
         let mut tasks = JoinSet::new();
         // The model folds from the first event on.
         tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
@@ -235,6 +238,7 @@ impl Services {
             announce_leases(d, &inventory.load(), &bus);
         }
 
+        stop_on_error.disarm();
         Ok(Services {
             config,
             bus,
