@@ -19,13 +19,7 @@ fn main() {
     for run in 0..5u32 {
         let t = Instant::now();
         for i in 0..n {
-            let lease = Lease {
-                ip: std::net::Ipv4Addr::from(0x0a00_0000 + run * n + i),
-                mac: Mac([2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, run as u8]),
-                state: LeaseState::Bound,
-                expires: 1_000_000,
-                fixed: false,
-            };
+            let lease = bound_lease(run, n, i);
             table.hold(lease.clone(), &none, 0).unwrap();
             store.bind(&lease, &table).unwrap();
         }
@@ -39,13 +33,7 @@ fn main() {
         let t = Instant::now();
         let mut batch = Vec::with_capacity(64);
         for i in 0..n {
-            let lease = Lease {
-                ip: std::net::Ipv4Addr::from(0x0a00_0000 + run * n + i),
-                mac: Mac([2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, run as u8]),
-                state: LeaseState::Bound,
-                expires: 1_000_000,
-                fixed: false,
-            };
+            let lease = bound_lease(run, n, i);
             table.hold(lease.clone(), &none, 0).unwrap();
             batch.push(Persist::Bind(lease));
             if batch.len() == 64 || i + 1 == n {
@@ -56,6 +44,18 @@ fn main() {
         per_run.push(t.elapsed().as_secs_f64());
     }
     report("one fdatasync per 64 binds", n, per_run);
+}
+
+/// The i-th of n distinct bound leases of a run (each run its own MACs
+/// and addresses).
+fn bound_lease(run: u32, n: u32, i: u32) -> Lease {
+    Lease {
+        ip: std::net::Ipv4Addr::from(0x0a00_0000 + run * n + i),
+        mac: Mac([2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, run as u8]),
+        state: LeaseState::Bound,
+        expires: 1_000_000,
+        fixed: false,
+    }
 }
 
 fn report(what: &str, n: u32, mut per_run: Vec<f64>) {

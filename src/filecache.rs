@@ -157,20 +157,15 @@ impl FileCache {
     /// claim is dropped, so a later request tries again.
     pub fn load(&self, claim: Loading, path: &Path, meta: &Metadata) -> std::io::Result<Bytes> {
         let read = std::fs::read(path).map(Bytes::from);
+        if let Ok(data) = &read {
+            self.keep(path, meta, data); // replaces the loading slot
+        }
         let mut entries = self.lock();
         if matches!(entries.slots.get(path), Some(Slot::Loading(_))) {
-            entries.slots.remove(path);
-        }
-        let data = read?;
-        // The file may have changed while it was read: keep it only if it
-        // is still what `meta` describes.
-        let unchanged = std::fs::metadata(path).is_ok_and(|now| {
-            Identity::of(&now) == Identity::of(meta) && now.len() == data.len() as u64
-        });
-        if unchanged && self.fits(meta) {
-            self.insert(&mut entries, path, Identity::of(meta), data.clone());
+            entries.slots.remove(path); // failed, or not kept
         }
         drop(entries);
+        let data = read?;
         let _ = claim.0.send(true);
         Ok(data)
     }
@@ -183,11 +178,19 @@ impl FileCache {
             return Ok(data);
         }
         let data = Bytes::from(std::fs::read(path)?);
-        if self.fits(meta) && data.len() as u64 == meta.len() {
-            let mut entries = self.lock();
-            self.insert(&mut entries, path, Identity::of(meta), data.clone());
-        }
+        self.keep(path, meta, &data);
         Ok(data)
+    }
+
+    /// Holds `data`, just read from `path`, if it fits and is still the
+    /// file `meta` describes (it may have changed while it was read).
+    fn keep(&self, path: &Path, meta: &Metadata, data: &Bytes) {
+        let unchanged = std::fs::metadata(path).is_ok_and(|now| {
+            Identity::of(&now) == Identity::of(meta) && now.len() == data.len() as u64
+        });
+        if unchanged && self.fits(meta) {
+            self.insert(&mut self.lock(), path, Identity::of(meta), data.clone());
+        }
     }
 
     fn insert(&self, entries: &mut Entries, path: &Path, identity: Identity, data: Bytes) {
@@ -221,7 +224,7 @@ impl FileCache {
         );
     }
 
-    /// Bytes held (for tests and metrics).
+    /// Bytes held (tests check eviction with it).
     pub fn held(&self) -> usize {
         self.lock().total
     }

@@ -383,8 +383,8 @@ fn start_dhcp(
 /// TFTP without windows waits for an ACK before every block, and firmware
 /// waits for every DHCP answer. On the shared runtime, during a mass boot,
 /// each of those packets would queue behind hundreds of HTTP streams
-/// writing their next chunk: measured with 500 machines on one core, BIOS
-/// machines' lock-step loaders took 22 s at p99. On its own thread the
+/// writing their next chunk: measured with 500 machines on one core, boot
+/// loaders over TFTP took 22–30 s at p99. On its own thread the
 /// kernel runs the service as soon as its packet arrives.
 pub struct Lane {
     handle: tokio::runtime::Handle,

@@ -68,7 +68,8 @@ impl Reloader {
         self
     }
 
-    /// Counts the tree loads this reloader makes (for tests and metrics).
+    /// Counts the tree loads this reloader makes (tests check that the
+    /// writer's own files cause none).
     pub fn load_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.loads.clone()
     }

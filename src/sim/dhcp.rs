@@ -167,7 +167,7 @@ pub enum Via {
 /// One transaction's way to the server and back.
 enum Wire {
     Socket(UdpSocket, SocketAddr, Vec<u8>),
-    Relayed(Arc<Relay>, Listening),
+    Relayed(Listening),
 }
 
 impl Wire {
@@ -176,14 +176,14 @@ impl Wire {
             Via::Direct(bind) => {
                 Wire::Socket(UdpSocket::bind((*bind, 0)).await?, server, vec![0u8; 1500])
             }
-            Via::Relay(relay) => Wire::Relayed(relay.clone(), relay.listen(first)),
+            Via::Relay(relay) => Wire::Relayed(relay.listen(first)),
         })
     }
 
     async fn send(&mut self, p: &Packet) -> std::io::Result<()> {
         match self {
             Wire::Socket(socket, server, _) => socket.send_to(&p.encode(), *server).await.map(drop),
-            Wire::Relayed(relay, _) => relay.forward(p).await,
+            Wire::Relayed(listening) => listening.forward(p).await,
         }
     }
 
@@ -194,7 +194,7 @@ impl Wire {
                 let (n, _) = socket.recv_from(buf).await?;
                 Ok(Packet::decode(&buf[..n]).ok())
             }
-            Wire::Relayed(_, listening) => match listening.next().await {
+            Wire::Relayed(listening) => match listening.next().await {
                 Some(p) => Ok(Some(p)),
                 None => Err(std::io::Error::other("the relay stopped")),
             },

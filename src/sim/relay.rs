@@ -113,6 +113,11 @@ impl Relay {
 }
 
 impl Listening {
+    /// Sends a request of this transaction through the relay.
+    pub async fn forward(&self, request: &Packet) -> std::io::Result<()> {
+        self.relay.forward(request).await
+    }
+
     /// The next reply to this transaction; None if the relay has stopped.
     pub async fn next(&mut self) -> Option<Packet> {
         self.replies.recv().await
