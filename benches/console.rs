@@ -9,10 +9,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use pxedeck::boot::BootDecision;
 use pxedeck::boot::arch::Firmware;
-use pxedeck::event::{
-    BootDecision, DhcpMessage, DhcpSeen, Event, EventKind, KnownMachine, Protocol,
-};
+use pxedeck::dhcp::DhcpMessage;
+use pxedeck::event::{DhcpSeen, Event, EventKind, KnownMachine, Protocol};
 use pxedeck::ident::Mac;
 use pxedeck::model::Model;
 use pxedeck::tui::app::{App, Tab};

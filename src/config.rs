@@ -28,7 +28,7 @@ pub enum DhcpMode {
 }
 
 /// What happens to a machine that is not in the inventory.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(tag = "policy", rename_all = "lowercase")]
 pub enum UnknownPolicy {
     /// Show it in the console; serve no boot answer.
@@ -37,6 +37,26 @@ pub enum UnknownPolicy {
     Hold,
     /// Boot a named discovery profile.
     Discover { profile: String },
+}
+
+impl std::fmt::Display for DhcpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DhcpMode::Full => "full",
+            DhcpMode::Proxy => "proxy",
+            DhcpMode::Off => "off",
+        })
+    }
+}
+
+impl std::fmt::Display for UnknownPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnknownPolicy::Hold => f.write_str("hold"),
+            UnknownPolicy::Ignore => f.write_str("ignore"),
+            UnknownPolicy::Discover { profile } => write!(f, "discover {profile}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,72 +12,24 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::boot::BootDecision;
+use crate::boot::ScriptKind;
 use crate::boot::arch::Firmware;
+use crate::clock::{Millis, now_millis};
+use crate::config::{DhcpMode, UnknownPolicy};
+use crate::dhcp::{DhcpMessage, DhcpReply, LeaseEnd};
 use crate::ident::{Mac, Uuid};
 use crate::inventory::{Adoption, Problem};
-
-/// Milliseconds since the Unix epoch: serialisable, comparable, injectable.
-pub type Millis = u64;
-
-pub fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Millis,
     #[serde(flatten)]
     pub kind: EventKind,
-}
-
-/// DHCP message types a client sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum DhcpMessage {
-    Discover,
-    Request,
-    Decline,
-    Release,
-    Inform,
-}
-
-/// DHCP message types pxedeck answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum DhcpReply {
-    Offer,
-    Ack,
-    Nak,
-}
-
-impl DhcpMessage {
-    pub fn name(self) -> &'static str {
-        match self {
-            DhcpMessage::Discover => "DISCOVER",
-            DhcpMessage::Request => "REQUEST",
-            DhcpMessage::Decline => "DECLINE",
-            DhcpMessage::Release => "RELEASE",
-            DhcpMessage::Inform => "INFORM",
-        }
-    }
-}
-
-impl DhcpReply {
-    pub fn name(self) -> &'static str {
-        match self {
-            DhcpReply::Offer => "OFFER",
-            DhcpReply::Ack => "ACK",
-            DhcpReply::Nak => "NAK",
-        }
-    }
 }
 
 impl Protocol {
@@ -87,37 +39,6 @@ impl Protocol {
             Protocol::Http => "HTTP",
         }
     }
-}
-
-impl ScriptKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ScriptKind::Install => "install",
-            ScriptKind::Local => "local",
-            ScriptKind::Hold => "hold",
-            ScriptKind::Discover => "discover",
-            ScriptKind::Menu => "menu",
-            ScriptKind::Error => "error",
-        }
-    }
-}
-
-/// What pxedeck decided a machine gets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum BootDecision {
-    /// Known, `install: true`: boot its profile.
-    Install { profile: String },
-    /// Known, `install: false` (or a local profile): boot the local disk.
-    Local,
-    /// Unknown, policy `hold`: the iPXE wait loop.
-    Hold,
-    /// Unknown, policy `discover`: the discovery profile.
-    Discover { profile: String },
-    /// Unknown, policy `ignore`: no boot answer.
-    Ignore,
-    /// Not a PXE / HTTP-boot client: an address at most.
-    NotPxe,
 }
 
 /// The client side of a DHCP packet, as the console shows it.
@@ -145,29 +66,6 @@ pub enum Protocol {
     Http,
 }
 
-/// The iPXE script a machine was served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScriptKind {
-    Install,
-    Local,
-    Hold,
-    Discover,
-    Menu,
-    /// The profile failed to render; the script prints why.
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeaseEnd {
-    Released,
-    Expired,
-    Declined,
-    /// An operator released it from the console or API.
-    Operator,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -193,16 +91,14 @@ pub struct KnownMachine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub address: Ipv4Addr,
-    /// `full`, `proxy` or `off`.
-    pub dhcp_mode: String,
+    pub dhcp_mode: DhcpMode,
     pub dhcp: Option<SocketAddr>,
     pub proxy: Option<SocketAddr>,
     pub tftp: SocketAddr,
     pub http: SocketAddr,
     pub api: SocketAddr,
     pub pools: Vec<PoolInfo>,
-    /// `hold`, `ignore` or `discover <profile>`.
-    pub unknown_policy: String,
+    pub unknown_policy: UnknownPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod bootfs;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod demo;

@@ -10,10 +10,10 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::boot::arch::Firmware;
-use crate::event::{
-    BootDecision, DhcpMessage, DhcpReply, Event, EventKind, GroupInfo, KnownMachine, Level, Millis,
-    Protocol, ScriptKind, ServerInfo,
-};
+use crate::boot::{BootDecision, ScriptKind};
+use crate::clock::Millis;
+use crate::dhcp::{DhcpMessage, DhcpReply};
+use crate::event::{Event, EventKind, GroupInfo, KnownMachine, Level, Protocol, ServerInfo};
 use crate::ident::{Mac, Uuid};
 use crate::inventory::Problem;
 
@@ -731,7 +731,8 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{DhcpSeen, LeaseEnd};
+    use crate::dhcp::LeaseEnd;
+    use crate::event::DhcpSeen;
 
     const MAC: &str = "52:54:00:00:00:01";
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::boot::decide::http_base;
 use crate::boot::render::Urls;
 use crate::bootfs::BootFs;
-use crate::config::{Config, DhcpMode, UnknownPolicy};
+use crate::config::{Config, DhcpMode};
 use crate::control::{Control, inventory_event};
 use crate::dhcp::handler::Port;
 use crate::dhcp::leases::LeaseState;
@@ -209,7 +209,7 @@ impl Services {
         };
         bus.emit(EventKind::Started(ServerInfo {
             address,
-            dhcp_mode: format!("{:?}", config.dhcp.mode).to_lowercase(),
+            dhcp_mode: config.dhcp.mode,
             dhcp: dhcp_addr,
             proxy: proxy_addr,
             tftp: tftp_addr,
@@ -225,11 +225,7 @@ impl Services {
                     last: p.range_end,
                 })
                 .collect(),
-            unknown_policy: match &config.unknown {
-                UnknownPolicy::Hold => "hold".into(),
-                UnknownPolicy::Ignore => "ignore".into(),
-                UnknownPolicy::Discover { profile } => format!("discover {profile}"),
-            },
+            unknown_policy: config.unknown.clone(),
         }));
 
         // Leases that survived a restart are shown, and attribute

@@ -4,9 +4,12 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use pxedeck::boot::arch::Firmware;
+use pxedeck::boot::{BootDecision, ScriptKind};
+use pxedeck::config::{DhcpMode, UnknownPolicy};
+use pxedeck::dhcp::DhcpMessage;
 use pxedeck::event::{
-    BootDecision, Command, DhcpMessage, DhcpSeen, Event, EventKind, GroupInfo, KnownMachine, Level,
-    PoolInfo, Protocol, ScriptKind, ServerInfo,
+    Command, DhcpSeen, Event, EventKind, GroupInfo, KnownMachine, Level, PoolInfo, Protocol,
+    ServerInfo,
 };
 use pxedeck::ident::Mac;
 use pxedeck::inventory::Problem;
@@ -68,7 +71,7 @@ fn events() -> Vec<Event> {
     let kinds = vec![
         EventKind::Started(ServerInfo {
             address: "10.99.0.1".parse().unwrap(),
-            dhcp_mode: "full".into(),
+            dhcp_mode: DhcpMode::Full,
             dhcp: Some("0.0.0.0:67".parse().unwrap()),
             proxy: Some("0.0.0.0:4011".parse().unwrap()),
             tftp: "10.99.0.1:69".parse().unwrap(),
@@ -79,7 +82,7 @@ fn events() -> Vec<Event> {
                 first: "10.99.0.100".parse().unwrap(),
                 last: "10.99.0.199".parse().unwrap(),
             }],
-            unknown_policy: "hold".into(),
+            unknown_policy: UnknownPolicy::Hold,
         }),
         EventKind::InventoryReloaded {
             machines: vec![

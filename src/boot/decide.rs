@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 
 use super::arch::Firmware;
+use crate::boot::BootDecision;
 use crate::config::UnknownPolicy;
-use crate::event::BootDecision;
 use crate::ident::{Mac, Uuid};
 use crate::inventory::{BootSpec, Inventory, Machine};
 

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use super::decide::SCRIPT_PATH;
-use crate::event::{BootDecision, ScriptKind};
+use crate::boot::{BootDecision, ScriptKind};
 use crate::ident::Mac;
 use crate::inventory::{BootSpec, ConfigTemplate, Inventory, Machine};
 use crate::yaml::{self, Node};

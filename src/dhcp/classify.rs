@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::wire::{BOOTREQUEST, Packet, msg, opt};
 use crate::boot::arch::Firmware;
-use crate::event::DhcpMessage;
+use crate::dhcp::DhcpMessage;
 use crate::ident::{Mac, Uuid};
 
 /// A client request, validated and classified.

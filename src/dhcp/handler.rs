@@ -7,9 +7,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::classify::Request;
 use super::leases::{Lease, LeaseState, LeaseTable};
 use super::wire::{BOOTREPLY, Packet, msg, opt};
+use crate::boot::BootDecision;
 use crate::boot::decide::{BootFile, decide, first_stage};
+use crate::clock::Millis;
 use crate::config::{DhcpMode, Pool, UnknownPolicy};
-use crate::event::{BootDecision, DhcpMessage, DhcpReply, DhcpSeen, EventKind, LeaseEnd, Millis};
+use crate::dhcp::{DhcpMessage, DhcpReply, LeaseEnd};
+use crate::event::{DhcpSeen, EventKind};
 use crate::inventory::Inventory;
 
 /// How long an offered address is held for the client's REQUEST.

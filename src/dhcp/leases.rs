@@ -14,8 +14,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Millis;
 use crate::config::Pool;
-use crate::event::Millis;
 use crate::ident::Mac;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,8 +20,10 @@ use super::handler::{Ctx, Destination, Persist, Port, handle};
 use super::leases::LeaseTable;
 use super::store::LeaseStore;
 use super::wire::{Packet, opt};
+use crate::clock::{Millis, now_millis};
 use crate::config::Config;
-use crate::event::{Bus, EventKind, LeaseEnd, Millis, now_millis};
+use crate::dhcp::LeaseEnd;
+use crate::event::{Bus, EventKind};
 use crate::ident::Mac;
 use crate::inventory::SharedInventory;
 

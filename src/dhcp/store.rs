@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::handler::Persist;
 use super::leases::{Lease, LeaseState, LeaseTable};
-use crate::event::Millis;
+use crate::clock::Millis;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]

@@ -10,7 +10,8 @@ use tui_input::backend::crossterm::EventHandler;
 use super::adopt::{self, AdoptDialog};
 use super::oui;
 use super::theme::Theme;
-use crate::event::{Command, Event, Millis};
+use crate::clock::Millis;
+use crate::event::{Command, Event};
 use crate::ident::Mac;
 use crate::model::{MachineRow, MachineState, Model};
 

@@ -12,7 +12,9 @@ use ratatui::widgets::{
 use super::adopt::{AdoptDialog, Field};
 use super::app::{App, KEYS, Prompt, TABS, Tab};
 use super::oui;
-use crate::event::{Level, Millis};
+use crate::clock::Millis;
+use crate::config::DhcpMode;
+use crate::event::Level;
 use crate::model::{Alert, MachineRow, MachineState, TransferRow};
 
 pub fn fmt_bytes(n: u64) -> String {
@@ -168,8 +170,8 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let m = &app.model;
     let services = match &m.server {
         Some(s) => {
-            let dhcp = match (s.dhcp_mode.as_str(), s.dhcp) {
-                ("off", _) | (_, None) => "DHCP off".to_string(),
+            let dhcp = match (s.dhcp_mode, s.dhcp) {
+                (DhcpMode::Off, _) | (_, None) => "DHCP off".to_string(),
                 (mode, Some(a)) => format!("DHCP {mode} :{}", a.port()),
             };
             let full = format!(

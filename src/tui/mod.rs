@@ -30,9 +30,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::boot::render::{Urls, served_report};
+use crate::clock::now_millis;
 use crate::config::UnknownPolicy;
 use crate::control::Control;
-use crate::event::{Command, Event, now_millis};
+use crate::event::{Command, Event};
 use crate::http::client;
 use crate::inventory::SharedInventory;
 use crate::live::LiveModel;
