@@ -488,11 +488,6 @@ impl Config {
             theme: wire.theme.unwrap_or_else(|| "default".into()),
         })
     }
-
-    /// The pool whose subnet holds `ip`, if any.
-    pub fn pool_for(&self, ip: Ipv4Addr) -> Option<&Pool> {
-        self.dhcp.pools.iter().find(|p| p.contains(ip))
-    }
 }
 
 fn parse_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {

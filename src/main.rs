@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use pxedeck::boot::BootDecision;
+use pxedeck::boot::decide::decide_known;
 use pxedeck::config::Config;
 use pxedeck::inventory::{self, LoadOptions};
 
@@ -245,10 +247,12 @@ fn render(config: &Config, dir: Option<PathBuf>, query: &str) -> ExitCode {
         return ExitCode::from(1);
     };
     let macs: Vec<String> = m.macs.iter().map(ToString::to_string).collect();
-    let boots = match (&m.boot, m.install) {
-        (_, false) => "local disk (install: false)".to_string(),
-        (Some(b), true) => b.to_string(),
-        (None, true) => "nothing: no boot section".to_string(),
+    // The very decision DHCP and HTTP take, described.
+    let boots = match (decide_known(m), &m.boot) {
+        (BootDecision::Install { .. }, Some(b)) => b.to_string(),
+        _ if !m.install => "local disk (install: false)".to_string(),
+        _ if m.boot.is_none() => "local disk (nothing to boot: no boot section)".to_string(),
+        _ => "local disk (local profile)".to_string(),
     };
     out(&format!(
         "# {} — {}\n# group:   {}\n# mac:     {}\n# profile: {}\n# boots:   {}\n\

@@ -23,12 +23,7 @@ pub fn decide<'a>(
         .by_mac(mac)
         .or_else(|| uuid.and_then(|u| inv.by_uuid(u)));
     let decision = match machine {
-        Some(m) => match (&m.boot, m.install) {
-            (Some(BootSpec::Local { .. }), _) | (None, _) | (_, false) => BootDecision::Local,
-            (Some(_), true) => BootDecision::Install {
-                profile: m.profile.clone().unwrap_or_else(|| "(inline)".into()),
-            },
-        },
+        Some(m) => decide_known(m),
         None => match unknown {
             UnknownPolicy::Ignore => BootDecision::Ignore,
             UnknownPolicy::Hold => BootDecision::Hold,
@@ -38,6 +33,17 @@ pub fn decide<'a>(
         },
     };
     (decision, machine)
+}
+
+/// The safety rule for a machine in the inventory: only `install: true`
+/// with something to boot installs; anything else boots its local disk.
+pub fn decide_known(m: &Machine) -> BootDecision {
+    match (&m.boot, m.install) {
+        (Some(BootSpec::Local { .. }), _) | (None, _) | (_, false) => BootDecision::Local,
+        (Some(_), true) => BootDecision::Install {
+            profile: m.profile.clone().unwrap_or_else(|| "(inline)".into()),
+        },
+    }
 }
 
 /// Where a client fetches its next stage.

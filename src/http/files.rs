@@ -148,7 +148,17 @@ pub async fn serve(
         return plain(StatusCode::BAD_REQUEST, "malformed path\n");
     };
     let relative = request.trim_start_matches('/');
-    let found = match state.fs.find(relative) {
+    // Resolving walks and stats the path: blocking file-system calls, kept
+    // off the async workers so a slow disk cannot stall other requests.
+    let lookup = {
+        let fs = state.fs.clone();
+        let relative = relative.to_string();
+        tokio::task::spawn_blocking(move || fs.find(&relative)).await
+    };
+    let Ok(lookup) = lookup else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed\n");
+    };
+    let found = match lookup {
         Ok(found) => found,
         Err(FsError::NotFound) => {
             HttpStats::bump(&state.stats.not_found);
