@@ -27,7 +27,7 @@ use crate::http::{self, HttpState, LeaseView, NoLeases};
 use crate::inventory::watch::{Reloader, Watcher, watch};
 use crate::inventory::{Inventory, LoadOptions, SharedInventory, Writer, load};
 use crate::live::{LiveModel, sample_progress};
-use crate::net::{UdpOptions, udp_socket};
+use crate::net::{Transport, UdpOptions, bind_error, udp_socket};
 use crate::progress::ProgressTable;
 use crate::tftp::server::{TftpServer, TftpSettings};
 
@@ -97,13 +97,10 @@ impl Services {
         }));
 
         let address = config.address;
-        let http_listener = TcpListener::bind((address, config.http.port))
-            .await
-            .with_context(|| bind_hint("HTTP", address, config.http.port))?;
+        let http_listener =
+            tcp_listener("HTTP", SocketAddr::from((address, config.http.port))).await?;
         let http_addr = http_listener.local_addr()?;
-        let api_listener = TcpListener::bind(config.http.api_listen)
-            .await
-            .with_context(|| format!("cannot bind the API on {}", config.http.api_listen))?;
+        let api_listener = tcp_listener("the API", config.http.api_listen).await?;
         let api_addr = api_listener.local_addr()?;
         let base = http_base(address, http_addr.port());
 
@@ -128,9 +125,8 @@ impl Services {
             udp_socket(
                 SocketAddr::from((address, config.tftp.port)),
                 &UdpOptions {
-                    interface: None,
-                    broadcast: false,
                     buffer: UDP_BUFFER,
+                    ..Default::default()
                 },
             )?
         };
@@ -265,13 +261,12 @@ impl Services {
     }
 }
 
-fn bind_hint(what: &str, address: Ipv4Addr, port: u16) -> String {
-    let hint = if port < 1024 {
-        " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-    } else {
-        ""
-    };
-    format!("cannot bind {what} on {address}:{port}{hint}")
+/// Binds a TCP service; the error names the service, the port and why.
+async fn tcp_listener(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(Transport::Tcp, addr, e))
+        .with_context(|| format!("cannot start {what}"))
 }
 
 type DhcpStart = (
@@ -331,6 +326,7 @@ fn start_dhcp(
         interface,
         broadcast: true,
         buffer: UDP_BUFFER,
+        share_port: false,
     };
     let main = udp_socket(SocketAddr::from((listen, config.dhcp.port)), &opts)?;
     let main_addr = main.local_addr()?;
@@ -347,7 +343,11 @@ fn start_dhcp(
         // Other servers' OFFERs and ACKs are broadcast to the client port.
         // Sharing 68 with a local DHCP client is fine (SO_REUSEADDR); if it
         // cannot be had, rogue detection is reduced to relayed traffic.
-        match udp_socket(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)), &opts) {
+        let shared = UdpOptions {
+            share_port: true,
+            ..opts.clone()
+        };
+        match udp_socket(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)), &shared) {
             Ok(watch68) => {
                 lane.spawn(server.clone().serve(watch68, Port::Dhcp, cancel.clone()));
             }

@@ -136,3 +136,91 @@ fn bench_boots_machines_against_a_serve_process() {
     assert!(v["server"]["cpu_seconds"].as_f64().unwrap() >= 0.0);
     assert!(v["server"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
 }
+
+/// A port the kernel just handed out (and took back): free for a moment.
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+fn serve_config(dir: &Path, name: &str, dhcp: u16, tftp: u16) -> std::path::PathBuf {
+    let nodes = dir.join("nodes");
+    std::fs::create_dir_all(&nodes).unwrap();
+    let file = dir.join(name);
+    let text = format!(
+        "server:\n  address: 127.0.0.1\n\
+         dhcp:\n  port: {dhcp}\n  proxy_port: 0\n  lease_file: {leases}\n  pools:\n    - subnet: 127.97.0.0/16\n      range: 127.97.1.1-127.97.1.100\n\
+         tftp:\n  port: {tftp}\nhttp:\n  port: {http}\n  api_listen: 127.0.0.1:{api}\n\
+         boot_root: {root}\ninventory: {nodes}\n",
+        leases = dir.join(format!("{name}.leases")).display(),
+        root = dir.display(),
+        nodes = nodes.display(),
+        http = free_port(false),
+        api = free_port(false),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn a_second_serve_on_the_same_udp_ports_fails_naming_the_port_and_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dhcp, tftp) = (free_port(true), free_port(true));
+    let first = serve_config(dir.path(), "one.yaml", dhcp, tftp);
+    let mut running = Command::new(env!("CARGO_BIN_EXE_pxedeck"))
+        .args(["-c", first.to_str().unwrap(), "serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Up once its TFTP port is taken (a plain bind fails).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::UdpSocket::bind(("127.0.0.1", tftp)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve never bound TFTP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Same UDP ports, other TCP ports: only the UDP exclusivity can stop it.
+    let second = serve_config(dir.path(), "two.yaml", dhcp, tftp);
+    let mut again = Command::new(env!("CARGO_BIN_EXE_pxedeck"))
+        .args(["-c", second.to_str().unwrap(), "serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must give up at once; one still running after 10 s shares the port.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while again.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = again.kill();
+    let o = again.wait_with_output().unwrap();
+    let _ = running.kill();
+    let _ = running.wait();
+    let (_, err) = text(&o);
+    assert!(
+        o.status.code().is_some_and(|c| c != 0),
+        "a second serve started and shared the ports ({:?}): {err}",
+        o.status
+    );
+    assert!(
+        err.contains(&format!(
+            "port {tftp} is already in use by pxedeck (pid {})",
+            running.id()
+        )),
+        "{err}"
+    );
+}

@@ -57,6 +57,7 @@ fn setup() -> Setup {
             interface: Some("eth0"),
             broadcast: true,
             buffer: 1 << 20,
+            ..Default::default()
         };
         let socket = udp_socket("0.0.0.0:67".parse().unwrap(), &opts).expect("bind 67 in the lab");
         s.serve(socket, Port::Dhcp, cancel).await;
