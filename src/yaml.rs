@@ -2,13 +2,15 @@
 //!
 //! Configuration and inventory errors must name a file and a line, and merged
 //! inventory values must still know which of several files set them. saphyr's
-//! marked loader gives positions; this module converts its output into a small
-//! owned tree whose nodes carry an [`Origin`] (file id + line), and offers the
+//! parser gives positions; this module builds from its events a small owned
+//! tree whose nodes carry an [`Origin`] (file id + line), and offers the
 //! deep-merge rule the inventory uses.
 
+use std::collections::HashSet;
 use std::fmt;
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use saphyr::ScalarOwned;
+use saphyr_parser::{Event, Span};
 
 /// Index of a source file in a table owned by whoever parsed it.
 pub type FileId = u32;
@@ -186,85 +188,192 @@ pub fn deep_merge(base: &mut Node, over: &Node) {
     }
 }
 
+/// Nesting deeper than this is refused: nothing in pxedeck's files needs
+/// more than a handful of levels, and a deep tree costs stack to walk.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses one YAML document. An empty document (or one holding only
 /// comments) is an empty map. More than one document is an error.
+///
+/// The tree is built straight from the parser's events, in one pass and
+/// linear in the input: anchors and aliases are refused when the parser
+/// meets them (a loader that expands aliases first lets a 1 MB file grow
+/// to gigabytes), duplicate keys are found with a hash set per map, and
+/// nesting is capped at [`MAX_DEPTH`].
 pub fn parse(text: &str, file: FileId) -> Result<Node, ParseError> {
-    let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| ParseError {
-        line: e.marker().line() as u32,
-        column: e.marker().col() as u32 + 1,
-        message: e.info().to_string(),
-    })?;
-    let mut docs = docs.into_iter();
-    let Some(first) = docs.next() else {
-        return Ok(Node::empty_map(Origin { file, line: 1 }));
+    let mut builder = Builder {
+        file,
+        stack: Vec::new(),
+        document: None,
+        documents: 0,
     };
-    if let Some(second) = docs.next() {
-        return Err(ParseError {
-            line: second.span.start.line() as u32,
-            column: 1,
-            message: "only one YAML document per file is allowed".into(),
-        });
+    for item in saphyr_parser::Parser::new_from_str(text) {
+        let (event, span) = item.map_err(|e| ParseError {
+            line: e.marker().line() as u32,
+            column: e.marker().col() as u32 + 1,
+            message: e.info().to_string(),
+        })?;
+        builder.event(event, span)?;
     }
-    convert(first, file)
+    Ok(builder
+        .document
+        .unwrap_or_else(|| Node::empty_map(Origin { file, line: 1 })))
 }
 
-fn convert(marked: MarkedYamlOwned, file: FileId) -> Result<Node, ParseError> {
-    let origin = Origin {
-        file,
-        line: marked.span.start.line() as u32,
-    };
-    let fail = |message: String| ParseError {
-        line: origin.line,
-        column: marked.span.start.col() as u32 + 1,
-        message,
-    };
-    let value = match marked.data {
-        YamlDataOwned::Value(scalar) => match scalar {
-            ScalarOwned::Null => Value::Null,
-            ScalarOwned::Boolean(b) => Value::Bool(b),
-            ScalarOwned::Integer(i) => Value::Int(i),
-            ScalarOwned::FloatingPoint(f) => Value::Float(f.into_inner()),
-            ScalarOwned::String(s) => Value::Str(s),
-        },
-        YamlDataOwned::Sequence(items) => Value::Seq(
-            items
-                .into_iter()
-                .map(|n| convert(n, file))
-                .collect::<Result<_, _>>()?,
-        ),
-        YamlDataOwned::Mapping(map) => {
-            let mut entries = Vec::with_capacity(map.len());
-            for (k, v) in map {
-                let key_line = k.span.start.line() as u32;
-                let key = match k.data {
-                    YamlDataOwned::Value(ScalarOwned::String(s)) => s,
-                    YamlDataOwned::Value(ScalarOwned::Integer(i)) => i.to_string(),
-                    YamlDataOwned::Value(ScalarOwned::Boolean(b)) => b.to_string(),
-                    _ => {
-                        return Err(ParseError {
-                            line: key_line,
-                            column: k.span.start.col() as u32 + 1,
-                            message: "map keys must be plain strings".into(),
-                        });
+/// A collection being read, with what it holds so far.
+enum Open {
+    Seq(Vec<Node>),
+    Map {
+        entries: Vec<Entry>,
+        keys: HashSet<String>,
+        /// The key read, waiting for its value.
+        key: Option<(String, u32)>,
+    },
+}
+
+struct Builder {
+    file: FileId,
+    stack: Vec<(Open, Origin)>,
+    document: Option<Node>,
+    documents: u32,
+}
+
+impl Builder {
+    fn fail(line: u32, column: u32, message: impl Into<String>) -> ParseError {
+        ParseError {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), ParseError> {
+        let line = span.start.line() as u32;
+        let column = span.start.col() as u32 + 1;
+        let origin = Origin {
+            file: self.file,
+            line,
+        };
+        let anchored = |anchor: usize| {
+            if anchor > 0 {
+                Err(Self::fail(
+                    line,
+                    column,
+                    "YAML anchors and aliases are not supported here",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match event {
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(Self::fail(
+                        line,
+                        1,
+                        "only one YAML document per file is allowed",
+                    ));
+                }
+            }
+            Event::Alias(_) => anchored(1)?,
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                anchored(anchor)?;
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(Self::fail(
+                        line,
+                        column,
+                        format!("nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                self.key_must_be_scalar(line, column)?;
+                let open = if matches!(event, Event::SequenceStart(..)) {
+                    Open::Seq(Vec::new())
+                } else {
+                    Open::Map {
+                        entries: Vec::new(),
+                        keys: HashSet::new(),
+                        key: None,
                     }
                 };
-                entries.push(Entry {
+                self.stack.push((open, origin));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((open, origin)) = self.stack.pop() else {
+                    return Err(Self::fail(line, column, "unbalanced collection"));
+                };
+                let value = match open {
+                    Open::Seq(items) => Value::Seq(items),
+                    Open::Map { entries, .. } => Value::Map(entries),
+                };
+                self.insert(Node { value, origin }, column)?;
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                anchored(anchor)?;
+                let scalar = ScalarOwned::parse_from_cow_and_metadata(text, style, tag.as_ref())
+                    .ok_or_else(|| Self::fail(line, column, "value could not be read"))?;
+                let value = match scalar {
+                    ScalarOwned::Null => Value::Null,
+                    ScalarOwned::Boolean(b) => Value::Bool(b),
+                    ScalarOwned::Integer(i) => Value::Int(i),
+                    ScalarOwned::FloatingPoint(f) => Value::Float(f.into_inner()),
+                    ScalarOwned::String(s) => Value::Str(s),
+                };
+                self.insert(Node { value, origin }, column)?;
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    /// A collection where a map expects a key: refused, keys are strings.
+    fn key_must_be_scalar(&self, line: u32, column: u32) -> Result<(), ParseError> {
+        match self.stack.last() {
+            Some((Open::Map { key: None, .. }, _)) => {
+                Err(Self::fail(line, column, "map keys must be plain strings"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Places a finished node: the document itself, a list item, a map key
+    /// or a map value.
+    fn insert(&mut self, node: Node, column: u32) -> Result<(), ParseError> {
+        let Some((open, _)) = self.stack.last_mut() else {
+            self.document = Some(node);
+            return Ok(());
+        };
+        match open {
+            Open::Seq(items) => items.push(node),
+            Open::Map { entries, keys, key } => match key.take() {
+                None => {
+                    let line = node.origin.line;
+                    let text = match node.value {
+                        Value::Str(s) => s,
+                        Value::Int(i) => i.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => {
+                            return Err(Self::fail(line, column, "map keys must be plain strings"));
+                        }
+                    };
+                    if !keys.insert(text.clone()) {
+                        return Err(Self::fail(
+                            line,
+                            column,
+                            format!("duplicate key {text:?} in this map"),
+                        ));
+                    }
+                    *key = Some((text, line));
+                }
+                Some((key, key_line)) => entries.push(Entry {
                     key,
                     key_line,
-                    node: convert(v, file)?,
-                });
-            }
-            Value::Map(entries)
+                    node,
+                }),
+            },
         }
-        YamlDataOwned::Tagged(_, inner) => return convert(*inner, file),
-        YamlDataOwned::Alias(_) => {
-            return Err(fail("YAML aliases are not supported here".into()));
-        }
-        YamlDataOwned::Representation(..) | YamlDataOwned::BadValue => {
-            return Err(fail("value could not be read".into()));
-        }
-    };
-    Ok(Node { value, origin })
+        Ok(())
+    }
 }
 
 impl fmt::Display for Node {
@@ -352,5 +461,54 @@ mod tests {
             base.path("m.y").unwrap().origin,
             Origin { file: 2, line: 2 }
         );
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_refused_before_anything_is_expanded() {
+        // A 1 MB string aliased a thousand times would be a gigabyte once
+        // expanded; the parser stops at the anchor.
+        let mut text = format!("big: &a \"{}\"\nrefs:\n", "x".repeat(1 << 20));
+        for _ in 0..1000 {
+            text.push_str("  - *a\n");
+        }
+        let err = parse(&text, 0).unwrap_err();
+        assert_eq!(err.line, 1, "{err:?}");
+        assert!(err.message.contains("anchors and aliases"), "{err:?}");
+        let alias_only = parse("a: 1\nb: *nowhere\n", 0).unwrap_err();
+        assert_eq!(alias_only.line, 2, "{alias_only:?}");
+        let on_a_map = parse("m: &m {a: 1}\n", 0).unwrap_err();
+        assert!(on_a_map.message.contains("anchors"), "{on_a_map:?}");
+    }
+
+    #[test]
+    fn nesting_is_capped() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let err = parse(&deep, 0).unwrap_err();
+        assert!(err.message.contains("nested deeper than 64"), "{err:?}");
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok, 0).is_ok());
+    }
+
+    #[test]
+    fn keys_must_be_scalars() {
+        let err = parse("? [a, b]\n: 1\n", 0).unwrap_err();
+        assert!(
+            err.message.contains("map keys must be plain strings"),
+            "{err:?}"
+        );
+        let n = p("1: one\ntrue: yes\n");
+        assert_eq!(n.get("1").unwrap().as_str(), Some("one"));
+        assert_eq!(n.get("true").unwrap().as_str(), Some("yes"));
+    }
+
+    #[test]
+    fn a_map_of_many_keys_reads_in_one_pass() {
+        let text: String = (0..40_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let n = p(&text);
+        assert_eq!(n.as_map().unwrap().len(), 40_000);
+        assert_eq!(n.entry("k39999").unwrap().key_line, 40_000);
+        let dup = format!("{text}k7: again\n");
+        let err = parse(&dup, 0).unwrap_err();
+        assert_eq!(err.line, 40_001, "{err:?}");
     }
 }
