@@ -8,7 +8,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::connect_info::MockConnectInfo;
@@ -21,8 +20,7 @@ use pxedeck::control::Control;
 use pxedeck::event::{Bus, Event, EventKind};
 use pxedeck::http::{self, HttpState, LeaseView};
 use pxedeck::ident::Mac;
-use pxedeck::inventory::watch::Reloader;
-use pxedeck::inventory::{LoadOptions, SharedInventory, Writer, load};
+use pxedeck::inventory::{InventoryService, LoadOptions, SharedInventory, load};
 use pxedeck::live::LiveModel;
 use pxedeck::progress::ProgressTable;
 use tower::ServiceExt;
@@ -85,15 +83,11 @@ impl Fixture {
         };
         let loaded = load(&nodes, &opts);
         assert!(loaded.is_ok(), "{:?}", loaded.problems);
-        let inventory: SharedInventory = Arc::new(ArcSwap::from_pointee(loaded.inventory));
+        let service = Arc::new(InventoryService::new(&nodes, opts, loaded.inventory));
+        let inventory: SharedInventory = service.shared().clone();
         let bus = Bus::default();
         let events = bus.subscribe();
-        let control = Arc::new(Control::new(
-            Writer::new(&nodes, opts.clone(), inventory.clone()),
-            Reloader::new(&nodes, opts, inventory.clone()),
-            None,
-            bus.clone(),
-        ));
+        let control = Arc::new(Control::new(service, None, bus.clone()));
         let leases = FakeLeases(HashMap::from([(
             DEV01_LEASE.parse().unwrap(),
             DEV01.parse().unwrap(),
