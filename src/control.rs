@@ -225,3 +225,59 @@ fn known_machine(m: &Machine) -> KnownMachine {
         install: m.install,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::model::Model;
+
+    fn known(hostname: &str, mac: &str, install: bool) -> KnownMachine {
+        KnownMachine {
+            hostname: hostname.into(),
+            group: "rack1".into(),
+            macs: vec![mac.parse().unwrap()],
+            ip: None,
+            profile: Some("p".into()),
+            install,
+        }
+    }
+
+    #[test]
+    fn a_machine_change_relabels_its_row_and_keeps_the_rest() {
+        let mut model = Model::default();
+        let whole = EventKind::InventoryReloaded {
+            machines: vec![
+                known("a", "52:54:00:00:00:01", true),
+                known("b", "52:54:00:00:00:02", true),
+            ],
+            profiles: vec!["p".into()],
+            groups: vec!["rack1".into()],
+            group_info: vec![],
+        };
+        model.apply(&Event { at: 1, kind: whole });
+        let problems = vec![crate::inventory::Problem {
+            file: "c.yaml".into(),
+            line: Some(1),
+            message: "broken".into(),
+        }];
+        model.apply(&Event {
+            at: 2,
+            kind: EventKind::InventoryError {
+                problems: problems.clone(),
+            },
+        });
+        model.apply(&Event {
+            at: 3,
+            kind: EventKind::InventoryMachineChanged {
+                machine: known("a", "52:54:00:00:00:01", false),
+            },
+        });
+        let install = |mac: &str| model.machine(&mac.parse().unwrap()).unwrap().install;
+        assert_eq!(install("52:54:00:00:00:01"), Some(false));
+        assert_eq!(install("52:54:00:00:00:02"), Some(true));
+        assert_eq!(model.machines.len(), 2);
+        assert_eq!(model.inventory.machines, 2);
+        assert_eq!(model.inventory.problems, problems, "still broken on disk");
+    }
+}

@@ -12,7 +12,7 @@ use pxedeck::config::Config;
 use pxedeck::ident::Mac;
 use pxedeck::inventory::watch::{Reload, watch};
 use pxedeck::inventory::{
-    Adoption, Inventory, InventoryService, LoadOptions, Scalar, WriteError, load,
+    Adoption, Inventory, InventoryService, LoadOptions, Published, Scalar, WriteError, load,
 };
 use serde_json::json;
 use test_case::test_case;
@@ -514,6 +514,42 @@ fn reload_keeps_the_last_good_snapshot_on_a_broken_file_and_recovers() {
         })
     );
     assert_eq!(shared.load().machines.len(), 2);
+}
+
+/// The watcher and an operator's reload share one service: a broken tree
+/// the watcher reported is not reported twice by it, but an operator who
+/// asks hears about it again.
+#[test]
+fn an_operator_reload_reports_a_broken_tree_again() {
+    let (dir, r, _shared) = reloader_on(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\n")]);
+    fs::write(dir.path().join("b.yaml"), "mac: [\n").unwrap();
+    assert!(matches!(r.reload(), Some(Reload::Failed(_))));
+    assert_eq!(r.reload(), None);
+    assert!(matches!(r.reload_on_request(), Some(Reload::Failed(_))));
+    fs::remove_file(dir.path().join("b.yaml")).unwrap();
+    assert_eq!(
+        r.reload_on_request(),
+        Some(Reload::Reloaded {
+            machines: 1,
+            profiles: 0
+        }),
+        "recovering publishes the good tree"
+    );
+    assert_eq!(r.reload(), None);
+}
+
+/// An install flip publishes one machine and says so; an adoption
+/// publishes the whole tree.
+#[test]
+fn writes_say_how_much_of_the_snapshot_changed() {
+    let (_dir, w) = writer_on(&[PROFILE, ("prod-07.yaml", COMMENTED)]);
+    let flip = w.set_install("prod-07", false).unwrap();
+    assert_eq!(flip.published, Published::Machine("prod-07".into()));
+    let again = w.set_install("prod-07", false).unwrap();
+    assert_eq!(again.published, Published::Nothing);
+    let before = w.shared().load_full();
+    w.adopt(&[adoption("web-01", "52:54:00:00:00:09")]).unwrap();
+    assert!(!Arc::ptr_eq(&before, &w.shared().load_full()));
 }
 
 #[test]

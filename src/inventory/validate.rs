@@ -142,3 +142,118 @@ impl Taken for Inventory {
         self.by_ip(ip).map(|m| m.hostname.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One machine `taken` (MAC …:01, UUID, IP .7) and a lease on .8.
+    struct World;
+
+    impl Taken for World {
+        fn profile_count(&self) -> usize {
+            1
+        }
+        fn has_profile(&self, name: &str) -> bool {
+            name == "p"
+        }
+        fn hostname_taken(&self, hostname: &str) -> Option<Option<PathBuf>> {
+            (hostname == "taken").then(|| Some("r/taken.yaml".into()))
+        }
+        fn mac_owner(&self, mac: &Mac) -> Option<String> {
+            (*mac == mac_1()).then(|| "taken".into())
+        }
+        fn uuid_owner(&self, uuid: &Uuid) -> Option<String> {
+            (*uuid == uuid_1()).then(|| "taken".into())
+        }
+        fn ip_owner(&self, ip: Ipv4Addr) -> Option<String> {
+            (ip == Ipv4Addr::new(10, 0, 0, 7)).then(|| "taken".into())
+        }
+        fn lease_holder(&self, ip: Ipv4Addr) -> Option<Mac> {
+            (ip == Ipv4Addr::new(10, 0, 0, 8)).then(|| "52:54:00:00:00:08".parse().unwrap())
+        }
+    }
+
+    fn mac_1() -> Mac {
+        "52:54:00:00:00:01".parse().unwrap()
+    }
+
+    fn uuid_1() -> Uuid {
+        "4c4c4544-0000-0000-0000-000000000001".parse().unwrap()
+    }
+
+    fn good() -> Adoption {
+        Adoption {
+            macs: vec!["52:54:00:00:00:09".parse().unwrap()],
+            uuid: None,
+            hostname: "web-01".into(),
+            group: "rack1".into(),
+            profile: "p".into(),
+            ip: None,
+            install: true,
+        }
+    }
+
+    /// A change to a good adoption, and the refusal it earns ("": none).
+    type Case = (fn(&mut Adoption), &'static str);
+
+    #[test]
+    fn every_rule_has_its_words() {
+        assert_eq!(check_adoption(&good(), &World), Ok(()));
+        let cases: [Case; 10] = [
+            (
+                |a| a.hostname = "Bad_Name".into(),
+                "`Bad_Name` is not a valid hostname (letters, digits, hyphens; at most 63)",
+            ),
+            (
+                |a| a.group = "../up".into(),
+                "`../up` is not a valid group folder",
+            ),
+            (|a| a.macs.clear(), "an adopted machine needs a MAC or UUID"),
+            (|a| a.profile = "ghost".into(), "no profile named `ghost`"),
+            (
+                |a| a.hostname = "taken".into(),
+                "hostname taken is taken (r/taken.yaml)",
+            ),
+            (
+                |a| a.macs = vec![mac_1()],
+                "MAC 52:54:00:00:00:01 already belongs to taken",
+            ),
+            (
+                |a| a.uuid = Some(uuid_1()),
+                "UUID 4c4c4544-0000-0000-0000-000000000001 already belongs to taken",
+            ),
+            (
+                |a| a.ip = Some(Ipv4Addr::new(10, 0, 0, 7)),
+                "IP 10.0.0.7 already belongs to taken",
+            ),
+            (
+                |a| a.ip = Some(Ipv4Addr::new(10, 0, 0, 8)),
+                "IP 10.0.0.8 is leased to 52:54:00:00:00:08",
+            ),
+            (
+                // Its own lease is no collision.
+                |a| {
+                    a.ip = Some(Ipv4Addr::new(10, 0, 0, 8));
+                    a.macs = vec!["52:54:00:00:00:08".parse().unwrap()];
+                },
+                "",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut a = good();
+            change(&mut a);
+            let got = check_adoption(&a, &World).err().map(|e| e.to_string());
+            assert_eq!(got.as_deref().unwrap_or(""), want);
+        }
+    }
+
+    #[test]
+    fn a_console_that_knows_no_files_names_none() {
+        let e = AdoptionError::HostnameTaken {
+            hostname: "dev-02".into(),
+            file: None,
+        };
+        assert_eq!(e.to_string(), "hostname dev-02 is taken");
+    }
+}
