@@ -1,60 +1,112 @@
 //! Carries out the operator's [`Command`]s: the one place that turns a
 //! console key press or an API call into an inventory write or a lease
-//! release, and reports the outcome as events.
+//! release, and reports the outcome as events (one machine's change as a
+//! small event, a whole new snapshot as the full list).
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, Command, EventKind, GroupInfo, KnownMachine};
-use crate::inventory::watch::{Reload, Reloader};
-use crate::inventory::{Inventory, Writer};
+use crate::inventory::watch::Reload;
+use crate::inventory::{Inventory, InventoryService, Machine, Published, WriteError};
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("this pxedeck hands out no leases (DHCP is off or proxy)")]
+    NoLeaseServer,
+    #[error("no lease on {0}")]
+    NoLease(Ipv4Addr),
+    #[error("releasing {ip}: {source}")]
+    Release {
+        ip: Ipv4Addr,
+        source: std::io::Error,
+    },
+}
+
+/// The kind of a [`CommandError`], for callers that answer with a status
+/// (the API) without knowing every error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The request itself is wrong: a rule broken, a name taken.
+    Invalid,
+    /// It names something that does not exist.
+    NotFound,
+    /// Fine in itself, but the current state prevents it (the tree on disk
+    /// is broken, a file appeared meanwhile, no DHCP server).
+    Conflict,
+    /// pxedeck failed (disk I/O): retrying may work.
+    Internal,
+}
+
+impl CommandError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            CommandError::Write(w) => match w {
+                WriteError::Adoption(_) | WriteError::Invalid(_) => Failure::Invalid,
+                WriteError::NoSuchMachine(_) => Failure::NotFound,
+                WriteError::FileExists(_)
+                | WriteError::TreeBroken(_)
+                | WriteError::Uneditable(_) => Failure::Conflict,
+                WriteError::Io { .. } => Failure::Internal,
+            },
+            CommandError::NoLeaseServer => Failure::Conflict,
+            CommandError::NoLease(_) => Failure::NotFound,
+            CommandError::Release { .. } => Failure::Internal,
+        }
+    }
+}
 
 pub struct Control {
-    writer: Writer,
-    reloader: Mutex<Reloader>,
+    inventory: Arc<InventoryService>,
     dhcp: Option<Arc<DhcpServer>>,
     bus: Bus,
 }
 
 impl Control {
     pub fn new(
-        writer: Writer,
-        reloader: Reloader,
+        inventory: Arc<InventoryService>,
         dhcp: Option<Arc<DhcpServer>>,
         bus: Bus,
     ) -> Control {
         Control {
-            writer,
-            reloader: Mutex::new(reloader),
+            inventory,
             dhcp,
             bus,
         }
     }
 
-    pub fn writer(&self) -> &Writer {
-        &self.writer
+    pub fn inventory(&self) -> &Arc<InventoryService> {
+        &self.inventory
     }
 
     /// Runs one command (blocking file I/O: call it from a blocking task).
     /// Success and failure both become events; the message says what
     /// happened in words an operator reads.
-    pub fn execute(&self, command: Command) -> Result<String, String> {
-        let outcome = self.run(&command);
-        match &outcome {
-            Ok(_) => {}
-            Err(error) => self.bus.emit(EventKind::CommandFailed {
-                command: command_name(&command).into(),
-                error: error.clone(),
-            }),
+    pub fn run(&self, command: &Command) -> Result<String, CommandError> {
+        let outcome = self.dispatch(command);
+        if let Err(error) = &outcome {
+            self.bus.emit(EventKind::CommandFailed {
+                command: command_name(command).into(),
+                error: error.to_string(),
+            });
         }
         outcome
     }
 
-    fn run(&self, command: &Command) -> Result<String, String> {
+    /// [`Self::run`] with the error in words, for the console, which shows
+    /// them and needs nothing else.
+    pub fn execute(&self, command: Command) -> Result<String, String> {
+        self.run(&command).map_err(|e| e.to_string())
+    }
+
+    fn dispatch(&self, command: &Command) -> Result<String, CommandError> {
         match command {
             Command::Adopt { machines } => {
-                let paths = self.writer.adopt(machines).map_err(|e| e.to_string())?;
+                let paths = self.inventory.adopt(machines)?;
                 for (a, path) in machines.iter().zip(&paths) {
                     self.bus.emit(EventKind::InventoryWritten {
                         hostname: a.hostname.clone(),
@@ -62,7 +114,7 @@ impl Control {
                         change: format!("adopted as {} ({})", a.hostname, a.profile),
                     });
                 }
-                self.announce();
+                self.publish(&Published::Whole);
                 Ok(format!("adopted {} machine(s)", paths.len()))
             }
             Command::SetInstall { hostname, install } => {
@@ -70,59 +122,57 @@ impl Control {
                 Ok(format!("{hostname}: install {install}"))
             }
             Command::ReleaseLease { ip } => {
-                let dhcp = self
-                    .dhcp
-                    .as_ref()
-                    .ok_or("this pxedeck hands out no leases (DHCP is off or proxy)")?;
+                let dhcp = self.dhcp.as_ref().ok_or(CommandError::NoLeaseServer)?;
                 match dhcp.release(*ip) {
                     Ok(true) => Ok(format!("released {ip}")),
-                    Ok(false) => Err(format!("no lease on {ip}")),
-                    Err(e) => Err(format!("releasing {ip}: {e}")),
+                    Ok(false) => Err(CommandError::NoLease(*ip)),
+                    Err(source) => Err(CommandError::Release { ip: *ip, source }),
                 }
             }
-            Command::ReloadInventory => {
-                let result = self
-                    .reloader
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reload();
-                match result {
-                    Some(reload) => {
-                        self.report_reload(reload);
-                        Ok("inventory reloaded".into())
-                    }
-                    None => Ok("inventory unchanged".into()),
+            Command::ReloadInventory => match self.inventory.reload_on_request() {
+                Some(reload) => {
+                    self.report_reload(reload);
+                    Ok("inventory reloaded".into())
                 }
-            }
+                None => Ok("inventory unchanged".into()),
+            },
         }
     }
 
     /// Flips `install` in the machine's file (the install-done callback
     /// and the console's toggle both come here).
-    pub fn set_install(&self, hostname: &str, install: bool) -> Result<(), String> {
-        let path = self
-            .writer
-            .set_install(hostname, install)
-            .map_err(|e| e.to_string())?;
+    pub fn set_install(&self, hostname: &str, install: bool) -> Result<(), CommandError> {
+        let written = self.inventory.set_install(hostname, install)?;
         self.bus.emit(EventKind::InventoryWritten {
             hostname: hostname.into(),
-            path: path.display().to_string(),
+            path: written.path.display().to_string(),
             change: format!("install: {install}"),
         });
-        self.announce();
+        self.publish(&written.published);
         Ok(())
     }
 
-    /// Tells every consumer about the served snapshot.
-    pub fn announce(&self) {
-        self.bus
-            .emit(inventory_event(&self.writer.shared().load_full()));
+    /// Tells every consumer what changed in the served snapshot: one
+    /// machine when only one did (a mass boot's done callbacks), else the
+    /// whole inventory.
+    fn publish(&self, published: &Published) {
+        let snapshot = self.inventory.shared().load();
+        match published {
+            Published::Nothing => {}
+            Published::Machine(hostname) => match snapshot.by_hostname(hostname) {
+                Some(m) => self.bus.emit(EventKind::InventoryMachineChanged {
+                    machine: known_machine(m),
+                }),
+                None => self.bus.emit(inventory_event(&snapshot)),
+            },
+            Published::Whole => self.bus.emit(inventory_event(&snapshot)),
+        }
     }
 
     /// Turns a watcher reload into events.
     pub fn report_reload(&self, reload: Reload) {
         match reload {
-            Reload::Reloaded { .. } => self.announce(),
+            Reload::Reloaded { .. } => self.publish(&Published::Whole),
             Reload::Failed(problems) => self.bus.emit(EventKind::InventoryError { problems }),
         }
     }
@@ -140,18 +190,7 @@ fn command_name(command: &Command) -> &'static str {
 /// The event that carries an inventory snapshot to the console.
 pub fn inventory_event(inv: &Inventory) -> EventKind {
     EventKind::InventoryReloaded {
-        machines: inv
-            .machines
-            .iter()
-            .map(|m| KnownMachine {
-                hostname: m.hostname.clone(),
-                group: m.group.clone(),
-                macs: m.macs.clone(),
-                ip: m.ip,
-                profile: m.profile.clone(),
-                install: m.install,
-            })
-            .collect(),
+        machines: inv.machines.iter().map(known_machine).collect(),
         profiles: inv.profiles.keys().cloned().collect(),
         groups: inv.groups.clone(),
         group_info: inv
@@ -172,5 +211,73 @@ pub fn inventory_event(inv: &Inventory) -> EventKind {
                 }
             })
             .collect(),
+    }
+}
+
+/// A machine as the console needs to know it.
+fn known_machine(m: &Machine) -> KnownMachine {
+    KnownMachine {
+        hostname: m.hostname.clone(),
+        group: m.group.clone(),
+        macs: m.macs.clone(),
+        ip: m.ip,
+        profile: m.profile.clone(),
+        install: m.install,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::model::Model;
+
+    fn known(hostname: &str, mac: &str, install: bool) -> KnownMachine {
+        KnownMachine {
+            hostname: hostname.into(),
+            group: "rack1".into(),
+            macs: vec![mac.parse().unwrap()],
+            ip: None,
+            profile: Some("p".into()),
+            install,
+        }
+    }
+
+    #[test]
+    fn a_machine_change_relabels_its_row_and_keeps_the_rest() {
+        let mut model = Model::default();
+        let whole = EventKind::InventoryReloaded {
+            machines: vec![
+                known("a", "52:54:00:00:00:01", true),
+                known("b", "52:54:00:00:00:02", true),
+            ],
+            profiles: vec!["p".into()],
+            groups: vec!["rack1".into()],
+            group_info: vec![],
+        };
+        model.apply(&Event { at: 1, kind: whole });
+        let problems = vec![crate::inventory::Problem {
+            file: "c.yaml".into(),
+            line: Some(1),
+            message: "broken".into(),
+        }];
+        model.apply(&Event {
+            at: 2,
+            kind: EventKind::InventoryError {
+                problems: problems.clone(),
+            },
+        });
+        model.apply(&Event {
+            at: 3,
+            kind: EventKind::InventoryMachineChanged {
+                machine: known("a", "52:54:00:00:00:01", false),
+            },
+        });
+        let install = |mac: &str| model.machine(&mac.parse().unwrap()).unwrap().install;
+        assert_eq!(install("52:54:00:00:00:01"), Some(false));
+        assert_eq!(install("52:54:00:00:00:02"), Some(true));
+        assert_eq!(model.machines.len(), 2);
+        assert_eq!(model.inventory.machines, 2);
+        assert_eq!(model.inventory.problems, problems, "still broken on disk");
     }
 }

@@ -211,6 +211,11 @@ pub enum EventKind {
         #[serde(default)]
         group_info: Vec<GroupInfo>,
     },
+    /// One machine's entry changed and nothing else in the inventory did
+    /// (a done callback, an install toggle): consumers refresh that one.
+    InventoryMachineChanged {
+        machine: KnownMachine,
+    },
     InventoryError {
         problems: Vec<Problem>,
     },

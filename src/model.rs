@@ -602,6 +602,9 @@ impl Model {
                     group_info: group_info.clone(),
                 };
             }
+            EventKind::InventoryMachineChanged { machine } => {
+                self.apply_machine_change(at, machine)
+            }
             EventKind::InventoryError { problems } => {
                 self.inventory.problems = problems.clone();
                 for p in problems {
@@ -725,6 +728,37 @@ impl Model {
             .enumerate()
             .map(|(i, r)| (r.mac, i))
             .collect();
+    }
+}
+
+/// The inventory's one-machine change (kept apart for the model split).
+impl Model {
+    /// Relabels the rows of one machine whose inventory entry changed; the
+    /// rest of the inventory, and its problems, stay as they are.
+    fn apply_machine_change(&mut self, at: Millis, known: &KnownMachine) {
+        self.counters.inventory_reloads += 1;
+        self.inventory.last_reload = Some(at);
+        let mut listed = false;
+        for row in &mut self.machines {
+            if known.macs.contains(&row.mac) {
+                listed = true;
+                row.hostname = Some(known.hostname.clone());
+                row.group = Some(known.group.clone());
+                row.profile = known.profile.clone();
+                row.install = Some(known.install);
+                if row.ip.is_none() {
+                    row.ip = known.ip;
+                }
+            }
+        }
+        if !listed && let Some(&mac) = known.macs.first() {
+            let row = self.row(mac);
+            row.hostname = Some(known.hostname.clone());
+            row.group = Some(known.group.clone());
+            row.profile = known.profile.clone();
+            row.install = Some(known.install);
+            row.ip = known.ip;
+        }
     }
 }
 

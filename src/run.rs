@@ -206,7 +206,11 @@ fn describe(kind: &EventKind) -> Option<(Level, String)> {
             target,
             message,
         } => Some((*level, format!("{target}: {message}"))),
-        E::DhcpReplied { .. } | E::Progress { .. } | E::TransferFailed { .. } => None,
+        // A machine's change is logged as the write that made it.
+        E::DhcpReplied { .. }
+        | E::Progress { .. }
+        | E::TransferFailed { .. }
+        | E::InventoryMachineChanged { .. } => None,
     }
 }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +23,8 @@ use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
 use crate::filecache::FileCache;
 use crate::http::{self, HttpState, LeaseView, NoLeases};
-use crate::inventory::watch::{Reloader, Watcher, watch};
-use crate::inventory::{Inventory, LoadOptions, SharedInventory, Writer, load};
+use crate::inventory::watch::{Watcher, watch};
+use crate::inventory::{Inventory, InventoryService, LoadOptions, SharedInventory, load};
 use crate::live::{LiveModel, sample_progress};
 use crate::net::{Transport, UdpOptions, bind_error, udp_socket};
 use crate::progress::ProgressTable;
@@ -87,14 +86,18 @@ impl Services {
         tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
         tokio::task::yield_now().await;
 
-        let opts = load_options(&config);
-        let loaded = load(&config.inventory, &opts);
+        let loaded = load(&config.inventory, &load_options(&config));
         let first_problems = (!loaded.is_ok()).then(|| loaded.problems.clone());
-        let inventory: SharedInventory = Arc::new(ArcSwap::from_pointee(if loaded.is_ok() {
-            loaded.inventory
-        } else {
-            Inventory::empty(&config.inventory)
-        }));
+        let inventory_service = Arc::new(InventoryService::new(
+            &config.inventory,
+            load_options(&config),
+            if loaded.is_ok() {
+                loaded.inventory
+            } else {
+                Inventory::empty(&config.inventory)
+            },
+        ));
+        let inventory: SharedInventory = inventory_service.shared().clone();
 
         let address = config.address;
         let http_listener =
@@ -138,10 +141,11 @@ impl Services {
             &config, &inventory, &bus, &base, tftp_fs, &cancel, &dhcp_lane,
         )?;
 
-        let writer = Writer::new(&config.inventory, opts.clone(), inventory.clone());
-        let own_writes = writer.own_writes();
-        let reloader = Reloader::new(&config.inventory, opts.clone(), inventory.clone());
-        let control = Arc::new(Control::new(writer, reloader, dhcp.clone(), bus.clone()));
+        let control = Arc::new(Control::new(
+            inventory_service.clone(),
+            dhcp.clone(),
+            bus.clone(),
+        ));
 
         let leases: Arc<dyn LeaseView> = match &dhcp {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
@@ -186,9 +190,9 @@ impl Services {
         }
         let watcher = {
             let control = control.clone();
-            let reloader =
-                Reloader::new(&config.inventory, opts, inventory.clone()).ignoring(own_writes);
-            match watch(reloader, move |reload| control.report_reload(reload)) {
+            match watch(inventory_service, move |reload| {
+                control.report_reload(reload)
+            }) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     bus.emit(EventKind::Log {

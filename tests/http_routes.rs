@@ -8,7 +8,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::connect_info::MockConnectInfo;
@@ -21,8 +20,7 @@ use pxedeck::control::Control;
 use pxedeck::event::{Bus, Event, EventKind};
 use pxedeck::http::{self, HttpState, LeaseView};
 use pxedeck::ident::Mac;
-use pxedeck::inventory::watch::Reloader;
-use pxedeck::inventory::{LoadOptions, SharedInventory, Writer, load};
+use pxedeck::inventory::{InventoryService, LoadOptions, SharedInventory, load};
 use pxedeck::live::LiveModel;
 use pxedeck::progress::ProgressTable;
 use tower::ServiceExt;
@@ -85,15 +83,11 @@ impl Fixture {
         };
         let loaded = load(&nodes, &opts);
         assert!(loaded.is_ok(), "{:?}", loaded.problems);
-        let inventory: SharedInventory = Arc::new(ArcSwap::from_pointee(loaded.inventory));
+        let service = Arc::new(InventoryService::new(&nodes, opts, loaded.inventory));
+        let inventory: SharedInventory = service.shared().clone();
         let bus = Bus::default();
         let events = bus.subscribe();
-        let control = Arc::new(Control::new(
-            Writer::new(&nodes, opts.clone(), inventory.clone()),
-            Reloader::new(&nodes, opts, inventory.clone()),
-            None,
-            bus.clone(),
-        ));
+        let control = Arc::new(Control::new(service, None, bus.clone()));
         let leases = FakeLeases(HashMap::from([(
             DEV01_LEASE.parse().unwrap(),
             DEV01.parse().unwrap(),
@@ -409,6 +403,170 @@ async fn the_done_callback_flips_install_and_nothing_else() {
     // The served snapshot changed too: the next script boots the disk.
     let r = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
     assert!(r.text().contains("dev-01: local disk"), "{}", r.text());
+}
+
+/// A mass boot's done callbacks must cost O(1) each: the callback tells
+/// consumers about its one machine, and every other machine's cached
+/// script stays cached.
+#[tokio::test]
+async fn a_done_callback_changes_one_machine_and_keeps_the_other_scripts() {
+    let mut f = Fixture::new();
+    let others = [
+        "52:54:00:d0:00:02",
+        "52:54:00:d0:00:03",
+        "52:54:00:99:00:07",
+    ];
+    for mac in others {
+        get(f.boot(STRANGER), &format!("/boot.ipxe?mac={mac}")).await;
+    }
+    let dev01 = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+    assert!(
+        !dev01.text().contains("dev-01: local disk"),
+        "{}",
+        dev01.text()
+    );
+    let rendered = f.state.scripts.renders();
+    assert_eq!(rendered, 4);
+    f.drain();
+
+    let ok = call(
+        f.boot(DEV01_LEASE),
+        Request::post("/done/dev-01").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let events = f.drain();
+    let changed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::InventoryMachineChanged { machine } => Some(machine),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changed.len(), 1, "{events:?}");
+    assert_eq!(
+        (changed[0].hostname.as_str(), changed[0].install),
+        ("dev-01", false)
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, EventKind::InventoryReloaded { .. })),
+        "no whole-inventory event for one machine: {events:?}"
+    );
+
+    for mac in others {
+        get(f.boot(STRANGER), &format!("/boot.ipxe?mac={mac}")).await;
+    }
+    assert_eq!(
+        f.state.scripts.renders(),
+        rendered,
+        "the others stay cached"
+    );
+    let dev01 = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+    assert!(
+        dev01.text().contains("dev-01: local disk"),
+        "{}",
+        dev01.text()
+    );
+    assert_eq!(f.state.scripts.renders(), rendered + 1);
+}
+
+/// The cache keeps a script only while what it was rendered from is
+/// unchanged: a shared file (a profile) re-renders every machine, a
+/// machine's own file re-renders that machine.
+#[tokio::test]
+async fn an_edited_file_re_renders_exactly_the_scripts_it_feeds() {
+    let f = Fixture::new();
+    let script = |mac: &'static str| {
+        let router = f.boot(STRANGER);
+        async move { get(router, &format!("/boot.ipxe?mac={mac}")).await.text() }
+    };
+    let reload = || {
+        call(
+            f.api(),
+            json_post(
+                "/api/v1/commands",
+                Some(TOKEN),
+                serde_json::json!({"command": "reload_inventory"}),
+            ),
+        )
+    };
+    let (dev01, dev02) = ("52:54:00:d0:00:01", "52:54:00:d0:00:02");
+    assert!(script(dev01).await.contains("autoinstall"));
+    assert!(script(dev02).await.contains("autoinstall"));
+
+    let profile = f.nodes.join("_profiles/ubuntu-2404.yaml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text.replace("autoinstall\n", "autoinstall quiet\n"),
+    )
+    .unwrap();
+    assert_eq!(reload().await.status, StatusCode::OK);
+    assert!(script(dev01).await.contains("autoinstall quiet"));
+    assert!(script(dev02).await.contains("autoinstall quiet"));
+
+    let own = f.nodes.join("k8s-dev/dev-02.yaml");
+    let text = std::fs::read_to_string(&own).unwrap();
+    std::fs::write(&own, text.replace("install: true", "install: false")).unwrap();
+    let before = f.state.scripts.renders();
+    assert_eq!(reload().await.status, StatusCode::OK);
+    assert!(script(dev02).await.contains("dev-02: local disk"));
+    assert!(script(dev01).await.contains("autoinstall quiet"));
+    assert_eq!(f.state.scripts.renders(), before + 1, "only dev-02's again");
+}
+
+/// Command failures answer with what kind they are: the request (422), a
+/// name (404), the state on disk (409), or pxedeck itself (500).
+#[tokio::test]
+async fn api_command_errors_answer_with_their_kind() {
+    let f = Fixture::new();
+    let adopt = |host: &str, group: &str| {
+        serde_json::json!({"machines": [{
+            "macs": ["52:54:00:99:00:08"], "hostname": host, "group": group,
+            "profile": "ubuntu-2404", "install": true
+        }]})
+    };
+    let post = |uri: &str, body| call(f.api(), json_post(uri, Some(TOKEN), body));
+
+    let invalid = post("/api/v1/adopt", adopt("Not_A_Name", "k8s-dev")).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        invalid.text().contains("not a valid hostname"),
+        "{}",
+        invalid.text()
+    );
+
+    let missing = post(
+        "/api/v1/nodes/ghost/install",
+        serde_json::json!({"install": true}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
+    assert!(missing.text().contains("ghost"), "{}", missing.text());
+
+    // A plain file where the group folder would go: the write fails.
+    std::fs::write(f.nodes.join("rack9"), "not a folder").unwrap();
+    let io = post("/api/v1/adopt", adopt("web-09", "rack9")).await;
+    assert_eq!(
+        io.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        io.text()
+    );
+    std::fs::remove_file(f.nodes.join("rack9")).unwrap();
+
+    // Someone's typo elsewhere in the tree: adoptions wait for the fix.
+    std::fs::write(f.nodes.join("broken.yaml"), "mac: [\n").unwrap();
+    let conflict = post("/api/v1/adopt", adopt("web-09", "k8s-dev")).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text());
+    assert!(
+        conflict.text().contains("fix them first"),
+        "{}",
+        conflict.text()
+    );
+    assert!(!f.nodes.join("k8s-dev/web-09.yaml").exists());
 }
 
 // ---- files ------------------------------------------------------------

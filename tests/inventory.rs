@@ -10,8 +10,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use pxedeck::config::Config;
 use pxedeck::ident::Mac;
-use pxedeck::inventory::watch::{Reload, Reloader, watch};
-use pxedeck::inventory::{Adoption, Inventory, LoadOptions, Scalar, WriteError, Writer, load};
+use pxedeck::inventory::watch::{Reload, watch};
+use pxedeck::inventory::{
+    Adoption, Inventory, InventoryService, LoadOptions, Published, Scalar, WriteError, load,
+};
 use serde_json::json;
 use test_case::test_case;
 
@@ -222,11 +224,10 @@ fn the_example_inventory_is_clean() {
 
 // ---- the writer ---------------------------------------------------------
 
-fn writer_on(files: &[(&str, &str)]) -> (tempfile::TempDir, Writer) {
+fn writer_on(files: &[(&str, &str)]) -> (tempfile::TempDir, InventoryService) {
     let dir = tree(files);
     let loaded = load(dir.path(), &pools());
-    let shared = Arc::new(ArcSwap::from_pointee(loaded.inventory));
-    let writer = Writer::new(dir.path(), pools(), shared);
+    let writer = InventoryService::new(dir.path(), pools(), loaded.inventory);
     (dir, writer)
 }
 
@@ -429,7 +430,7 @@ fn set_install_patches_the_snapshot_exactly_as_a_load_would() {
         ("r/a.yaml", "mac: \"52:54:00:00:00:01\"\n"),
         ("r/prod-07.yaml", COMMENTED),
     ]);
-    let same_as_a_load = |w: &Writer| {
+    let same_as_a_load = |w: &InventoryService| {
         let served = w.shared().load();
         let loaded = load(dir.path(), &pools()).inventory;
         assert_eq!(served.fingerprint, loaded.fingerprint);
@@ -473,16 +474,26 @@ fn install_true_without_a_profile_is_still_refused() {
 
 // ---- the watcher --------------------------------------------------------
 
-fn reloader_on(files: &[(&str, &str)]) -> (tempfile::TempDir, Reloader, Arc<ArcSwap<Inventory>>) {
+fn reloader_on(
+    files: &[(&str, &str)],
+) -> (
+    tempfile::TempDir,
+    Arc<InventoryService>,
+    Arc<ArcSwap<Inventory>>,
+) {
     let dir = tree(files);
-    let shared = Arc::new(ArcSwap::from_pointee(load(dir.path(), &pools()).inventory));
-    let r = Reloader::new(dir.path(), pools(), shared.clone());
+    let r = Arc::new(InventoryService::new(
+        dir.path(),
+        pools(),
+        load(dir.path(), &pools()).inventory,
+    ));
+    let shared = r.shared().clone();
     (dir, r, shared)
 }
 
 #[test]
 fn reload_keeps_the_last_good_snapshot_on_a_broken_file_and_recovers() {
-    let (dir, mut r, shared) = reloader_on(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\n")]);
+    let (dir, r, shared) = reloader_on(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\n")]);
     assert_eq!(r.reload(), None, "nothing changed");
     fs::write(dir.path().join("b.yaml"), "mac: [\n").unwrap();
     match r.reload() {
@@ -505,17 +516,53 @@ fn reload_keeps_the_last_good_snapshot_on_a_broken_file_and_recovers() {
     assert_eq!(shared.load().machines.len(), 2);
 }
 
+/// The watcher and an operator's reload share one service: a broken tree
+/// the watcher reported is not reported twice by it, but an operator who
+/// asks hears about it again.
+#[test]
+fn an_operator_reload_reports_a_broken_tree_again() {
+    let (dir, r, _shared) = reloader_on(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\n")]);
+    fs::write(dir.path().join("b.yaml"), "mac: [\n").unwrap();
+    assert!(matches!(r.reload(), Some(Reload::Failed(_))));
+    assert_eq!(r.reload(), None);
+    assert!(matches!(r.reload_on_request(), Some(Reload::Failed(_))));
+    fs::remove_file(dir.path().join("b.yaml")).unwrap();
+    assert_eq!(
+        r.reload_on_request(),
+        Some(Reload::Reloaded {
+            machines: 1,
+            profiles: 0
+        }),
+        "recovering publishes the good tree"
+    );
+    assert_eq!(r.reload(), None);
+}
+
+/// An install flip publishes one machine and says so; an adoption
+/// publishes the whole tree.
+#[test]
+fn writes_say_how_much_of_the_snapshot_changed() {
+    let (_dir, w) = writer_on(&[PROFILE, ("prod-07.yaml", COMMENTED)]);
+    let flip = w.set_install("prod-07", false).unwrap();
+    assert_eq!(flip.published, Published::Machine("prod-07".into()));
+    let again = w.set_install("prod-07", false).unwrap();
+    assert_eq!(again.published, Published::Nothing);
+    let before = w.shared().load_full();
+    w.adopt(&[adoption("web-01", "52:54:00:00:00:09")]).unwrap();
+    assert!(!Arc::ptr_eq(&before, &w.shared().load_full()));
+}
+
 #[test]
 fn the_writers_own_writes_do_not_cause_a_reload() {
     let dir = tree(&[
         PROFILE,
         ("a.yaml", "mac: \"52:54:00:00:00:01\"\nprofile: p\n"),
     ]);
-    let shared = Arc::new(ArcSwap::from_pointee(load(dir.path(), &pools()).inventory));
-    let mut r = Reloader::new(dir.path(), pools(), shared.clone());
-    let w = Writer::new(dir.path(), pools(), shared.clone());
+    // The writer and the watcher are one service: its reload sees that the
+    // tree on disk is what it published.
+    let w = InventoryService::new(dir.path(), pools(), load(dir.path(), &pools()).inventory);
     w.set_install("a", true).unwrap();
-    assert_eq!(r.reload(), None);
+    assert_eq!(w.reload(), None);
 }
 
 fn wait_for(rx: &mpsc::Receiver<Reload>, what: impl Fn(&Reload) -> bool) -> Reload {
@@ -576,12 +623,15 @@ fn the_watcher_loads_nothing_for_the_writers_own_files() {
         .collect();
     files.extend(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())));
     let dir = tree(&files);
-    let shared = Arc::new(ArcSwap::from_pointee(load(dir.path(), &pools()).inventory));
-    let w = Writer::new(dir.path(), pools(), shared.clone());
-    let r = Reloader::new(dir.path(), pools(), shared.clone()).ignoring(w.own_writes());
-    let loads = r.load_counter();
+    let w = Arc::new(InventoryService::new(
+        dir.path(),
+        pools(),
+        load(dir.path(), &pools()).inventory,
+    ));
+    let shared = w.shared().clone();
+    let loads = w.load_counter();
     let (tx, rx) = mpsc::channel();
-    let _watch = watch(r, move |change| {
+    let _watch = watch(w.clone(), move |change| {
         let _ = tx.send(change);
     })
     .unwrap();

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::HttpState;
+use crate::control::{CommandError, Failure};
 use crate::event::Command;
 use crate::inventory::Adoption;
 
@@ -192,16 +193,28 @@ async fn run(s: &Arc<HttpState>, headers: &HeaderMap, command: Command) -> Respo
     let Some(control) = s.control.clone() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no inventory writer\n").into_response();
     };
-    match tokio::task::spawn_blocking(move || control.execute(command)).await {
+    match tokio::task::spawn_blocking(move || control.run(&command)).await {
         Ok(Ok(message)) => {
             Json(serde_json::json!({ "ok": true, "message": message })).into_response()
         }
         Ok(Err(error)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({ "ok": false, "error": error })),
+            status_of(&error),
+            Json(serde_json::json!({ "ok": false, "error": error.to_string() })),
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The status a failed command answers with: 422 for a request that breaks
+/// a rule, 404 for a name that does not exist, 409 when the state on disk
+/// or of the server prevents it, 500 when pxedeck itself failed (I/O).
+pub fn status_of(error: &CommandError) -> StatusCode {
+    match error.failure() {
+        Failure::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Failure::NotFound => StatusCode::NOT_FOUND,
+        Failure::Conflict => StatusCode::CONFLICT,
+        Failure::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::boot::decide::decide;
 use crate::boot::render::{self, Script};
 use crate::event::{EventKind, Level};
 use crate::ident::{Mac, Uuid};
-use crate::inventory::{Inventory, Machine};
+use crate::inventory::{Inventory, Machine, Stamp};
 
 /// What iPXE can tell about itself in the entry URL's query.
 #[derive(Debug, Default, Deserialize)]
@@ -212,9 +212,9 @@ pub async fn done(
     let Some(control) = state.control.clone() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    let failed = |e: String| {
+    let failed = |status: StatusCode, e: String| {
         text(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            status,
             "text/plain; charset=utf-8",
             format!("pxedeck: {e}\n"),
         )
@@ -229,27 +229,29 @@ pub async fn done(
             });
             text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         }
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e.to_string()),
+        Ok(Err(e)) => failed(super::api::status_of(&e), e.to_string()),
+        Err(e) => failed(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// Rendered entry scripts for the current inventory snapshot.
+/// Rendered entry scripts, kept across inventory snapshots.
 ///
 /// A mass boot asks for the same few hundred scripts again and again (the
-/// hold loop every 5 s, retries); the answer depends only on the inventory
-/// snapshot, the MAC and the UUID, so it is rendered once per snapshot.
-/// Holding the snapshot's `Arc` both keys the cache and keeps its address
-/// from being reused by a later snapshot.
+/// hold loop every 5 s, retries). A script depends only on the files all
+/// machines share, the client's own machine (if known) and the MAC and
+/// UUID, so each entry keeps the [`Stamp`] of what it was rendered from and
+/// is used while the current snapshot gives the same stamp. A done callback
+/// changes one machine's stamp: that machine's script is rendered again and
+/// every other one stays.
 #[derive(Default)]
 pub struct ScriptCache {
-    inner: std::sync::Mutex<CacheInner>,
+    inner: std::sync::Mutex<std::collections::HashMap<(Mac, Option<Uuid>), Entry>>,
+    renders: std::sync::atomic::AtomicU64,
 }
 
-#[derive(Default)]
-struct CacheInner {
-    snapshot: Option<Arc<Inventory>>,
-    scripts: std::collections::HashMap<(Mac, Option<Uuid>), Arc<Cached>>,
+struct Entry {
+    stamp: Stamp,
+    cached: Arc<Cached>,
 }
 
 /// A rendered script and who it was for.
@@ -258,36 +260,46 @@ pub struct Cached {
     pub hostname: Option<String>,
 }
 
-/// More distinct machines than this between two inventory changes is not
-/// a rack; start over rather than grow without bound.
+/// More distinct clients than this is not a rack; start over rather than
+/// grow without bound.
 const CACHE_LIMIT: usize = 20_000;
 
 impl ScriptCache {
+    /// The cached script for `key` when `inv` still gives what it was
+    /// rendered from, else `render`'s (rendered outside the lock: a slow
+    /// template must not stall others).
     pub fn get_or_render(
         &self,
-        inv: &Arc<Inventory>,
+        inv: &Inventory,
         key: (Mac, Option<Uuid>),
         render: impl FnOnce() -> Cached,
     ) -> Arc<Cached> {
+        let stamp = inv.stamp(inv.lookup(&key.0, key.1.as_ref()));
         {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            if inner.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, inv))
-                && let Some(hit) = inner.scripts.get(&key)
-            {
-                return hit.clone();
+            if let Some(hit) = inner.get(&key).filter(|e| e.stamp == stamp) {
+                return hit.cached.clone();
             }
         }
-        // Rendered outside the lock: a slow template must not stall others.
+        self.renders
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fresh = Arc::new(render());
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.snapshot.as_ref().is_some_and(|s| Arc::ptr_eq(s, inv)) {
-            inner.snapshot = Some(inv.clone());
-            inner.scripts.clear();
+        if inner.len() >= CACHE_LIMIT && !inner.contains_key(&key) {
+            inner.clear();
         }
-        if inner.scripts.len() >= CACHE_LIMIT {
-            inner.scripts.clear();
-        }
-        inner.scripts.insert(key, fresh.clone());
+        inner.insert(
+            key,
+            Entry {
+                stamp,
+                cached: fresh.clone(),
+            },
+        );
         fresh
+    }
+
+    /// How many scripts were rendered (not served from the cache).
+    pub fn renders(&self) -> u64 {
+        self.renders.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

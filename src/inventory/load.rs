@@ -5,7 +5,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use super::machine::{ConfigTemplate, FieldError, Profile, boot_spec, extract_machine};
-use super::{Inventory, Machine, Problem, valid_hostname};
+use super::validate::check_hostname;
+use super::{Inventory, Machine, Problem};
 use crate::config::Pool;
 use crate::yaml::{self, FileId, Node, Origin};
 
@@ -237,6 +238,12 @@ pub(super) fn load_with_overlay(
         .map(|(path, text)| file_hash(path, text))
         .collect();
     let fingerprint = fingerprint_of(&file_hashes);
+    let machine_files: HashSet<FileId> = walk.machines.iter().copied().collect();
+    let common_hashes: Vec<u64> = (0..file_hashes.len())
+        .filter(|&id| !machine_files.contains(&(id as FileId)))
+        .map(|id| file_hashes[id])
+        .collect();
+    let common_fingerprint = fingerprint_of(&common_hashes);
     let mut problems = std::mem::take(&mut walk.problems);
     let files: Vec<PathBuf> = walk.files.iter().map(|(p, _)| p.clone()).collect();
     let report = |problems: &mut Vec<Problem>, origin: Origin, message: String| {
@@ -338,13 +345,11 @@ pub(super) fn load_with_overlay(
             continue; // a broken _defaults.yaml above; already reported
         };
         let hostname = stem(path);
-        if !valid_hostname(&hostname) {
+        if let Err(e) = check_hostname(&hostname) {
             report(
                 &mut problems,
                 Origin { file: id, line: 1 },
-                format!(
-                    "file name `{hostname}` is not a valid hostname (letters, digits, hyphens; at most 63)"
-                ),
+                format!("file name {e}"),
             );
             continue;
         }
@@ -418,6 +423,7 @@ pub(super) fn load_with_overlay(
         groups: walk.groups,
         file_hashes,
         fingerprint,
+        common_fingerprint,
         ..Default::default()
     };
     inventory.index();

@@ -4,8 +4,11 @@
 //!   and validates everything with file and line ([`Problem`]).
 //! - [`Inventory`] is an immutable snapshot with indexes by MAC, UUID, serial,
 //!   hostname and IP; the servers read it lock-free through an `ArcSwap`.
-//! - `write` is the one writer (adopt, update keys), atomic and comment-
-//!   preserving; `watch` reloads on change and keeps the last good snapshot.
+//! - [`InventoryService`] is the one owner of the served snapshot: it
+//!   loads, validates ([`validate`], the adoption rules everyone uses),
+//!   writes (`write`: atomic and comment-preserving) and publishes under one
+//!   lock; `watch` asks it to reload on change, keeping the last good
+//!   snapshot.
 //!
 //! The rules are documented with examples in `docs/inventory.md`.
 
@@ -13,10 +16,13 @@ mod edit;
 mod load;
 mod machine;
 mod render;
+mod service;
+pub mod validate;
+pub mod watch;
 mod write;
 pub use edit::Scalar;
-pub use write::{SharedInventory, machine_file_text, write_atomic};
-pub mod watch;
+pub use service::{InventoryService, Published, SharedInventory, Written};
+pub use write::{machine_file_text, write_atomic};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -26,7 +32,7 @@ use std::path::{Path, PathBuf};
 pub use load::{LoadOptions, Loaded, load};
 pub use machine::{BootSpec, ConfigTemplate, Machine, Profile};
 pub use render::annotated_yaml;
-pub use write::{Adoption, OwnWrites, WriteError, Writer};
+pub use write::{Adoption, WriteError};
 
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Origin};
@@ -71,6 +77,9 @@ pub struct Inventory {
     /// The sum of `file_hashes`: equal fingerprints mean nothing changed
     /// (lets the watcher ignore the writer's own writes).
     pub fingerprint: u64,
+    /// The sum of the hashes of every file that is not a machine file
+    /// (defaults, profiles, templates): what all machines' answers share.
+    pub common_fingerprint: u64,
     by_mac: HashMap<Mac, usize>,
     by_uuid: HashMap<Uuid, usize>,
     by_serial: HashMap<String, usize>,
@@ -105,6 +114,27 @@ impl Inventory {
 
     pub fn by_ip(&self, ip: Ipv4Addr) -> Option<&Machine> {
         self.by_ip.get(&ip).map(|&i| &self.machines[i])
+    }
+
+    /// The machine a booting client is: by MAC first, then by UUID (the
+    /// lookup `boot::decide` makes).
+    pub fn lookup(&self, mac: &Mac, uuid: Option<&Uuid>) -> Option<&Machine> {
+        self.by_mac(mac)
+            .or_else(|| uuid.and_then(|u| self.by_uuid(u)))
+    }
+
+    /// What a client's boot answers depend on in this snapshot: the files
+    /// all machines share, and the machine's own file and install flag.
+    /// Equal stamps in two snapshots mean the same answer, so a cache keeps
+    /// what a change elsewhere in the tree did not touch.
+    pub fn stamp(&self, machine: Option<&Machine>) -> Stamp {
+        Stamp {
+            common: self.common_fingerprint,
+            machine: machine.map(|m| {
+                let file = self.file_hashes.get(m.file as usize).copied();
+                (file.unwrap_or_default(), m.install)
+            }),
+        }
     }
 
     /// Finds a machine by whatever an operator typed: a MAC in any
@@ -155,6 +185,15 @@ impl Inventory {
             self.by_hostname.insert(m.hostname.clone(), i);
         }
     }
+}
+
+/// See [`Inventory::stamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    common: u64,
+    /// The machine's file hash and install flag (the flag is set apart from
+    /// the file while the tree on disk is broken).
+    machine: Option<(u64, bool)>,
 }
 
 /// Whether `name` is a valid hostname label (RFC 1123): letters, digits and

@@ -4,14 +4,16 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use crate::ident::{Mac, Uuid};
-use crate::inventory::{Adoption, valid_group, valid_hostname};
-use crate::model::Model;
+use crate::inventory::Adoption;
+use crate::inventory::validate::{Taken, check_adoption};
+use crate::model::{MachineRow, Model};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -272,66 +274,27 @@ impl AdoptDialog {
     }
 
     /// Checks the choices against the inventory as the console sees it and
-    /// builds the adoptions. The writer checks again on disk.
+    /// builds the adoptions, with the writer's rules and words
+    /// ([`check_adoption`]). The writer checks again on disk.
     pub fn validate(&self, model: &Model) -> Result<Vec<Adoption>, String> {
-        let profile = self.profile_name();
-        if !model.inventory.profiles.iter().any(|p| p == profile) {
-            return Err("choose a profile (the inventory has none)".into());
-        }
-        let group = self.group_name();
-        if !group.is_empty() && !valid_group(group) {
-            return Err(format!("invalid group {group:?}"));
-        }
-        let used = used_hostnames(model);
         let entered = self.hostname.value().trim();
         let names = if self.bulk() {
             if !is_pattern(entered) {
                 return Err("several machines need a pattern with {n}, like worker-{n:02}".into());
             }
-            free_names(entered, &used, self.machines.len())
+            free_names(entered, &used_hostnames(model), self.machines.len())
         } else {
             vec![entered.to_string()]
         };
-        for name in &names {
-            if !valid_hostname(name) {
-                return Err(format!(
-                    "{name:?} is not a valid hostname (letters, digits, '-', up to 63)"
-                ));
-            }
-            if used.contains(name) {
-                return Err(format!("{name} is already in the inventory"));
-            }
-        }
         let ip = match self.ip.value().trim() {
             "" => None,
             _ if self.bulk() => None,
-            text => {
-                let ip: Ipv4Addr = text
-                    .parse()
-                    .map_err(|_| format!("{text:?} is not an IPv4 address"))?;
-                let mine = |mac: &Mac| self.machines.iter().any(|(m, _)| m == mac);
-                if let Some(owner) = model
-                    .machines
-                    .iter()
-                    .find(|m| m.ip == Some(ip) && m.hostname.is_some())
-                {
-                    return Err(format!(
-                        "{ip} is already {}'s address",
-                        owner.hostname.as_deref().unwrap_or("another machine")
-                    ));
-                }
-                if let Some(lease) = model.leases.get(&ip).filter(|l| !mine(&l.mac)) {
-                    return Err(format!("{ip} is leased to {}", lease.mac));
-                }
-                Some(ip)
-            }
+            text => Some(
+                text.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("{text:?} is not an IPv4 address"))?,
+            ),
         };
-        for (mac, _) in &self.machines {
-            if let Some(known) = model.machine(mac).and_then(|m| m.hostname.clone()) {
-                return Err(format!("{mac} is already {known}"));
-            }
-        }
-        Ok(self
+        let adoptions: Vec<Adoption> = self
             .machines
             .iter()
             .zip(names)
@@ -339,12 +302,62 @@ impl AdoptDialog {
                 macs: vec![*mac],
                 uuid: *uuid,
                 hostname,
-                group: group.to_string(),
-                profile: profile.to_string(),
+                group: self.group_name().to_string(),
+                profile: self.profile_name().to_string(),
                 ip,
                 install: self.install,
             })
-            .collect())
+            .collect();
+        for a in &adoptions {
+            check_adoption(a, &Seen(model)).map_err(|e| e.to_string())?;
+        }
+        Ok(adoptions)
+    }
+}
+
+/// What the console has seen, as the adoption rules ask about it: the
+/// inventory's machines and profiles, and the leases.
+struct Seen<'a>(&'a Model);
+
+impl Seen<'_> {
+    fn known_where(&self, pick: impl Fn(&MachineRow) -> bool) -> Option<String> {
+        self.0
+            .machines
+            .iter()
+            .filter(|m| pick(m))
+            .find_map(|m| m.hostname.clone())
+    }
+}
+
+impl Taken for Seen<'_> {
+    fn profile_count(&self) -> usize {
+        self.0.inventory.profiles.len()
+    }
+
+    fn has_profile(&self, name: &str) -> bool {
+        self.0.inventory.profiles.iter().any(|p| p == name)
+    }
+
+    fn hostname_taken(&self, hostname: &str) -> Option<Option<PathBuf>> {
+        // The console knows names, not files.
+        self.known_where(|m| m.hostname.as_deref() == Some(hostname))
+            .map(|_| None)
+    }
+
+    fn mac_owner(&self, mac: &Mac) -> Option<String> {
+        self.0.machine(mac).and_then(|m| m.hostname.clone())
+    }
+
+    fn uuid_owner(&self, uuid: &Uuid) -> Option<String> {
+        self.known_where(|m| m.uuid == Some(*uuid))
+    }
+
+    fn ip_owner(&self, ip: Ipv4Addr) -> Option<String> {
+        self.known_where(|m| m.ip == Some(ip))
+    }
+
+    fn lease_holder(&self, ip: Ipv4Addr) -> Option<Mac> {
+        self.0.leases.get(&ip).map(|l| l.mac)
     }
 }
 

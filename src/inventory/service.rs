@@ -1,0 +1,273 @@
+//! The one owner of the served inventory snapshot: it loads, patches,
+//! validates, writes and publishes, all under one lock, and nothing else
+//! stores into the snapshot.
+//!
+//! Every change is validated before anything touches the disk: the tree is
+//! loaded with the changed files overlaid in memory and the change refused
+//! if it adds a problem. Files are then written atomically and the new
+//! snapshot published at once, so a machine in the hold loop sees its
+//! adoption on its next poll, without waiting for the file watcher.
+//!
+//! The done callback's `install: false` is the one write a mass boot makes
+//! hundreds of times, so it skips the whole-tree load: when the file on disk
+//! is the one the snapshot was loaded from, the edited file is parsed alone
+//! and the snapshot patched. The service also remembers what it wrote, so
+//! the watcher loads nothing for those files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+
+use super::edit::{self, Scalar};
+use super::load::{LoadOptions, load, load_with_overlay};
+use super::validate::check_adoption;
+use super::write::{Adoption, OwnWrites, WriteError, machine_file_text};
+use super::{Inventory, Problem};
+
+/// The snapshot every server reads lock-free. Only [`InventoryService`]
+/// stores into it.
+pub type SharedInventory = Arc<ArcSwap<Inventory>>;
+
+/// What a reload found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reload {
+    /// A new snapshot is being served.
+    Reloaded { machines: usize, profiles: usize },
+    /// The tree has problems; the last good snapshot keeps serving.
+    Failed(Vec<Problem>),
+}
+
+/// How much of the served snapshot a write changed, so consumers refresh
+/// only that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The file already said so: nothing was written.
+    Nothing,
+    /// One machine changed and nothing else did.
+    Machine(String),
+    /// A new snapshot of the whole tree.
+    Whole,
+}
+
+/// A write that happened: the file and what it changed in the snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub path: PathBuf,
+    pub published: Published,
+}
+
+pub struct InventoryService {
+    root: PathBuf,
+    opts: LoadOptions,
+    shared: SharedInventory,
+    own: OwnWrites,
+    /// The one lock: validation, write and publish see the same tree, and a
+    /// reload never interleaves with a write.
+    reloads: Mutex<ReloadState>,
+    loads: Arc<AtomicU64>,
+}
+
+/// What the last reload saw, so the same tree is reported once.
+struct ReloadState {
+    last_seen: Option<u64>,
+    failing: bool,
+}
+
+impl InventoryService {
+    /// Serves `first` (a good load of `root`, or an empty inventory while
+    /// the tree has problems).
+    pub fn new(root: &Path, opts: LoadOptions, first: Inventory) -> InventoryService {
+        let last_seen = Some(first.fingerprint);
+        InventoryService {
+            root: root.to_path_buf(),
+            opts,
+            shared: Arc::new(ArcSwap::from_pointee(first)),
+            own: OwnWrites::default(),
+            reloads: Mutex::new(ReloadState {
+                last_seen,
+                failing: false,
+            }),
+            loads: Arc::default(),
+        }
+    }
+
+    /// The snapshot handle for readers.
+    pub fn shared(&self) -> &SharedInventory {
+        &self.shared
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Counts the tree loads reloads make (tests check that pxedeck's own
+    /// writes cause none).
+    pub fn load_counter(&self) -> Arc<AtomicU64> {
+        self.loads.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ReloadState> {
+        self.reloads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether file changes at `paths` call for a reload: not when they are
+    /// all pxedeck's own writes, which are published already.
+    pub fn must_reload(&self, paths: &[PathBuf]) -> bool {
+        !self.own.explain(paths)
+    }
+
+    /// Loads the tree after a change on disk; returns what changed, or None
+    /// when nothing did. A broken tree is reported once until it changes.
+    pub fn reload(&self) -> Option<Reload> {
+        self.reload_as(false)
+    }
+
+    /// As [`Self::reload`], for an operator who asked: a tree that is still
+    /// broken is reported again.
+    pub fn reload_on_request(&self) -> Option<Reload> {
+        self.reload_as(true)
+    }
+
+    fn reload_as(&self, asked: bool) -> Option<Reload> {
+        let mut state = self.lock();
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let loaded = load(&self.root, &self.opts);
+        let fp = loaded.inventory.fingerprint;
+        let seen = state.last_seen == Some(fp) && !(state.failing && loaded.is_ok());
+        // An operator who asks about a broken tree hears about it again.
+        let tell_again = asked && !loaded.is_ok();
+        if seen && !tell_again {
+            return None;
+        }
+        state.last_seen = Some(fp);
+        if !loaded.is_ok() {
+            state.failing = true;
+            return Some(Reload::Failed(loaded.problems));
+        }
+        let recovering = std::mem::replace(&mut state.failing, false);
+        if fp == self.shared.load().fingerprint && !recovering {
+            return None; // already published exactly this
+        }
+        let (machines, profiles) = (
+            loaded.inventory.machines.len(),
+            loaded.inventory.profiles.len(),
+        );
+        self.shared.store(Arc::new(loaded.inventory));
+        Some(Reload::Reloaded { machines, profiles })
+    }
+
+    /// Creates one machine file per adoption, all or nothing.
+    pub fn adopt(&self, adoptions: &[Adoption]) -> Result<Vec<PathBuf>, WriteError> {
+        let _guard = self.lock();
+        let current = self.shared.load();
+        let mut overlay = BTreeMap::new();
+        for a in adoptions {
+            check_adoption(a, &**current)?;
+            let rel = Path::new(&a.group).join(format!("{}.yaml", a.hostname));
+            if self.root.join(&rel).exists() || overlay.contains_key(&rel) {
+                return Err(WriteError::FileExists(rel));
+            }
+            overlay.insert(rel, machine_file_text(a));
+        }
+        let changed: Vec<PathBuf> = overlay.keys().cloned().collect();
+        self.commit(overlay, None)?;
+        Ok(changed)
+    }
+
+    /// Sets `install` on a machine: `false` after an install finished (so a
+    /// reinstall loop cannot happen), `true` to reimage on next boot.
+    pub fn set_install(&self, hostname: &str, install: bool) -> Result<Written, WriteError> {
+        self.update(hostname, &[("install", Scalar::Bool(install))])
+    }
+
+    /// Changes top-level keys of a machine's file, keeping the rest of it
+    /// byte-for-byte.
+    pub fn update(
+        &self,
+        hostname: &str,
+        changes: &[(&str, Scalar)],
+    ) -> Result<Written, WriteError> {
+        let _guard = self.lock();
+        let current = self.shared.load();
+        let machine = current
+            .by_hostname(hostname)
+            .ok_or_else(|| WriteError::NoSuchMachine(hostname.into()))?;
+        let rel = current.file(machine.file).to_path_buf();
+        let path = self.root.join(&rel);
+        let text = fs::read_to_string(&path).map_err(|source| WriteError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let edited = edit::set_top_level(&text, changes).map_err(WriteError::Uneditable)?;
+        if edited == text {
+            return Ok(Written {
+                path,
+                published: Published::Nothing,
+            });
+        }
+        let install_only = changes.iter().all(|(k, _)| *k == "install");
+        if install_only
+            && let Some(patched) = current.with_install_edited(hostname, &rel, &text, &edited)
+        {
+            self.own.write(&path, &edited)?;
+            self.shared.store(Arc::new(patched));
+            return Ok(Written {
+                path,
+                published: Published::Machine(hostname.into()),
+            });
+        }
+        let mut overlay = BTreeMap::new();
+        overlay.insert(rel, edited);
+        let published = self.commit(overlay, install_only.then_some(hostname))?;
+        Ok(Written { path, published })
+    }
+
+    /// Validates the overlay against the whole tree, writes it, publishes.
+    /// The caller holds the lock.
+    ///
+    /// A change is refused when it adds a problem. When the tree on disk was
+    /// already broken elsewhere, the served snapshot stays the last good one;
+    /// only an `install` flag change is still applied to it, because "don't
+    /// reinstall this machine again" must never wait for someone's typo.
+    fn commit(
+        &self,
+        overlay: BTreeMap<PathBuf, String>,
+        install_of: Option<&str>,
+    ) -> Result<Published, WriteError> {
+        let before = load(&self.root, &self.opts).problems;
+        let after = load_with_overlay(&self.root, &self.opts, &overlay);
+        let new: Vec<Problem> = after
+            .problems
+            .iter()
+            .filter(|p| !before.contains(p))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            return Err(WriteError::Invalid(new));
+        }
+        if !after.is_ok() && install_of.is_none() {
+            return Err(WriteError::TreeBroken(after.problems));
+        }
+        for (rel, text) in &overlay {
+            self.own.write(&self.root.join(rel), text)?;
+        }
+        match install_of {
+            Some(hostname) if !after.is_ok() => {
+                let patched = self
+                    .shared
+                    .load()
+                    .with_machine_from(&after.inventory, hostname);
+                self.shared.store(Arc::new(patched));
+                Ok(Published::Machine(hostname.into()))
+            }
+            _ => {
+                self.shared.store(Arc::new(after.inventory));
+                Ok(Published::Whole)
+            }
+        }
+    }
+}
