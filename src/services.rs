@@ -33,7 +33,8 @@ use crate::tftp::server::{TftpServer, TftpSettings};
 
 /// Socket buffer for the UDP services: a mass boot bursts.
 const UDP_BUFFER: usize = 4 << 20;
-/// How often expired leases are reclaimed.
+/// How often expired leases are reclaimed and the boot root is probed for
+/// loaders (see `DhcpServer::refresh_loaders`).
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 
 /// The addresses the services actually bound (ports may have been 0).
@@ -138,9 +139,12 @@ impl Services {
         tftp_lane.spawn(tftp.clone().serve(tftp_socket, cancel.clone()));
 
         let dhcp_lane = Lane::start("pxedeck-dhcp", &cancel, &mut tasks)?;
-        let (dhcp, dhcp_addr, proxy_addr) = start_dhcp(
+        let dhcp_started = start_dhcp(
             &config, &inventory, &bus, &base, tftp_fs, &cancel, &dhcp_lane,
         )?;
+        let dhcp = dhcp_started.as_ref().map(|d| d.server.clone());
+        let dhcp_addr = dhcp_started.as_ref().map(|d| d.main);
+        let proxy_addr = dhcp_started.and_then(|d| d.proxy);
 
         let writer = Writer::new(&config.inventory, opts.clone(), inventory.clone());
         let own_writes = writer.own_writes();
@@ -274,14 +278,15 @@ fn bind_hint(what: &str, address: Ipv4Addr, port: u16) -> String {
     format!("cannot bind {what} on {address}:{port}{hint}")
 }
 
-type DhcpStart = (
-    Option<Arc<DhcpServer>>,
-    Option<SocketAddr>,
-    Option<SocketAddr>,
-);
+/// A running DHCP server and the addresses it answers on.
+struct DhcpStarted {
+    server: Arc<DhcpServer>,
+    /// The server port (67, or what the config asked).
+    main: SocketAddr,
+    /// The PXE BINL port (4011), unless disabled.
+    proxy: Option<SocketAddr>,
+}
 
-/// Binds the DHCP sockets the mode needs: 67 (full or proxy), 4011 (PXE
-/// BINL, both modes), and 68 to notice other servers' answers.
 fn announce_leases(dhcp: &DhcpServer, inventory: &Inventory, bus: &Bus) {
     for lease in dhcp.leases() {
         if lease.state != LeaseState::Bound {
@@ -297,6 +302,9 @@ fn announce_leases(dhcp: &DhcpServer, inventory: &Inventory, bus: &Bus) {
     }
 }
 
+/// Binds the DHCP sockets the mode needs: 67 (full or proxy), 4011 (PXE
+/// BINL, both modes), and 68 to notice other servers' answers. None when
+/// DHCP is off.
 fn start_dhcp(
     config: &Arc<Config>,
     inventory: &SharedInventory,
@@ -305,9 +313,9 @@ fn start_dhcp(
     loaders: BootFs,
     cancel: &CancellationToken,
     lane: &Lane,
-) -> anyhow::Result<DhcpStart> {
+) -> anyhow::Result<Option<DhcpStarted>> {
     if config.dhcp.mode == DhcpMode::Off {
-        return Ok((None, None, None));
+        return Ok(None);
     }
     // Sockets register with the lane's runtime, which serves them.
     let _in_lane = lane.enter();
@@ -365,13 +373,20 @@ fn start_dhcp(
             let mut tick = tokio::time::interval(EXPIRE_EVERY);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => server.expire(),
+                    _ = tick.tick() => {
+                        server.expire();
+                        server.refresh_loaders();
+                    }
                     _ = cancel.cancelled() => return,
                 }
             }
         });
     }
-    Ok((Some(server), Some(main_addr), proxy_addr))
+    Ok(Some(DhcpStarted {
+        server,
+        main: main_addr,
+        proxy: proxy_addr,
+    }))
 }
 
 /// A thread of its own with a single-threaded runtime, for a UDP service.
