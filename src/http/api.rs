@@ -370,6 +370,12 @@ fn render_metrics(s: &HttpState) -> String {
             ],
         );
         family(
+            "pxedeck_tftp_dropped_total",
+            "counter",
+            "TFTP packets and requests not served, by reason.",
+            t.dropped.samples("reason"),
+        );
+        family(
             "pxedeck_tftp_active_transfers",
             "gauge",
             "TFTP transfers running now.",
