@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::boot::BootDecision;
 use crate::boot::ScriptKind;
-use crate::boot::arch::Firmware;
 use crate::clock::{Millis, now_millis};
 use crate::config::{DhcpMode, UnknownPolicy};
-use crate::dhcp::{DhcpMessage, DhcpReply, LeaseEnd};
-use crate::ident::{Mac, Uuid};
+pub use crate::dhcp::DhcpSeen;
+use crate::dhcp::{DhcpReply, LeaseEnd};
+use crate::ident::Mac;
 use crate::inventory::{Adoption, Problem};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,24 +38,6 @@ impl Protocol {
             Protocol::Http => "HTTP",
         }
     }
-}
-
-/// The client side of a DHCP packet, as the console shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DhcpSeen {
-    pub mac: Mac,
-    pub xid: u32,
-    pub message: DhcpMessage,
-    pub firmware: Option<Firmware>,
-    /// The client is iPXE (user class `iPXE` or option 175).
-    pub ipxe: bool,
-    pub vendor_class: Option<String>,
-    pub uuid: Option<Uuid>,
-    /// The relay (giaddr) the request came through.
-    pub relay: Option<Ipv4Addr>,
-    /// The inventory hostname, when the machine is known.
-    pub hostname: Option<String>,
-    pub decision: BootDecision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 
 /// What was loaded: equal identities mean the file did not change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod bootfs;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod counters;
 pub mod demo;
 pub mod dhcp;
 pub mod event;

@@ -32,7 +32,8 @@ use crate::tftp::server::{TftpServer, TftpSettings};
 
 /// Socket buffer for the UDP services: a mass boot bursts.
 const UDP_BUFFER: usize = 4 << 20;
-/// How often expired leases are reclaimed.
+/// How often expired leases are reclaimed and the boot root is probed for
+/// loaders (see `DhcpServer::refresh_loaders`).
 const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 
 /// The addresses the services actually bound (ports may have been 0).
@@ -137,9 +138,12 @@ impl Services {
         tftp_lane.spawn(tftp.clone().serve(tftp_socket, cancel.clone()));
 
         let dhcp_lane = Lane::start("pxedeck-dhcp", &cancel, &mut tasks)?;
-        let (dhcp, dhcp_addr, proxy_addr) = start_dhcp(
+        let dhcp_started = start_dhcp(
             &config, &inventory, &bus, &base, tftp_fs, &cancel, &dhcp_lane,
         )?;
+        let dhcp = dhcp_started.as_ref().map(|d| d.server.clone());
+        let dhcp_addr = dhcp_started.as_ref().map(|d| d.main);
+        let proxy_addr = dhcp_started.and_then(|d| d.proxy);
 
         let control = Arc::new(Control::new(
             inventory_service.clone(),
@@ -273,14 +277,15 @@ async fn tcp_listener(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListene
         .with_context(|| format!("cannot start {what}"))
 }
 
-type DhcpStart = (
-    Option<Arc<DhcpServer>>,
-    Option<SocketAddr>,
-    Option<SocketAddr>,
-);
+/// A running DHCP server and the addresses it answers on.
+struct DhcpStarted {
+    server: Arc<DhcpServer>,
+    /// The server port (67, or what the config asked).
+    main: SocketAddr,
+    /// The PXE BINL port (4011), unless disabled.
+    proxy: Option<SocketAddr>,
+}
 
-/// Binds the DHCP sockets the mode needs: 67 (full or proxy), 4011 (PXE
-/// BINL, both modes), and 68 to notice other servers' answers.
 fn announce_leases(dhcp: &DhcpServer, inventory: &Inventory, bus: &Bus) {
     for lease in dhcp.leases() {
         if lease.state != LeaseState::Bound {
@@ -296,6 +301,9 @@ fn announce_leases(dhcp: &DhcpServer, inventory: &Inventory, bus: &Bus) {
     }
 }
 
+/// Binds the DHCP sockets the mode needs: 67 (full or proxy), 4011 (PXE
+/// BINL, both modes), and 68 to notice other servers' answers. None when
+/// DHCP is off.
 fn start_dhcp(
     config: &Arc<Config>,
     inventory: &SharedInventory,
@@ -304,9 +312,9 @@ fn start_dhcp(
     loaders: BootFs,
     cancel: &CancellationToken,
     lane: &Lane,
-) -> anyhow::Result<DhcpStart> {
+) -> anyhow::Result<Option<DhcpStarted>> {
     if config.dhcp.mode == DhcpMode::Off {
-        return Ok((None, None, None));
+        return Ok(None);
     }
     // Sockets register with the lane's runtime, which serves them.
     let _in_lane = lane.enter();
@@ -369,13 +377,20 @@ fn start_dhcp(
             let mut tick = tokio::time::interval(EXPIRE_EVERY);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => server.expire(),
+                    _ = tick.tick() => {
+                        server.expire();
+                        server.refresh_loaders();
+                    }
                     _ = cancel.cancelled() => return,
                 }
             }
         });
     }
-    Ok((Some(server), Some(main_addr), proxy_addr))
+    Ok(Some(DhcpStarted {
+        server,
+        main: main_addr,
+        proxy: proxy_addr,
+    }))
 }
 
 /// A thread of its own with a single-threaded runtime, for a UDP service.

@@ -15,6 +15,7 @@ use pxedeck::config::{Config, DhcpMode};
 use pxedeck::dhcp::classify::classify;
 use pxedeck::dhcp::handler::{Ctx, Port, handle};
 use pxedeck::dhcp::leases::LeaseTable;
+use pxedeck::dhcp::loaders::Loaders;
 use pxedeck::dhcp::wire::{Packet, msg};
 use pxedeck::inventory::{Inventory, LoadOptions, load};
 
@@ -102,7 +103,6 @@ proptest! {
     ) {
         let w = world();
         let mut leases = LeaseTable::default();
-        let exists = |name: &str| name == "undionly.kpxe" || name == "ipxe.efi";
         let mut now = 1_000_000u64;
         for (d, proxy_mode, proxy_port, dt) in steps {
             now += dt;
@@ -116,14 +116,14 @@ proptest! {
                 unknown_gets_address: w.config.unknown_gets_address,
                 server_ip: Ipv4Addr::new(10, 99, 0, 1),
                 http_base: "http://10.99.0.1",
-                loader_exists: &exists,
+                loaders: Loaders::only(["undionly.kpxe", "ipxe.efi"]),
                 firmware_lease_ms: None,
                 port: if proxy_port { Port::Proxy } else { Port::Dhcp },
                 now,
             };
             let src = SocketAddr::from(([10, 99, 0, 150], 68));
             let out = handle(&req, src, &mut leases, &ctx);
-            if let Some((reply, _)) = &out.reply {
+            if let Some(reply) = out.reply.as_ref().map(|r| &r.packet) {
                 let yiaddr = reply.yiaddr;
                 let kind = reply.message_type();
                 if kind == Some(msg::OFFER) || kind == Some(msg::ACK) {

@@ -170,7 +170,7 @@ async fn garbage_and_floods_are_counted_and_never_stop_the_server() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     dora(&client, s.addr, [2, 0, 0, 0, 0, 42]).await;
-    let dropped = s.server.stats.dropped.lock().unwrap().clone();
+    let dropped = s.server.stats.dropped.snapshot();
     assert_eq!(dropped.get("too_short"), Some(&2), "{dropped:?}");
     assert!(
         dropped.get("rate_limited").copied().unwrap_or(0) >= 50,

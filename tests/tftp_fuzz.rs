@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use pxedeck::tftp::packet::{self, Packet};
-use pxedeck::tftp::transfer::{Limits, Send, Status, Transfer, negotiate};
+use pxedeck::tftp::transfer::{Limits, Status, Transfer, Transmit, negotiate};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
@@ -37,8 +37,8 @@ proptest! {
         let n = negotiate(&opts, size, &limits);
         let t0 = Instant::now();
         let (mut t, first) = Transfer::start(&n, size, &limits, t0);
-        let check = |send: &Option<Send>, t: &Transfer| -> Result<(), TestCaseError> {
-            if let Some(Send::Blocks(r)) = send {
+        let check = |send: &Option<Transmit>, t: &Transfer| -> Result<(), TestCaseError> {
+            if let Some(Transmit::Blocks(r)) = send {
                 for abs in r.clone() {
                     let (off, len, _) = t.block(abs);
                     prop_assert!(off + len as u64 <= size, "block {abs} outside the file");

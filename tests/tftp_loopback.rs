@@ -11,6 +11,7 @@ use pxedeck::net::{UdpOptions, udp_socket};
 use pxedeck::progress::ProgressTable;
 use pxedeck::tftp::client::{FetchError, FetchOptions, fetch};
 use pxedeck::tftp::packet::{self, Packet};
+use pxedeck::tftp::server::TftpDrop;
 use pxedeck::tftp::transfer::Limits;
 use pxedeck::tftp::{TftpServer, TftpSettings};
 use tokio_util::sync::CancellationToken;
@@ -171,13 +172,7 @@ async fn refusals_carry_the_right_error_codes() {
             message: "read-only server".into()
         }
     );
-    assert_eq!(
-        f.server
-            .stats
-            .refused_writes
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(f.server.stats.dropped.get(TftpDrop::RefusedWrite), 1);
 }
 
 #[tokio::test]
@@ -228,7 +223,7 @@ async fn garbage_is_counted_and_never_stops_the_server() {
         .await
         .unwrap();
     assert_eq!(got.data.len(), 513);
-    let malformed: u64 = f.server.stats.malformed.lock().unwrap().values().sum();
+    let malformed: u64 = f.server.stats.malformed_total();
     assert_eq!(malformed, 7);
 }
 

@@ -1,10 +1,11 @@
-//! What a DHCP request says about its client: message type, identity, and
-//! which kind of boot firmware sent it (PROTOCOLS.md, "Telling clients
-//! apart").
+//! What a DHCP request says about its client: message type, identity,
+//! which kind of boot firmware sent it (option 60 class, option 77/175 for
+//! iPXE, option 93 architecture; RFC 4578 and the PXE specification), and
+//! how it wants its reply (options 55 and 57).
 
 use std::net::Ipv4Addr;
 
-use super::wire::{BOOTREQUEST, Packet, msg, opt};
+use super::wire::{BOOTREQUEST, MIN_DATAGRAM, Packet, msg, opt};
 use crate::boot::arch::Firmware;
 use crate::dhcp::DhcpMessage;
 use crate::ident::{Mac, Uuid};
@@ -21,8 +22,6 @@ pub struct Request {
     pub relay: Option<Ipv4Addr>,
     pub requested_ip: Option<Ipv4Addr>,
     pub server_id: Option<Ipv4Addr>,
-    pub client_id: Option<Vec<u8>>,
-    pub hostname: Option<String>,
     pub vendor_class: Option<String>,
     /// Option 93 codes, in the client's order.
     pub arch_codes: Vec<u16>,
@@ -36,8 +35,11 @@ pub struct Request {
     /// Option 97, for echoing back verbatim.
     pub guid_option: Option<Vec<u8>>,
     pub uuid: Option<Uuid>,
-    /// The largest reply the client accepts (option 57), at least 548.
+    /// The largest DHCP datagram the client accepts, IP and UDP headers
+    /// included (option 57, RFC 2132 §9.10; as dnsmasq and ISC dhcpd read
+    /// it). Never below the 576 every client must accept.
     pub max_size: usize,
+    /// The options the client asks for, most wanted first (option 55).
     pub params: Vec<u8>,
 }
 
@@ -58,18 +60,6 @@ pub enum Reject {
     ServerMessage(u8),
     UnknownMessageType(u8),
     NotEthernet,
-}
-
-impl Reject {
-    pub fn label(self) -> &'static str {
-        match self {
-            Reject::NotARequest => "not_a_request",
-            Reject::NoMessageType => "no_message_type",
-            Reject::ServerMessage(_) => "server_message",
-            Reject::UnknownMessageType(_) => "unknown_message_type",
-            Reject::NotEthernet => "not_ethernet",
-        }
-    }
 }
 
 /// RFC 3004 user class: a list of length-prefixed strings. dhcpcd and
@@ -141,10 +131,8 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
     let max_size = p
         .option(opt::MAX_SIZE)
         .and_then(|v| <[u8; 2]>::try_from(v).ok())
-        .map_or(super::wire::MIN_MESSAGE, |b| {
-            usize::from(u16::from_be_bytes(b))
-        })
-        .max(super::wire::MIN_MESSAGE);
+        .map_or(MIN_DATAGRAM, |b| usize::from(u16::from_be_bytes(b)))
+        .max(MIN_DATAGRAM);
     Ok(Request {
         message,
         xid: p.xid,
@@ -154,10 +142,6 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
         relay: (!p.giaddr.is_unspecified()).then_some(p.giaddr),
         requested_ip: p.option(opt::REQUESTED_IP).and_then(ip),
         server_id: p.option(opt::SERVER_ID).and_then(ip),
-        client_id: p.option(opt::CLIENT_ID).map(<[u8]>::to_vec),
-        hostname: p
-            .option(opt::HOSTNAME)
-            .map(|v| String::from_utf8_lossy(v).into_owned()),
         firmware: Firmware::from_codes(&arch_codes),
         pxe: class.starts_with("PXEClient"),
         http_boot: class.starts_with("HTTPClient"),
@@ -279,6 +263,22 @@ mod tests {
                 .unwrap()
                 .uuid,
             None
+        );
+    }
+
+    #[test]
+    fn max_size_has_the_rfc_floor_and_params_keep_their_order() {
+        let r = with(|p| {
+            p.set_option(opt::MAX_SIZE, 300u16.to_be_bytes());
+            p.set_option(opt::PARAMS, [67, 1, 3, 66]);
+        })
+        .unwrap();
+        assert_eq!((r.max_size, r.params), (576, vec![67, 1, 3, 66]));
+        assert_eq!(with(|_| {}).unwrap().max_size, 576, "no option 57");
+        assert_eq!(
+            with(|p| p.set_option(opt::MAX_SIZE, [5])).unwrap().max_size,
+            576,
+            "a malformed option 57 is ignored"
         );
     }
 

@@ -7,6 +7,10 @@
 //! its previous address back, and a new client starts its search at a point
 //! derived from its MAC, so even a lost lease file hands out the same
 //! addresses again.
+//!
+//! A batch of changes can be undone ([`LeaseTable::begin`] …
+//! [`LeaseTable::roll_back`]): when the journal cannot be synced, the table
+//! must not keep bindings no client was told about and no disk holds.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -82,7 +86,7 @@ pub enum LeaseError {
     OutsidePool,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct LeaseTable {
     by_ip: HashMap<Ipv4Addr, Lease>,
     by_mac: HashMap<Mac, Ipv4Addr>,
@@ -90,6 +94,26 @@ pub struct LeaseTable {
     last: HashMap<Mac, Ipv4Addr>,
     /// Declined addresses, unusable until the given time.
     quarantine: HashMap<Ipv4Addr, Millis>,
+    /// While a batch is open: the previous value of every entry changed,
+    /// oldest first. Undoing costs what the batch changed, not a copy of
+    /// the table.
+    undo: Option<Vec<Undo>>,
+}
+
+/// One entry as it was before a change.
+#[derive(Debug, Clone, PartialEq)]
+enum Undo {
+    ByIp(Ipv4Addr, Option<Lease>),
+    ByMac(Mac, Option<Ipv4Addr>),
+    Last(Mac, Option<Ipv4Addr>),
+    Quarantine(Ipv4Addr, Option<Millis>),
+}
+
+fn restore_entry<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, old: Option<V>) {
+    match old {
+        Some(v) => map.insert(key, v),
+        None => map.remove(&key),
+    };
 }
 
 fn start_offset(mac: &Mac, len: u32) -> u32 {
@@ -99,6 +123,73 @@ fn start_offset(mac: &Mac, len: u32) -> u32 {
 }
 
 impl LeaseTable {
+    /// Starts recording changes so that [`LeaseTable::roll_back`] can undo
+    /// them. Beginning again forgets what was recorded.
+    pub fn begin(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    /// Keeps every change since [`LeaseTable::begin`] and stops recording.
+    pub fn keep(&mut self) {
+        self.undo = None;
+    }
+
+    /// Undoes every change since [`LeaseTable::begin`] and stops recording.
+    pub fn roll_back(&mut self) {
+        let Some(undo) = self.undo.take() else {
+            return;
+        };
+        for entry in undo.into_iter().rev() {
+            match entry {
+                Undo::ByIp(ip, old) => restore_entry(&mut self.by_ip, ip, old),
+                Undo::ByMac(mac, old) => restore_entry(&mut self.by_mac, mac, old),
+                Undo::Last(mac, old) => restore_entry(&mut self.last, mac, old),
+                Undo::Quarantine(ip, old) => restore_entry(&mut self.quarantine, ip, old),
+            }
+        }
+    }
+
+    fn record(&mut self, entry: impl FnOnce(&Self) -> Undo) {
+        if self.undo.is_some() {
+            let entry = entry(self);
+            if let Some(undo) = &mut self.undo {
+                undo.push(entry);
+            }
+        }
+    }
+
+    fn set_ip(&mut self, ip: Ipv4Addr, lease: Option<Lease>) -> Option<Lease> {
+        self.record(|t| Undo::ByIp(ip, t.by_ip.get(&ip).cloned()));
+        match lease {
+            Some(l) => self.by_ip.insert(ip, l),
+            None => self.by_ip.remove(&ip),
+        }
+    }
+
+    fn set_mac(&mut self, mac: Mac, ip: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        self.record(|t| Undo::ByMac(mac, t.by_mac.get(&mac).copied()));
+        match ip {
+            Some(ip) => self.by_mac.insert(mac, ip),
+            None => self.by_mac.remove(&mac),
+        }
+    }
+
+    fn set_last(&mut self, mac: Mac, ip: Option<Ipv4Addr>) {
+        self.record(|t| Undo::Last(mac, t.last.get(&mac).copied()));
+        match ip {
+            Some(ip) => self.last.insert(mac, ip),
+            None => self.last.remove(&mac),
+        };
+    }
+
+    fn set_quarantine(&mut self, ip: Ipv4Addr, until: Option<Millis>) {
+        self.record(|t| Undo::Quarantine(ip, t.quarantine.get(&ip).copied()));
+        match until {
+            Some(until) => self.quarantine.insert(ip, until),
+            None => self.quarantine.remove(&ip),
+        };
+    }
+
     pub fn get(&self, ip: Ipv4Addr) -> Option<&Lease> {
         self.by_ip.get(&ip)
     }
@@ -198,27 +289,27 @@ impl LeaseTable {
     ) -> Result<(), LeaseError> {
         let (ip, mac) = (lease.ip, lease.mac);
         self.usable(ip, &mac, reservations, now)?;
-        if let Some(old) = self.by_ip.get(&ip)
-            && old.mac != mac
+        if let Some(old) = self.by_ip.get(&ip).map(|l| l.mac)
+            && old != mac
         {
             // Expired lease of someone else: reclaim it.
-            self.by_mac.remove(&old.mac);
+            self.set_mac(old, None);
         }
-        if let Some(prev) = self.by_mac.insert(mac, ip)
+        if let Some(prev) = self.set_mac(mac, Some(ip))
             && prev != ip
         {
-            self.by_ip.remove(&prev);
+            self.set_ip(prev, None);
         }
-        self.by_ip.insert(ip, lease);
-        self.last.insert(mac, ip);
+        self.set_ip(ip, Some(lease));
+        self.set_last(mac, Some(ip));
         Ok(())
     }
 
     /// The client gave its address back (DHCPRELEASE, or an operator).
     pub fn release(&mut self, ip: Ipv4Addr, mac: &Mac) -> Option<Lease> {
         if self.by_ip.get(&ip).is_some_and(|l| l.mac == *mac) {
-            self.by_mac.remove(mac);
-            return self.by_ip.remove(&ip);
+            self.set_mac(*mac, None);
+            return self.set_ip(ip, None);
         }
         None
     }
@@ -226,8 +317,8 @@ impl LeaseTable {
     /// The client found the address in use (DHCPDECLINE): quarantine it.
     pub fn decline(&mut self, ip: Ipv4Addr, mac: &Mac, until: Millis) {
         self.release(ip, mac);
-        self.last.remove(mac);
-        self.quarantine.insert(ip, until);
+        self.set_last(*mac, None);
+        self.set_quarantine(ip, Some(until));
     }
 
     /// Removes leases past their expiry and returns them.
@@ -238,11 +329,19 @@ impl LeaseTable {
             .filter(|l| l.expires <= now)
             .map(|l| l.ip)
             .collect();
-        self.quarantine.retain(|_, until| *until > now);
+        let free_again: Vec<Ipv4Addr> = self
+            .quarantine
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in free_again {
+            self.set_quarantine(ip, None);
+        }
         gone.into_iter()
             .filter_map(|ip| {
-                let l = self.by_ip.remove(&ip)?;
-                self.by_mac.remove(&l.mac);
+                let l = self.set_ip(ip, None)?;
+                self.set_mac(l.mac, None);
                 Some(l)
             })
             .collect()
@@ -251,14 +350,14 @@ impl LeaseTable {
     /// Restores a lease read from disk (no checks beyond consistency: the
     /// last record for an address or a MAC wins).
     pub fn restore(&mut self, lease: Lease) {
-        if let Some(old) = self.by_ip.remove(&lease.ip) {
-            self.by_mac.remove(&old.mac);
+        if let Some(old) = self.set_ip(lease.ip, None) {
+            self.set_mac(old.mac, None);
         }
-        if let Some(prev) = self.by_mac.insert(lease.mac, lease.ip) {
-            self.by_ip.remove(&prev);
+        if let Some(prev) = self.set_mac(lease.mac, Some(lease.ip)) {
+            self.set_ip(prev, None);
         }
-        self.last.insert(lease.mac, lease.ip);
-        self.by_ip.insert(lease.ip, lease);
+        self.set_last(lease.mac, Some(lease.ip));
+        self.set_ip(lease.ip, Some(lease));
     }
 }
 
@@ -382,6 +481,49 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_rolled_back_batch_leaves_the_table_as_it_was(
+            before in proptest::collection::vec((1u8..12, 0u8..3), 0..20),
+            batch in proptest::collection::vec((0u8..5, 1u8..12), 1..40),
+        ) {
+            let p = pool((10, 17));
+            let mut t = LeaseTable::default();
+            for (m, state) in before {
+                if let Some(got) = t.choose(&p, &mac(m), None, &none(), 0) {
+                    let state = if state == 0 { LeaseState::Offered } else { LeaseState::Bound };
+                    let lease = Lease { ip: got, mac: mac(m), state, expires: 100, fixed: false };
+                    t.hold(lease, &none(), 0).unwrap();
+                }
+            }
+            let saved = t.clone();
+            t.begin();
+            for (op, m) in batch {
+                let who = mac(m);
+                match op {
+                    0 | 1 => {
+                        if let Some(got) = t.choose(&p, &who, None, &none(), 50) {
+                            let _ = t.hold(bound(got, who, 500), &none(), 50);
+                        }
+                    }
+                    2 => {
+                        if let Some(l) = t.of_mac(&who).cloned() {
+                            t.release(l.ip, &who);
+                        }
+                    }
+                    3 => {
+                        if let Some(l) = t.of_mac(&who).cloned() {
+                            t.decline(l.ip, &who, 1000);
+                        }
+                    }
+                    _ => {
+                        t.expire(150);
+                    }
+                }
+            }
+            t.roll_back();
+            prop_assert_eq!(t, saved);
+        }
+
         #[test]
         fn no_address_is_ever_held_by_two_macs(ops in proptest::collection::vec((0u8..4, 1u8..12, 0u64..50), 1..300)) {
             let p = pool((10, 17));

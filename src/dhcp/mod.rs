@@ -1,14 +1,27 @@
 //! DHCP and proxyDHCP for PXE firmware and iPXE (RFC 2131/2132/4578 and
-//! the PXE specification).
+//! the PXE specification), and the vocabulary its outcomes are told in.
+//!
+//! The pure core — [`wire`], [`classify`], [`handler`], [`reply`],
+//! [`leases`], [`loaders`] — never sees the event bus; only the socket
+//! shell, [`server`], turns its outcomes into events.
 
 pub mod classify;
 pub mod handler;
 pub mod leases;
+pub mod loaders;
+pub mod reply;
 pub mod server;
 pub mod store;
 pub mod wire;
 
+use std::net::Ipv4Addr;
+
 use serde::{Deserialize, Serialize};
+
+use crate::boot::BootDecision;
+use crate::boot::arch::Firmware;
+use crate::counters::Reason;
+use crate::ident::{Mac, Uuid};
 
 /// DHCP message types a client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,6 +55,32 @@ impl DhcpMessage {
     }
 }
 
+impl Reason for DhcpMessage {
+    const ALL: &'static [DhcpMessage] = &[
+        DhcpMessage::Discover,
+        DhcpMessage::Request,
+        DhcpMessage::Decline,
+        DhcpMessage::Release,
+        DhcpMessage::Inform,
+    ];
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn label(self) -> &'static str {
+        self.name()
+    }
+}
+
+impl Reason for DhcpReply {
+    const ALL: &'static [DhcpReply] = &[DhcpReply::Offer, DhcpReply::Ack, DhcpReply::Nak];
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn label(self) -> &'static str {
+        self.name()
+    }
+}
+
 impl DhcpReply {
     pub fn name(self) -> &'static str {
         match self {
@@ -61,4 +100,81 @@ pub enum LeaseEnd {
     Declined,
     /// An operator released it from the console or API.
     Operator,
+}
+
+/// The client side of a DHCP packet, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DhcpSeen {
+    pub mac: Mac,
+    pub xid: u32,
+    pub message: DhcpMessage,
+    pub firmware: Option<Firmware>,
+    /// The client is iPXE (user class `iPXE` or option 175).
+    pub ipxe: bool,
+    pub vendor_class: Option<String>,
+    pub uuid: Option<Uuid>,
+    /// The relay (giaddr) the request came through.
+    pub relay: Option<Ipv4Addr>,
+    /// The inventory hostname, when the machine is known.
+    pub hostname: Option<String>,
+    pub decision: BootDecision,
+}
+
+crate::reasons! {
+    /// Why a datagram on a DHCP port got no reply: undecodable, not a client
+    /// request, throttled, or a request the policy leaves unanswered.
+    pub enum Unanswered {
+        // The codec (`wire::WireError`).
+        TooShort => "too_short",
+        BadMagic => "bad_magic",
+        TruncatedOption => "truncated_option",
+        BadOverload => "bad_overload",
+        // The classifier (`classify::Reject`).
+        NotARequest => "not_a_request",
+        NoMessageType => "no_message_type",
+        /// An OFFER/ACK/NAK that is our own (seen on the client port).
+        ServerMessage => "server_message",
+        UnknownMessageType => "unknown_message_type",
+        NotEthernet => "not_ethernet",
+        // The shell.
+        RateLimited => "rate_limited",
+        /// The lease journal could not be synced: the batch was withheld.
+        LeaseStoreError => "lease_store_error",
+        // The policy (`handler`).
+        ProxyIgnoresMessage => "proxy_ignores_message",
+        NoBootAnswer => "no_boot_answer",
+        DhcpOff => "dhcp_off",
+        UnknownIgnored => "unknown_ignored",
+        NoPoolForSegment => "no_pool_for_segment",
+        PoolExhausted => "pool_exhausted",
+        OfferConflict => "offer_conflict",
+        ChoseAnotherServer => "chose_another_server",
+        RequestWithoutAddress => "request_without_address",
+        /// RELEASE and DECLINE are answered by nobody, by design.
+        Release => "release",
+        Decline => "decline",
+    }
+}
+
+impl From<wire::WireError> for Unanswered {
+    fn from(e: wire::WireError) -> Unanswered {
+        match e {
+            wire::WireError::TooShort => Unanswered::TooShort,
+            wire::WireError::BadMagic => Unanswered::BadMagic,
+            wire::WireError::TruncatedOption => Unanswered::TruncatedOption,
+            wire::WireError::BadOverload => Unanswered::BadOverload,
+        }
+    }
+}
+
+impl From<classify::Reject> for Unanswered {
+    fn from(r: classify::Reject) -> Unanswered {
+        match r {
+            classify::Reject::NotARequest => Unanswered::NotARequest,
+            classify::Reject::NoMessageType => Unanswered::NoMessageType,
+            classify::Reject::ServerMessage(_) => Unanswered::ServerMessage,
+            classify::Reject::UnknownMessageType(_) => Unanswered::UnknownMessageType,
+            classify::Reject::NotEthernet => Unanswered::NotEthernet,
+        }
+    }
 }

@@ -37,6 +37,20 @@ pub struct Replayed {
     pub skipped: usize,
 }
 
+/// Where lease changes are made durable before any reply leaves: the
+/// journal file, or in tests one that fails on demand.
+pub trait LeaseJournal: Send {
+    /// Persists `changes` (one sync for all); `table` is the state after
+    /// them, for compaction.
+    fn commit(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<()>;
+}
+
+impl LeaseJournal for LeaseStore {
+    fn commit(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<()> {
+        LeaseStore::commit(self, changes, table)
+    }
+}
+
 pub struct LeaseStore {
     path: PathBuf,
     file: File,
@@ -113,7 +127,13 @@ impl LeaseStore {
         self.file.write_all(&buf)?;
         self.file.sync_data()?;
         self.records += changes.len();
-        self.maybe_compact(table)
+        // The records are durable now; a failed compaction only leaves the
+        // journal longer, so it must not fail the commit (and withhold
+        // replies whose leases are safe).
+        if let Err(e) = self.maybe_compact(table) {
+            tracing::warn!(error = %e, file = %self.path.display(), "lease journal compaction failed");
+        }
+        Ok(())
     }
 
     /// Persists one binding. Call before sending the DHCPACK.
@@ -162,10 +182,14 @@ impl LeaseStore {
         let mut f = File::create(&tmp)?;
         f.write_all(&out)?;
         f.sync_all()?;
+        // Opened before the rename, so once the snapshot is in place the
+        // store appends to it: nothing after the rename can leave `file`
+        // pointing at the unlinked old journal.
+        let appender = OpenOptions::new().append(true).open(&tmp)?;
         std::fs::rename(&tmp, &self.path)?;
-        File::open(dir)?.sync_all()?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.file = appender;
         self.records = live.len();
+        File::open(dir)?.sync_all()?;
         Ok(())
     }
 }

@@ -12,9 +12,17 @@ pub const BOOTREQUEST: u8 = 1;
 pub const BOOTREPLY: u8 = 2;
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
 const HEADER: usize = 236;
-/// The smallest reply size every client must accept (RFC 2131: 576-byte IP
-/// datagrams leave 548 bytes for the DHCP message).
-pub const MIN_MESSAGE: usize = 548;
+/// The smallest IP datagram every DHCP client must accept (RFC 2131 §2).
+pub const MIN_DATAGRAM: usize = 576;
+/// An IPv4 header without options and a UDP header.
+pub const IP_UDP_HEADERS: usize = 20 + 8;
+/// The smallest DHCP message every client must accept: 576 bytes less the
+/// headers leave 548 (a 312-byte options field).
+pub const MIN_MESSAGE: usize = MIN_DATAGRAM - IP_UDP_HEADERS;
+/// BOOTP relays and some ROMs expect at least a BOOTP-sized packet (RFC 951:
+/// 64 bytes of vendor area after the 236-byte header), so replies are padded
+/// to this.
+const BOOTP_MIN: usize = 300;
 
 pub mod opt {
     pub const PAD: u8 = 0;
@@ -89,17 +97,6 @@ pub enum WireError {
     /// An option's length runs past the end of its field.
     TruncatedOption,
     BadOverload,
-}
-
-impl WireError {
-    pub fn label(self) -> &'static str {
-        match self {
-            WireError::TooShort => "too_short",
-            WireError::BadMagic => "bad_magic",
-            WireError::TruncatedOption => "truncated_option",
-            WireError::BadOverload => "bad_overload",
-        }
-    }
 }
 
 impl std::fmt::Display for WireError {
@@ -245,9 +242,64 @@ impl Packet {
         String::from_utf8_lossy(&field[..end]).into_owned()
     }
 
-    /// Encodes the packet. Options longer than 255 bytes are split
-    /// (RFC 3396); message type, server id and boot file go first so a
-    /// small client buffer still gets what matters.
+    /// The options in the order they are encoded: message type and server
+    /// id first (some ROMs look for 53 at the start), then the rest in the
+    /// order the packet holds them — the handler orders those by the
+    /// client's option 55 (see [`super::reply`]).
+    fn encoding_order(&self) -> impl Iterator<Item = &(u8, Vec<u8>)> {
+        const FIRST: [u8; 2] = [opt::MESSAGE_TYPE, opt::SERVER_ID];
+        FIRST
+            .iter()
+            .filter_map(|c| self.options.iter().find(|(code, _)| code == c))
+            .chain(self.options.iter().filter(|(c, _)| !FIRST.contains(c)))
+    }
+
+    /// The bytes [`Packet::encode`] will produce, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let options: usize = self
+            .options
+            .iter()
+            .map(|(_, v)| encoded_option_len(v.len()))
+            .sum();
+        (HEADER + MAGIC.len() + options + 1).max(BOOTP_MIN)
+    }
+
+    /// Makes the packet fit in `limit` encoded bytes: options for which
+    /// `mandatory` holds are always kept (so the result can still exceed
+    /// `limit` if those alone do); the others are kept in their order while
+    /// they fit, so a large option low in the list does not push out smaller
+    /// ones below it. Returns the codes dropped.
+    pub fn fit(&mut self, limit: usize, mandatory: impl Fn(u8) -> bool) -> Vec<u8> {
+        if self.encoded_len() <= limit {
+            return Vec::new();
+        }
+        let size = |(_, v): &(u8, Vec<u8>)| encoded_option_len(v.len());
+        let fixed = HEADER + MAGIC.len() + 1;
+        let mut used = fixed
+            + self
+                .options
+                .iter()
+                .filter(|(c, _)| mandatory(*c))
+                .map(size)
+                .sum::<usize>();
+        let mut dropped = Vec::new();
+        self.options.retain(|o| {
+            if mandatory(o.0) {
+                return true;
+            }
+            if used + size(o) <= limit {
+                used += size(o);
+                return true;
+            }
+            dropped.push(o.0);
+            false
+        });
+        dropped
+    }
+
+    /// Encodes the packet, options in [`Packet::encoding_order`]. Options
+    /// longer than 255 bytes are split (RFC 3396); nothing is overloaded
+    /// into `file` or `sname`.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(MIN_MESSAGE);
         b.push(self.op);
@@ -269,12 +321,7 @@ impl Packet {
         fixed(&self.sname, 64);
         fixed(&self.file, 128);
         b.extend_from_slice(&MAGIC);
-        let first = [opt::MESSAGE_TYPE, opt::SERVER_ID];
-        let ordered = first
-            .iter()
-            .filter_map(|c| self.options.iter().find(|(code, _)| code == c))
-            .chain(self.options.iter().filter(|(c, _)| !first.contains(c)));
-        for (code, value) in ordered {
+        for (code, value) in self.encoding_order() {
             if value.is_empty() {
                 b.extend_from_slice(&[*code, 0]);
             }
@@ -285,12 +332,17 @@ impl Packet {
             }
         }
         b.push(opt::END);
-        if b.len() < 300 {
-            // BOOTP relays and some ROMs expect at least a BOOTP-sized packet.
-            b.resize(300, 0);
+        if b.len() < BOOTP_MIN {
+            b.resize(BOOTP_MIN, 0);
         }
         b
     }
+}
+
+/// Bytes one option takes on the wire: code and length per 255-byte chunk
+/// (RFC 3396), or code and a zero length when empty.
+fn encoded_option_len(value_len: usize) -> usize {
+    value_len + 2 * value_len.div_ceil(255).max(1)
 }
 
 #[cfg(test)]
@@ -342,6 +394,40 @@ pub(crate) mod tests {
         let d = Packet::decode(&bytes).unwrap();
         assert_eq!(d.option(opt::HOSTNAME), Some(&b"node"[..]));
         assert!(d.file.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn encoded_len_matches_encode() {
+        let mut p = discover();
+        assert_eq!(p.encoded_len(), p.encode().len(), "padded to 300");
+        p.set_option(opt::USER_CLASS, vec![b'x'; 600]);
+        p.set_option(opt::HOSTNAME, Vec::new());
+        p.set_option(opt::DOMAIN, vec![b'd'; 255]);
+        assert_eq!(p.encoded_len(), p.encode().len());
+    }
+
+    #[test]
+    fn fit_keeps_mandatory_options_and_what_still_fits() {
+        let mut p = discover();
+        p.set_option(opt::DOMAIN, vec![b'd'; 200]);
+        p.set_option(opt::HOSTNAME, vec![b'h'; 100]);
+        p.set_option(opt::CLASS_ID, vec![b'c'; 250]);
+        let mandatory = |c: u8| c == opt::MESSAGE_TYPE || c == opt::CLASS_ID;
+        assert_eq!(
+            p.fit(MIN_MESSAGE, mandatory),
+            vec![opt::DOMAIN, opt::HOSTNAME]
+        );
+        assert!(p.encoded_len() <= MIN_MESSAGE);
+        assert!(p.option(opt::CLASS_ID).is_some() && p.option(opt::CLIENT_ARCH).is_some());
+        // A big option does not push out a small one after it.
+        p.set_option(opt::DOMAIN, vec![b'd'; 200]);
+        p.set_option(opt::ROUTER, [10, 0, 0, 1]);
+        assert_eq!(p.fit(MIN_MESSAGE, mandatory), vec![opt::DOMAIN]);
+        assert!(p.option(opt::ROUTER).is_some());
+        // What cannot fit without a mandatory option is sent anyway.
+        p.set_option(opt::CLASS_ID, vec![b'c'; 400]);
+        p.fit(MIN_MESSAGE, mandatory);
+        assert_eq!(p.option(opt::CLASS_ID).map(<[u8]>::len), Some(400));
     }
 
     #[test]

@@ -305,40 +305,33 @@ fn render_metrics(s: &HttpState) -> String {
             http_active,
         )
     };
-    family(
-        "pxedeck_dhcp_requests_total",
-        "counter",
-        "DHCP requests received, by message type.",
-        counters
-            .dhcp_in
-            .iter()
-            .map(|(t, n)| (format!("{{type=\"{}\"}}", t.name()), *n))
-            .collect(),
-    );
-    family(
-        "pxedeck_dhcp_replies_total",
-        "counter",
-        "DHCP replies sent, by message type.",
-        counters
-            .dhcp_out
-            .iter()
-            .map(|(t, n)| (format!("{{type=\"{}\"}}", t.name()), *n))
-            .collect(),
-    );
+    // DHCP and TFTP counts come from the servers' own counters, exact
+    // whatever the event bus had to drop.
     if let Some(dhcp) = &s.dhcp {
-        let dropped = dhcp
-            .stats
-            .dropped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(why, n)| (format!("{{reason=\"{why}\"}}"), *n))
-            .collect();
+        let d = &dhcp.stats;
+        family(
+            "pxedeck_dhcp_datagrams_total",
+            "counter",
+            "Datagrams read on the DHCP sockets.",
+            one(d.received.load(Ordering::Relaxed)),
+        );
+        family(
+            "pxedeck_dhcp_requests_total",
+            "counter",
+            "DHCP requests received, by message type.",
+            d.requests.samples("type"),
+        );
+        family(
+            "pxedeck_dhcp_replies_total",
+            "counter",
+            "DHCP replies sent, by message type.",
+            d.replies.samples("type"),
+        );
         family(
             "pxedeck_dhcp_dropped_total",
             "counter",
             "DHCP packets not answered, by reason.",
-            dropped,
+            d.dropped.samples("reason"),
         );
         family(
             "pxedeck_dhcp_rogue_servers_seen_total",
@@ -388,6 +381,12 @@ fn render_metrics(s: &HttpState) -> String {
                     t.probes.load(Ordering::Relaxed),
                 ),
             ],
+        );
+        family(
+            "pxedeck_tftp_dropped_total",
+            "counter",
+            "TFTP packets and requests not served, by reason.",
+            t.dropped.samples("reason"),
         );
         family(
             "pxedeck_tftp_active_transfers",

@@ -65,7 +65,7 @@ pub enum Packet<'a> {
     },
 }
 
-/// Why a datagram was dropped: each is counted separately.
+/// Why a datagram could not be decoded (the server counts each reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DecodeError {
     TooShort,
@@ -93,23 +93,6 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownMode => f.write_str("unknown transfer mode"),
             DecodeError::TooManyOptions => f.write_str("too many options"),
             DecodeError::OddOptions => f.write_str("option without a value"),
-        }
-    }
-}
-
-impl DecodeError {
-    /// A stable short name for counters and metrics labels.
-    pub fn label(&self) -> &'static str {
-        match self {
-            DecodeError::TooShort => "too_short",
-            DecodeError::UnknownOpcode(_) => "unknown_opcode",
-            DecodeError::Unterminated => "unterminated",
-            DecodeError::NotUtf8 => "not_utf8",
-            DecodeError::EmptyFilename => "empty_filename",
-            DecodeError::FilenameTooLong => "filename_too_long",
-            DecodeError::UnknownMode => "unknown_mode",
-            DecodeError::TooManyOptions => "too_many_options",
-            DecodeError::OddOptions => "odd_options",
         }
     }
 }

@@ -6,21 +6,22 @@
 //! shares the listening socket and packets are routed to their transfer by
 //! the client's address (for NAT and containers).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::packet::{self, ErrorCode, Mode, Packet};
-use super::transfer::{Limits, Send, Status, Transfer, negotiate};
+use super::transfer::{Limits, Status, Transfer, Transmit, negotiate};
 use crate::bootfs::{BootFs, FsError};
+use crate::counters::Counts;
 use crate::event::{Bus, EventKind, Protocol};
 use crate::filecache::FileCache;
 use crate::progress::ProgressTable;
@@ -30,7 +31,7 @@ pub const MAX_TFTP_FILE: u64 = 1 << 30;
 
 /// Produces files that do not exist on disk (per-client scripts, GRUB
 /// configs). Consulted before the file system.
-pub type Generator = Arc<dyn Fn(&str, IpAddr) -> Option<Vec<u8>> + std::marker::Send + Sync>;
+pub type Generator = Arc<dyn Fn(&str, IpAddr) -> Option<Vec<u8>> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct TftpSettings {
@@ -64,34 +65,85 @@ impl TftpSettings {
     }
 }
 
+crate::reasons! {
+    /// Why a TFTP datagram or request was not served (not found and denied
+    /// are answered with an ERROR; the rest are dropped or absorbed).
+    pub enum TftpDrop {
+        // Undecodable (`packet::DecodeError`).
+        TooShort => "too_short",
+        UnknownOpcode => "unknown_opcode",
+        Unterminated => "unterminated",
+        NotUtf8 => "not_utf8",
+        EmptyFilename => "empty_filename",
+        FilenameTooLong => "filename_too_long",
+        UnknownMode => "unknown_mode",
+        TooManyOptions => "too_many_options",
+        OddOptions => "odd_options",
+        /// A retransmitted RRQ for a transfer already running.
+        DuplicateRequest => "duplicate_request",
+        RefusedWrite => "refused_write",
+        Busy => "busy",
+        NotFound => "not_found",
+        Denied => "denied",
+        /// A packet for no running transfer.
+        Stray => "stray",
+    }
+}
+
+impl From<packet::DecodeError> for TftpDrop {
+    fn from(e: packet::DecodeError) -> TftpDrop {
+        use packet::DecodeError as E;
+        match e {
+            E::TooShort => TftpDrop::TooShort,
+            E::UnknownOpcode(_) => TftpDrop::UnknownOpcode,
+            E::Unterminated => TftpDrop::Unterminated,
+            E::NotUtf8 => TftpDrop::NotUtf8,
+            E::EmptyFilename => TftpDrop::EmptyFilename,
+            E::FilenameTooLong => TftpDrop::FilenameTooLong,
+            E::UnknownMode => TftpDrop::UnknownMode,
+            E::TooManyOptions => TftpDrop::TooManyOptions,
+            E::OddOptions => TftpDrop::OddOptions,
+        }
+    }
+}
+
+impl TftpDrop {
+    fn is_malformed(self) -> bool {
+        matches!(
+            self,
+            TftpDrop::TooShort
+                | TftpDrop::UnknownOpcode
+                | TftpDrop::Unterminated
+                | TftpDrop::NotUtf8
+                | TftpDrop::EmptyFilename
+                | TftpDrop::FilenameTooLong
+                | TftpDrop::UnknownMode
+                | TftpDrop::TooManyOptions
+                | TftpDrop::OddOptions
+        )
+    }
+}
+
 /// Counters for metrics and the console.
 #[derive(Default)]
 pub struct TftpStats {
     pub requests: AtomicU64,
-    /// Retransmitted RRQs for a transfer already running.
-    pub duplicate_requests: AtomicU64,
-    pub refused_writes: AtomicU64,
-    pub busy: AtomicU64,
-    pub not_found: AtomicU64,
-    pub denied: AtomicU64,
     pub done: AtomicU64,
     pub failed: AtomicU64,
     pub probes: AtomicU64,
     pub bytes: AtomicU64,
-    /// Packets for no running transfer.
-    pub stray: AtomicU64,
-    /// Undecodable packets, by reason.
-    pub malformed: Mutex<BTreeMap<&'static str, u64>>,
+    /// Datagrams and requests not served, by reason.
+    pub dropped: Counts<TftpDrop>,
 }
 
 impl TftpStats {
-    fn malformed(&self, reason: &'static str) {
-        *self
-            .malformed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(reason)
-            .or_default() += 1;
+    /// Undecodable datagrams, whatever the reason.
+    pub fn malformed_total(&self) -> u64 {
+        self.dropped
+            .iter()
+            .filter(|(why, _)| why.is_malformed())
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -222,7 +274,7 @@ impl TftpServer {
         let packet = match Packet::decode(bytes) {
             Ok(p) => p,
             Err(e) => {
-                self.stats.malformed(e.label());
+                self.stats.dropped.bump(e.into());
                 debug!(%peer, error = %e, "tftp: dropped malformed packet");
                 return;
             }
@@ -258,11 +310,11 @@ impl TftpServer {
                     Admit::Duplicate => {
                         // The client re-sent its RRQ before our first answer
                         // arrived: the running transfer already covers it.
-                        bump(&self.stats.duplicate_requests);
+                        self.stats.dropped.bump(TftpDrop::DuplicateRequest);
                         return;
                     }
                     Admit::Busy => {
-                        bump(&self.stats.busy);
+                        self.stats.dropped.bump(TftpDrop::Busy);
                         let _ = socket
                             .send_to(
                                 &packet::encode_error(
@@ -303,7 +355,7 @@ impl TftpServer {
                 });
             }
             Packet::Wrq { filename } => {
-                bump(&self.stats.refused_writes);
+                self.stats.dropped.bump(TftpDrop::RefusedWrite);
                 debug!(%peer, %filename, "tftp: write request refused");
                 let _ = socket
                     .send_to(
@@ -326,7 +378,7 @@ impl TftpServer {
                     Some(tx) => {
                         let _ = tx.try_send(bytes.to_vec());
                     }
-                    None => bump(&self.stats.stray),
+                    None => self.stats.dropped.bump(TftpDrop::Stray),
                 }
             }
         }
@@ -359,11 +411,11 @@ impl TftpServer {
         .map_err(|_| (ErrorCode::NotDefined, "internal error".to_string()))?;
         found.map_err(|e| match e {
             FsError::NotFound => {
-                bump(&self.stats.not_found);
+                self.stats.dropped.bump(TftpDrop::NotFound);
                 (ErrorCode::FileNotFound, "file not found".to_string())
             }
             FsError::Denied(why) => {
-                bump(&self.stats.denied);
+                self.stats.dropped.bump(TftpDrop::Denied);
                 (
                     ErrorCode::AccessViolation,
                     format!("access violation: {why}"),
@@ -417,8 +469,8 @@ impl TftpServer {
         let status = loop {
             if let Some(send) = pending.take() {
                 let sent = match send {
-                    Send::Oack => link.send(&oack).await,
-                    Send::Blocks(range) => {
+                    Transmit::Oack => link.send(&oack).await,
+                    Transmit::Blocks(range) => {
                         let mut r = Ok(());
                         for abs in range {
                             let (offset, len, wire) = transfer.block(abs);
@@ -431,7 +483,7 @@ impl TftpServer {
                         }
                         r
                     }
-                    Send::Error(code, message) => {
+                    Transmit::Error(code, message) => {
                         link.send(&packet::encode_error(code, &message)).await
                     }
                 };
@@ -446,7 +498,7 @@ impl TftpServer {
                     Ok(len) => match Packet::decode(&buf[..len]) {
                         Ok(p) => transfer.on_packet(&p, Instant::now()),
                         Err(e) => {
-                            self.stats.malformed(e.label());
+                            self.stats.dropped.bump(e.into());
                             continue;
                         }
                     },

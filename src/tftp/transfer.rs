@@ -4,7 +4,8 @@
 //!
 //! Blocks are counted with absolute `u64` numbers internally and put on the
 //! wire modulo 65536, so files past 32 MiB at 512-byte blocks wrap to 0
-//! (PROTOCOLS.md). With a window (RFC 7440) the sender sends up to
+//! (RFC 1350 defines no rollover; wrapping to 0 is what clients expect).
+//! With a window (RFC 7440) the sender sends up to
 //! `windowsize` blocks past the last acknowledged one; an ACK acknowledges
 //! everything up to its block and the next window starts right after it.
 
@@ -103,7 +104,7 @@ pub fn negotiate(options: &[(String, String)], size: u64, limits: &Limits) -> Ne
 
 /// What the shell should send now.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Send {
+pub enum Transmit {
     Oack,
     /// DATA for these absolute block numbers (see [`Transfer::block`]).
     Blocks(RangeInclusive<u64>),
@@ -123,12 +124,12 @@ pub enum Status {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaction {
-    pub send: Option<Send>,
+    pub send: Option<Transmit>,
     pub status: Status,
 }
 
 impl Reaction {
-    fn running(send: Option<Send>) -> Reaction {
+    fn running(send: Option<Transmit>) -> Reaction {
         Reaction {
             send,
             status: Status::Running,
@@ -171,7 +172,7 @@ pub struct Transfer {
 
 impl Transfer {
     /// Starts a transfer of `size` bytes; returns it with what to send first.
-    pub fn start(n: &Negotiated, size: u64, limits: &Limits, now: Instant) -> (Transfer, Send) {
+    pub fn start(n: &Negotiated, size: u64, limits: &Limits, now: Instant) -> (Transfer, Transmit) {
         let blksize = u64::from(n.blksize);
         let mut t = Transfer {
             size,
@@ -191,7 +192,7 @@ impl Transfer {
             let first = t.next_window(now);
             (t, first)
         } else {
-            (t, Send::Oack)
+            (t, Transmit::Oack)
         }
     }
 
@@ -215,12 +216,12 @@ impl Transfer {
         (offset, len, (abs & 0xffff) as u16)
     }
 
-    fn next_window(&mut self, now: Instant) -> Send {
+    fn next_window(&mut self, now: Instant) -> Transmit {
         self.phase = Phase::Data;
         let from = self.acked + 1;
         self.sent = (self.acked + self.window).min(self.last);
         self.deadline = now + self.timeout();
-        Send::Blocks(from..=self.sent)
+        Transmit::Blocks(from..=self.sent)
     }
 
     fn timeout(&self) -> Duration {
@@ -286,7 +287,7 @@ impl Transfer {
             (
                 _,
                 Packet::Rrq { .. } | Packet::Wrq { .. } | Packet::Data { .. } | Packet::Oack { .. },
-            ) => Reaction::running(Some(Send::Error(
+            ) => Reaction::running(Some(Transmit::Error(
                 ErrorCode::IllegalOperation,
                 "unexpected packet".into(),
             ))),
@@ -316,8 +317,8 @@ impl Transfer {
         }
         self.deadline = now + self.timeout();
         match self.phase {
-            Phase::Oack => Reaction::running(Some(Send::Oack)),
-            _ => Reaction::running(Some(Send::Blocks(self.acked + 1..=self.sent))),
+            Phase::Oack => Reaction::running(Some(Transmit::Oack)),
+            _ => Reaction::running(Some(Transmit::Blocks(self.acked + 1..=self.sent))),
         }
     }
 }
@@ -456,11 +457,11 @@ mod tests {
         for _round in 0..1_000_000 {
             let mut acks = Vec::new();
             match pending.take() {
-                Some(Send::Oack) => {
+                Some(Transmit::Oack) => {
                     sent_packets += 1;
                     acks.push(0u16);
                 }
-                Some(Send::Blocks(range)) => {
+                Some(Transmit::Blocks(range)) => {
                     for abs in range {
                         sent_packets += 1;
                         data_seq += 1;
@@ -475,7 +476,7 @@ mod tests {
                         }
                     }
                 }
-                Some(Send::Error(..)) => panic!("server sent an error"),
+                Some(Transmit::Error(..)) => panic!("server sent an error"),
                 None => {}
             }
             let mut progressed = false;
@@ -584,10 +585,10 @@ mod tests {
         let limits = Limits::default();
         let now = Instant::now();
         let (mut t, first) = Transfer::start(&negotiate(&[], 2000, &limits), 2000, &limits, now);
-        assert_eq!(first, Send::Blocks(1..=1));
+        assert_eq!(first, Transmit::Blocks(1..=1));
         assert_eq!(
             t.on_packet(&Packet::Ack { block: 1 }, now).send,
-            Some(Send::Blocks(2..=2))
+            Some(Transmit::Blocks(2..=2))
         );
         for _ in 0..3 {
             assert_eq!(
@@ -612,7 +613,7 @@ mod tests {
             let before = now;
             now = t.deadline();
             gaps.push((now - before).as_secs());
-            assert_eq!(t.on_timeout(now).send, Some(Send::Blocks(1..=1)));
+            assert_eq!(t.on_timeout(now).send, Some(Transmit::Blocks(1..=1)));
         }
         assert_eq!(gaps, [1, 2, 4]);
         let r = t.on_timeout(t.deadline());
@@ -631,7 +632,7 @@ mod tests {
         let now = Instant::now();
         let n = negotiate(&opts(&[("tsize", "0"), ("blksize", "1432")]), 5000, &limits);
         let (mut t, first) = Transfer::start(&n, 5000, &limits, now);
-        assert_eq!(first, Send::Oack);
+        assert_eq!(first, Transmit::Oack);
         // Intel UNDI: reads the size from the OACK, then aborts.
         let r = t.on_packet(
             &Packet::Error {
@@ -663,7 +664,7 @@ mod tests {
         let (mut t, _) = Transfer::start(&n, 5000, &limits, now);
         assert_eq!(
             t.on_packet(&Packet::Ack { block: 0 }, now).send,
-            Some(Send::Blocks(1..=1))
+            Some(Transmit::Blocks(1..=1))
         );
     }
 
