@@ -6,7 +6,7 @@
 //! tree whose nodes carry an [`Origin`] (file id + line), and offers the
 //! deep-merge rule the inventory uses.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use saphyr::ScalarOwned;
@@ -173,13 +173,24 @@ impl Node {
 pub fn deep_merge(base: &mut Node, over: &Node) {
     match (&mut base.value, &over.value) {
         (Value::Map(base_entries), Value::Map(over_entries)) => {
+            // An index of the base's keys keeps a merge linear: a search per
+            // key made a 40,000-key file take seconds.
+            let mut index: HashMap<String, usize> = base_entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.key.clone(), i))
+                .collect();
             for o in over_entries {
-                match base_entries.iter_mut().find(|b| b.key == o.key) {
-                    Some(b) => {
+                match index.get(&o.key) {
+                    Some(&i) => {
+                        let b = &mut base_entries[i];
                         b.key_line = o.key_line;
                         deep_merge(&mut b.node, &o.node);
                     }
-                    None => base_entries.push(o.clone()),
+                    None => {
+                        index.insert(o.key.clone(), base_entries.len());
+                        base_entries.push(o.clone());
+                    }
                 }
             }
             base.origin = over.origin;

@@ -652,3 +652,103 @@ fn the_watcher_loads_nothing_for_the_writers_own_files() {
     assert!(shared.load().by_hostname("n05").unwrap().install);
     assert!(loads.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
+
+// ---- hostile trees -----------------------------------------------------
+
+#[test]
+fn symlinked_folders_are_never_followed_so_loops_end() {
+    let dir = tree(&[
+        ("a.yaml", "mac: \"52:54:00:00:00:01\"\n"),
+        ("_templates/t.txt", "hello\n"),
+    ]);
+    let t = dir.path().join("_templates");
+    std::os::unix::fs::symlink(&t, t.join("loop1")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), t.join("loop2")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("group-loop")).unwrap();
+    // The load ends, says why the links were not read, and reads the rest.
+    let loaded = load(dir.path(), &pools());
+    let texts: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        texts,
+        [
+            "_templates/loop1: links to a folder; linked folders are not followed",
+            "_templates/loop2: links to a folder; linked folders are not followed",
+        ]
+    );
+    assert_eq!(loaded.inventory.machines.len(), 1);
+    assert_eq!(loaded.inventory.templates.len(), 1);
+}
+
+#[test]
+fn a_link_out_of_the_tree_is_refused_and_one_inside_is_read() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(
+        outside.path().join("secret.yaml"),
+        "mac: \"52:54:00:00:00:09\"\n",
+    )
+    .unwrap();
+    let dir = tree(&[("real.yaml", "mac: \"52:54:00:00:00:01\"\n")]);
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yaml"),
+        dir.path().join("stolen.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real.yaml"), dir.path().join("_alias.yaml"))
+        .unwrap();
+    fs::create_dir(dir.path().join("g")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real.yaml"), dir.path().join("g/twin.yaml"))
+        .unwrap();
+    let loaded = load(dir.path(), &pools());
+    let texts: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|p| p == "stolen.yaml: links outside the inventory; not read"),
+        "{texts:?}"
+    );
+    // The link inside the tree was read (and is a duplicate MAC).
+    assert!(texts.iter().any(|p| p.contains("g/twin.yaml")), "{texts:?}");
+}
+
+#[test]
+fn an_oversized_file_is_refused_with_its_name() {
+    let big = format!(
+        "mac: \"52:54:00:00:00:01\"\nblob: \"{}\"\n",
+        "x".repeat(3 << 20)
+    );
+    let texts = problems(&[
+        ("big.yaml", &big),
+        ("ok.yaml", "mac: \"52:54:00:00:00:02\"\n"),
+    ]);
+    assert_eq!(
+        texts,
+        ["big.yaml: larger than 2 MiB; pxedeck reads no file that big"]
+    );
+}
+
+#[test]
+fn aliases_in_an_inventory_file_are_refused_at_their_line() {
+    let texts = problems(&[(
+        "a.yaml",
+        "mac: \"52:54:00:00:00:01\"\nbase: &b {x: 1}\nother: *b\n",
+    )]);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].starts_with("a.yaml:2:") && texts[0].contains("anchors and aliases"),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn a_machine_file_with_forty_thousand_keys_loads() {
+    let mut text = String::from("mac: \"52:54:00:00:00:01\"\n");
+    for i in 0..40_000 {
+        text.push_str(&format!("k{i}: {i}\n"));
+    }
+    let dir = tree(&[("_defaults.yaml", "k1: base\n"), ("a.yaml", &text)]);
+    let loaded = load(dir.path(), &pools());
+    assert!(loaded.is_ok(), "{:?}", loaded.problems);
+    let m = &loaded.inventory.machines[0];
+    assert_eq!(m.values.get("k39999").unwrap().to_string(), "39999");
+    assert_eq!(m.values.get("k1").unwrap().to_string(), "1");
+}

@@ -37,6 +37,14 @@ const DEFAULTS: &str = "_defaults.yaml";
 const PROFILES_DIR: &str = "_profiles";
 pub(super) const TEMPLATES_DIR: &str = "_templates";
 const MAX_DEPTH: usize = 16;
+/// The largest file read: inventory files are a few hundred bytes and
+/// templates a few kilobytes; anything this big is a mistake or an attack.
+pub const MAX_FILE_BYTES: u64 = 2 << 20;
+/// The most files one tree may hold (machines, defaults, profiles and
+/// templates together): ten times the largest site we plan for.
+pub const MAX_FILES: usize = 100_000;
+/// The most bytes one tree may hold, all files together.
+pub const MAX_TREE_BYTES: u64 = 256 << 20;
 
 #[derive(Default)]
 struct Walk<'a> {
@@ -50,6 +58,28 @@ struct Walk<'a> {
     machines: Vec<FileId>,
     groups: Vec<String>,
     problems: Vec<Problem>,
+    /// Bytes read so far, against [`MAX_TREE_BYTES`].
+    bytes: u64,
+    /// Set once a tree-wide cap is hit: the walk stops reading.
+    full: bool,
+}
+
+/// What a directory entry is, without following a symbolic link.
+enum EntryKind {
+    Dir,
+    File,
+    /// A link: followed only to a regular file inside the tree.
+    Link,
+    Other,
+}
+
+fn entry_kind(entry: &std::fs::DirEntry) -> EntryKind {
+    match entry.file_type() {
+        Ok(t) if t.is_dir() => EntryKind::Dir,
+        Ok(t) if t.is_file() => EntryKind::File,
+        Ok(t) if t.is_symlink() => EntryKind::Link,
+        _ => EntryKind::Other,
+    }
 }
 
 impl Walk<'_> {
@@ -75,17 +105,21 @@ impl Walk<'_> {
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             let child = rel.join(&name);
-            let is_dir = entry.path().is_dir();
             if name.starts_with('.') {
                 continue; // .git, editor swap files, our own temp files
             }
+            let is_dir = match entry_kind(&entry) {
+                EntryKind::Dir => true,
+                EntryKind::File | EntryKind::Link => false,
+                EntryKind::Other => continue,
+            };
             if is_dir {
                 if depth >= MAX_DEPTH {
                     self.problem(&child, "folder nested too deep");
                 } else if depth == 0 && name == PROFILES_DIR {
-                    self.collect(root, &child, Kind::Profile, false);
+                    self.collect(root, &child, Kind::Profile, 1);
                 } else if depth == 0 && name == TEMPLATES_DIR {
-                    self.collect(root, &child, Kind::Template, true);
+                    self.collect(root, &child, Kind::Template, 1);
                 } else if !name.starts_with('_') {
                     self.groups.push(child.to_string_lossy().into_owned());
                     self.dir(root, &child, depth + 1);
@@ -107,8 +141,9 @@ impl Walk<'_> {
         }
     }
 
-    /// Collects every file of a special folder (profiles, templates).
-    fn collect(&mut self, root: &Path, rel: &Path, kind: Kind, recurse: bool) {
+    /// Collects every file of a special folder (profiles, templates; only
+    /// templates have subfolders).
+    fn collect(&mut self, root: &Path, rel: &Path, kind: Kind, depth: usize) {
         let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
             self.problem(rel, "cannot read folder");
             return;
@@ -121,11 +156,17 @@ impl Walk<'_> {
             if name.starts_with('.') {
                 continue;
             }
-            if entry.path().is_dir() {
-                if recurse {
-                    self.collect(root, &child, kind, true);
+            match entry_kind(&entry) {
+                EntryKind::Dir if kind == Kind::Template => {
+                    if depth >= MAX_DEPTH {
+                        self.problem(&child, "folder nested too deep");
+                    } else {
+                        self.collect(root, &child, kind, depth + 1);
+                    }
+                    continue;
                 }
-                continue;
+                EntryKind::Dir | EntryKind::Other => continue,
+                EntryKind::File | EntryKind::Link => {}
             }
             if kind == Kind::Profile && !is_yaml(&name) {
                 continue;
@@ -139,14 +180,43 @@ impl Walk<'_> {
         }
     }
 
+    /// Reads one file, within the caps. A symbolic link is read only when
+    /// it resolves to a regular file inside the tree: a link out of the
+    /// tree could serve any file the process can read, and folders are
+    /// never followed through links (two links can make a loop).
     fn read(&mut self, root: &Path, rel: &Path) -> Option<FileId> {
+        if self.full {
+            return None;
+        }
+        if self.files.len() >= MAX_FILES {
+            self.full = true;
+            self.problem(
+                rel,
+                &format!("the tree holds more than {MAX_FILES} files; the rest is not read"),
+            );
+            return None;
+        }
         if let Some(text) = self.overlay.and_then(|o| o.get(rel)) {
             return Some(self.add(rel.to_path_buf(), text.clone()));
         }
-        match std::fs::read_to_string(root.join(rel)) {
-            Ok(text) => Some(self.add(rel.to_path_buf(), text)),
-            Err(e) => {
-                self.problem(rel, &format!("cannot read: {e}"));
+        match read_capped(root, rel) {
+            Ok(text) => {
+                self.bytes += text.len() as u64;
+                if self.bytes > MAX_TREE_BYTES {
+                    self.full = true;
+                    self.problem(
+                        rel,
+                        &format!(
+                            "the tree holds more than {} MiB; the rest is not read",
+                            MAX_TREE_BYTES >> 20
+                        ),
+                    );
+                    return None;
+                }
+                Some(self.add(rel.to_path_buf(), text))
+            }
+            Err(message) => {
+                self.problem(rel, &message);
                 None
             }
         }
@@ -159,6 +229,39 @@ impl Walk<'_> {
             message: message.into(),
         });
     }
+}
+
+/// A file's text, refusing what is too large or links out of the tree,
+/// without reading more than the cap.
+fn read_capped(root: &Path, rel: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let path = root.join(rel);
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::canonicalize(&path).map_err(|e| format!("cannot read link: {e}"))?;
+        let inside = std::fs::canonicalize(root).is_ok_and(|r| target.starts_with(r));
+        if !inside {
+            return Err("links outside the inventory; not read".into());
+        }
+        if target.is_dir() {
+            return Err("links to a folder; linked folders are not followed".into());
+        }
+        if !target.is_file() {
+            return Err("links to something that is not a file; not read".into());
+        }
+    }
+    let file = std::fs::File::open(&path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "larger than {} MiB; pxedeck reads no file that big",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".into())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
