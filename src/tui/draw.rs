@@ -15,7 +15,7 @@ use super::oui;
 use crate::clock::Millis;
 use crate::config::DhcpMode;
 use crate::event::Level;
-use crate::model::{Alert, MachineRow, MachineState, TransferRow};
+use crate::model::{Alert, MachineRow, MachineState, TransferRow, TransferState};
 
 pub fn fmt_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -115,54 +115,30 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-/// The alerts the header shows, most urgent first.
+/// The alerts the header shows, most urgent first, as of the console's
+/// clock (or the newest event, if that is later).
 pub fn alert_texts(app: &App) -> Vec<String> {
-    let m = &app.model;
-    let mut out: Vec<String> = m
-        .alerts()
-        .into_iter()
-        .map(|a| match a {
-            Alert::RogueDhcp { server, count } => {
-                format!("rogue DHCP server {server} ({count}×)")
-            }
-            Alert::PoolExhausted { subnet } => format!("pool {subnet} exhausted"),
-            Alert::InventoryErrors { count } => {
-                format!(
-                    "{count} inventory error{} (press 4)",
-                    if count == 1 { "" } else { "s" }
-                )
-            }
-        })
-        .collect();
-    if let Some(server) = &m.server {
-        for p in &server.pools {
-            let size =
-                u64::from(u32::from(p.last)).saturating_sub(u64::from(u32::from(p.first))) + 1;
-            let used = m
-                .leases
-                .keys()
-                .filter(|ip| (p.first..=p.last).contains(*ip))
-                .count() as u64;
-            if size >= 10 && used * 10 >= size * 9 && !m.exhausted_pools.contains(&p.subnet) {
-                out.push(format!("pool {} {}% used", p.subnet, used * 100 / size));
-            }
+    app.model
+        .alerts(app.now.max(app.model.now))
+        .iter()
+        .map(alert_text)
+        .collect()
+}
+
+/// How an alert reads.
+pub fn alert_text(alert: &Alert) -> String {
+    match alert {
+        Alert::RogueDhcp { server, count } => format!("rogue DHCP server {server} ({count}×)"),
+        Alert::PoolExhausted { subnet } => format!("pool {subnet} exhausted"),
+        Alert::InventoryErrors { count } => format!(
+            "{count} inventory error{} (press 4)",
+            if *count == 1 { "" } else { "s" }
+        ),
+        Alert::PoolNearlyFull { subnet, percent } => format!("pool {subnet} {percent}% used"),
+        Alert::TransferFailures { count } => {
+            format!("{count} failed transfers in the last minute")
         }
     }
-    let recent_failures = m
-        .recent
-        .iter()
-        .filter(|t| matches!(t.outcome, Some(Err(_))))
-        .filter(|t| {
-            t.finished
-                .is_some_and(|f| app.now.saturating_sub(f) < 60_000)
-        })
-        .count();
-    if recent_failures >= 5 {
-        out.push(format!(
-            "{recent_failures} failed transfers in the last minute"
-        ));
-    }
-    out
 }
 
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
@@ -410,7 +386,7 @@ fn transfer_row<'a>(app: &App, tr: &TransferRow, live: bool, bar_width: usize) -
         .or_else(|| tr.mac.map(|m| m.to_string()))
         .unwrap_or_else(|| tr.client.ip().to_string());
     let elapsed = tr
-        .finished
+        .finished()
         .unwrap_or(app.model.now)
         .saturating_sub(tr.started)
         .max(1);
@@ -422,10 +398,10 @@ fn transfer_row<'a>(app: &App, tr: &TransferRow, live: bool, bar_width: usize) -
         };
         (text, t.progress())
     } else {
-        match &tr.outcome {
-            Some(Ok(())) => (format!("done {}", fmt_bytes(tr.bytes)), t.ok()),
-            Some(Err(e)) => (format!("failed: {e}"), t.error()),
-            None => (String::new(), t.muted()),
+        match &tr.state {
+            TransferState::Done { .. } => (format!("done {}", fmt_bytes(tr.bytes)), t.ok()),
+            TransferState::Failed { reason, .. } => (format!("failed: {reason}"), t.error()),
+            TransferState::Running => (String::new(), t.muted()),
         }
     };
     let eta = match (live, tr.size) {
@@ -514,7 +490,7 @@ fn draw_transfers(frame: &mut Frame, app: &App, area: Rect) {
         .model
         .recent
         .iter()
-        .filter(|t| matches!(t.outcome, Some(Err(_))))
+        .filter(|t| t.failure().is_some())
         .count();
     // Finished rows carry reasons, not bars: give them the room.
     let mut recent_widths = widths;
@@ -566,7 +542,7 @@ fn draw_inventory(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::default());
     }
     lines.push(Line::from(Span::styled("Groups", t.accent())));
-    for g in &inv.group_info {
+    for g in &inv.groups {
         let count = app
             .model
             .machines
@@ -714,7 +690,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect, mac: crate::ident::Mac)
                     fmt_clock(s.at.saturating_sub(first)),
                     t.muted(),
                 )),
-                Cell::from(Span::styled(s.what.clone(), style)),
+                Cell::from(Span::styled(s.what(), style)),
                 Cell::from(s.millis.map_or(String::new(), |ms| format!("{ms} ms"))),
                 Cell::from(if s.repeats > 1 {
                     format!("×{}", s.repeats)
