@@ -19,6 +19,9 @@ use crate::event::{Level, PoolInfo};
 
 /// A rogue server quiet this long no longer raises an alert.
 pub const ROGUE_QUIET_MS: Millis = 10 * 60 * 1000;
+/// Rogue servers remembered at most: answers with spoofed sources must not
+/// grow the model without bound. The longest quiet one makes room.
+pub const ROGUE_SERVERS_KEPT: usize = 64;
 /// Failed transfers count towards the alert for this long.
 pub const FAILURE_WINDOW_MS: Millis = 60 * 1000;
 /// Failed transfers within the window that raise the alert.
@@ -53,6 +56,16 @@ impl RogueServer {
 
 impl Model {
     pub(super) fn rogue_dhcp(&mut self, at: Millis, server: Ipv4Addr, offered: Option<Ipv4Addr>) {
+        if self.rogue_servers.len() >= ROGUE_SERVERS_KEPT
+            && !self.rogue_servers.contains_key(&server)
+            && let Some(quietest) = self
+                .rogue_servers
+                .iter()
+                .min_by_key(|(_, seen)| seen.last_seen)
+                .map(|(&ip, _)| ip)
+        {
+            self.rogue_servers.remove(&quietest);
+        }
         let seen = self.rogue_servers.entry(server).or_insert(RogueServer {
             count: 0,
             last_seen: at,

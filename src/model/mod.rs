@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alerts::{
     Alert, FAILURE_WINDOW_MS, FAILURES_ALERT, POOL_NEARLY_FULL_MIN_SIZE, POOL_NEARLY_FULL_PERCENT,
-    ROGUE_QUIET_MS, RogueServer,
+    ROGUE_QUIET_MS, ROGUE_SERVERS_KEPT, RogueServer,
 };
 pub use inventory::InventoryStatus;
 pub use leases::LeaseRow;

@@ -607,3 +607,20 @@ fn a_snapshot_read_back_and_reindexed_is_the_same_model() {
     back.apply(&bound(3, mac(), "10.99.0.101", false));
     assert_eq!(back.leases.len(), 1);
 }
+
+#[test]
+fn rogue_servers_are_remembered_up_to_a_cap_the_quietest_going_first() {
+    let mut m = Model::default();
+    for n in 0..=ROGUE_SERVERS_KEPT as u32 {
+        m.apply(&ev(
+            u64::from(n),
+            EventKind::RogueDhcp {
+                server: Ipv4Addr::from(0x0a63_0000 + n),
+                offered: None,
+                mac: None,
+            },
+        ));
+    }
+    assert_eq!(m.rogue_servers.len(), ROGUE_SERVERS_KEPT);
+    assert!(!m.rogue_servers.contains_key(&Ipv4Addr::new(10, 99, 0, 0)));
+}
