@@ -124,12 +124,7 @@ async fn fifty_machines_boot_and_held_ones_boot_once_adopted() {
         let failed: Vec<_> = model
             .recent
             .iter()
-            .filter_map(|t| {
-                t.outcome
-                    .as_ref()
-                    .and_then(|o| o.as_ref().err())
-                    .map(|e| (&t.path, e))
-            })
+            .filter_map(|t| t.failure().map(|e| (&t.path, e)))
             .collect();
         assert_eq!(model.counters.transfers_failed, 0, "{failed:?}");
     }

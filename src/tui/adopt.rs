@@ -122,7 +122,7 @@ impl AdoptDialog {
         if profiles.is_empty() {
             profiles.push("(no profiles)".into());
         }
-        let mut groups = model.inventory.groups.clone();
+        let mut groups = model.inventory.group_names();
         if groups.is_empty() {
             groups.push(String::new());
         }
@@ -164,9 +164,7 @@ impl AdoptDialog {
         let group = self.group_name();
         model
             .inventory
-            .group_info
-            .iter()
-            .find(|g| g.name == group)
+            .group(group)
             .and_then(|g| g.hostname_pattern.clone())
             .unwrap_or_else(|| {
                 let stem = group.rsplit('/').next().filter(|s| !s.is_empty());
@@ -190,9 +188,7 @@ impl AdoptDialog {
         let group = self.group_name().to_string();
         if let Some(p) = model
             .inventory
-            .group_info
-            .iter()
-            .find(|g| g.name == group)
+            .group(&group)
             .and_then(|g| g.profile.as_ref())
             .and_then(|p| self.profiles.iter().position(|x| x == p))
         {

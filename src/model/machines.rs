@@ -1,0 +1,274 @@
+//! Machine rows: who each MAC is, where it is in its boot, and the fold of
+//! the events a machine's own boot produces (DHCP, scripts, configs, done).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+use super::Model;
+use super::timeline::{self, DhcpStage, Step, StepKind};
+use crate::boot::arch::Firmware;
+use crate::boot::{BootDecision, ScriptKind};
+use crate::clock::Millis;
+use crate::dhcp::DhcpReply;
+use crate::event::DhcpSeen;
+use crate::ident::{Mac, Uuid};
+
+/// Where a machine is in its boot, as the console's State column shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineState {
+    /// Known to the inventory, not seen since pxedeck started.
+    Known,
+    /// Seen, unknown, policy `ignore`: shown, not booted.
+    Discovered,
+    /// Unknown and waiting in the hold loop for adoption.
+    Held,
+    /// Getting DHCP / its script.
+    Booting,
+    /// Downloading boot loader, kernel or initrd.
+    Loading,
+    /// Its installer has fetched a config.
+    Installing,
+    /// The installer called back: done.
+    Installed,
+    /// Told to boot its local disk.
+    Local,
+    /// The last step failed.
+    Failed,
+}
+
+impl MachineState {
+    pub fn label(self) -> &'static str {
+        match self {
+            MachineState::Known => "known",
+            MachineState::Discovered => "discovered",
+            MachineState::Held => "held",
+            MachineState::Booting => "booting",
+            MachineState::Loading => "loading",
+            MachineState::Installing => "installing",
+            MachineState::Installed => "installed",
+            MachineState::Local => "local",
+            MachineState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineRow {
+    pub mac: Mac,
+    pub hostname: Option<String>,
+    pub group: Option<String>,
+    pub profile: Option<String>,
+    pub install: Option<bool>,
+    pub firmware: Option<Firmware>,
+    pub ipxe: bool,
+    pub vendor_class: Option<String>,
+    pub uuid: Option<Uuid>,
+    pub relay: Option<Ipv4Addr>,
+    pub ip: Option<Ipv4Addr>,
+    pub state: MachineState,
+    pub last_seen: Option<Millis>,
+    /// The transfer running now, if any (id into `Model::transfers`).
+    pub transfer: Option<u64>,
+    pub last_error: Option<String>,
+    pub timeline: VecDeque<Step>,
+}
+
+impl MachineRow {
+    pub(super) fn new(mac: Mac) -> MachineRow {
+        MachineRow {
+            mac,
+            hostname: None,
+            group: None,
+            profile: None,
+            install: None,
+            firmware: None,
+            ipxe: false,
+            vendor_class: None,
+            uuid: None,
+            relay: None,
+            ip: None,
+            state: MachineState::Known,
+            last_seen: None,
+            transfer: None,
+            last_error: None,
+            timeline: VecDeque::new(),
+        }
+    }
+
+    /// Not in the inventory: the console makes these stand out.
+    pub fn is_unknown(&self) -> bool {
+        self.hostname.is_none()
+    }
+
+    pub(super) fn step(&mut self, at: Millis, kind: StepKind, failed: bool) {
+        timeline::record(&mut self.timeline, at, kind, failed);
+    }
+}
+
+/// What a DHCP decision means for the State column, given the state now.
+fn state_after_dhcp(decision: &BootDecision, now: MachineState) -> MachineState {
+    match (decision, now) {
+        // Later stages are not undone by a renewing client.
+        (_, MachineState::Loading | MachineState::Installing | MachineState::Installed) => now,
+        (BootDecision::Hold, _) => MachineState::Held,
+        (BootDecision::Ignore | BootDecision::NotPxe, _) => MachineState::Discovered,
+        (BootDecision::Local, _) => MachineState::Local,
+        (BootDecision::Install { .. } | BootDecision::Discover { .. }, _) => MachineState::Booting,
+    }
+}
+
+fn state_after_script(kind: ScriptKind) -> MachineState {
+    match kind {
+        ScriptKind::Hold => MachineState::Held,
+        ScriptKind::Local => MachineState::Local,
+        ScriptKind::Error => MachineState::Failed,
+        ScriptKind::Install | ScriptKind::Discover | ScriptKind::Menu => MachineState::Booting,
+    }
+}
+
+impl Model {
+    /// Rebuilds the MAC → row index: the one place it is built.
+    pub(super) fn index_machines(&mut self) {
+        self.by_mac = self
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.mac, i))
+            .collect();
+    }
+
+    pub fn machine(&self, mac: &Mac) -> Option<&MachineRow> {
+        self.by_mac.get(mac).map(|&i| &self.machines[i])
+    }
+
+    /// The machine's row, created on first sight.
+    pub(super) fn row(&mut self, mac: Mac) -> &mut MachineRow {
+        let i = *self.by_mac.entry(mac).or_insert_with(|| {
+            self.machines.push(MachineRow::new(mac));
+            self.machines.len() - 1
+        });
+        &mut self.machines[i]
+    }
+
+    /// The machine behind a client address: its lease, else the address
+    /// the inventory or an earlier reply gave it.
+    pub(super) fn mac_of_ip(&self, ip: IpAddr) -> Option<Mac> {
+        let IpAddr::V4(v4) = ip else {
+            return None;
+        };
+        self.leases.get(&v4).map(|l| l.mac).or_else(|| {
+            self.machines
+                .iter()
+                .find(|m| m.ip == Some(v4))
+                .map(|m| m.mac)
+        })
+    }
+
+    fn mac_of_hostname(&self, hostname: &str) -> Option<Mac> {
+        self.machines
+            .iter()
+            .find(|m| m.hostname.as_deref() == Some(hostname))
+            .map(|m| m.mac)
+    }
+
+    pub(super) fn dhcp_seen(&mut self, at: Millis, seen: &DhcpSeen) {
+        *self.counters.dhcp_in.entry(seen.message).or_default() += 1;
+        let row = self.row(seen.mac);
+        row.last_seen = Some(at);
+        row.firmware = seen.firmware.or(row.firmware);
+        row.ipxe = seen.ipxe;
+        row.vendor_class = seen.vendor_class.clone().or(row.vendor_class.take());
+        row.uuid = seen.uuid.or(row.uuid);
+        row.relay = seen.relay;
+        if seen.hostname.is_some() {
+            row.hostname = seen.hostname.clone();
+        }
+        let stage = DhcpStage::new(seen.firmware, seen.ipxe);
+        row.step(
+            at,
+            StepKind::DhcpSeen {
+                stage,
+                message: seen.message,
+            },
+            false,
+        );
+        row.state = state_after_dhcp(&seen.decision, row.state);
+    }
+
+    pub(super) fn dhcp_replied(
+        &mut self,
+        at: Millis,
+        mac: Mac,
+        reply: DhcpReply,
+        ip: Option<Ipv4Addr>,
+        boot_file: Option<&str>,
+    ) {
+        *self.counters.dhcp_out.entry(reply).or_default() += 1;
+        let row = self.row(mac);
+        if let Some(ip) = ip {
+            row.ip = Some(ip);
+        }
+        let kind = StepKind::DhcpReplied {
+            reply,
+            boot_file: boot_file.map(str::to_string),
+        };
+        row.step(at, kind, reply == DhcpReply::Nak);
+    }
+
+    pub(super) fn script_served(
+        &mut self,
+        at: Millis,
+        mac: Option<Mac>,
+        client: IpAddr,
+        hostname: Option<&str>,
+        kind: ScriptKind,
+        profile: Option<&str>,
+    ) {
+        self.counters.scripts += 1;
+        let Some(mac) = mac.or_else(|| self.mac_of_ip(client)) else {
+            return;
+        };
+        let row = self.row(mac);
+        row.last_seen = Some(at);
+        if let Some(hostname) = hostname {
+            row.hostname = Some(hostname.to_string());
+        }
+        if let Some(profile) = profile {
+            row.profile = Some(profile.to_string());
+        }
+        row.state = state_after_script(kind);
+        let step = StepKind::Script {
+            kind,
+            profile: profile.map(str::to_string),
+        };
+        row.step(at, step, kind == ScriptKind::Error);
+    }
+
+    pub(super) fn config_served(&mut self, at: Millis, client: IpAddr, hostname: &str, name: &str) {
+        self.counters.configs += 1;
+        let Some(mac) = self
+            .mac_of_ip(client)
+            .or_else(|| self.mac_of_hostname(hostname))
+        else {
+            return;
+        };
+        let row = self.row(mac);
+        row.state = MachineState::Installing;
+        row.hostname.get_or_insert_with(|| hostname.to_string());
+        row.step(at, StepKind::Config { name: name.into() }, false);
+    }
+
+    pub(super) fn install_done(&mut self, at: Millis, hostname: &str, mac: Option<Mac>) {
+        self.counters.installs_done += 1;
+        let Some(mac) = mac.or_else(|| self.mac_of_hostname(hostname)) else {
+            return;
+        };
+        let row = self.row(mac);
+        row.state = MachineState::Installed;
+        row.install = Some(false);
+        row.step(at, StepKind::InstallDone, false);
+    }
+}

@@ -1,0 +1,626 @@
+//! The fold, event by event: what each area of the model makes of them.
+
+use super::*;
+use crate::boot::arch::Firmware;
+use crate::boot::{BootDecision, ScriptKind};
+use crate::dhcp::LeaseEnd;
+use crate::event::{DhcpSeen, KnownMachine, Level, PoolInfo, Protocol};
+use crate::inventory::Problem;
+
+const MAC: &str = "52:54:00:00:00:01";
+
+fn mac() -> Mac {
+    MAC.parse().unwrap()
+}
+
+fn ev(at: Millis, kind: EventKind) -> Event {
+    Event { at, kind }
+}
+
+fn seen(message: DhcpMessage, decision: BootDecision) -> EventKind {
+    EventKind::DhcpSeen(DhcpSeen {
+        mac: mac(),
+        xid: 7,
+        message,
+        firmware: Some(Firmware::UefiX64),
+        ipxe: false,
+        vendor_class: Some("PXEClient:Arch:00007:UNDI:003016".into()),
+        uuid: None,
+        relay: None,
+        hostname: None,
+        decision,
+    })
+}
+
+fn known(hostname: &str, install: bool) -> EventKind {
+    EventKind::InventoryReloaded {
+        machines: vec![KnownMachine {
+            hostname: hostname.into(),
+            group: "k8s-dev".into(),
+            macs: vec![mac()],
+            ip: Some("10.99.0.21".parse().unwrap()),
+            profile: Some("ubuntu-2404".into()),
+            install,
+        }],
+        profiles: vec!["ubuntu-2404".into()],
+        groups: vec!["k8s-dev".into()],
+        group_info: vec![],
+    }
+}
+
+fn started(at: Millis, id: u64, path: &str, size: u64) -> Event {
+    ev(
+        at,
+        EventKind::TransferStarted {
+            id,
+            protocol: Protocol::Tftp,
+            client: "10.99.0.100:2070".parse().unwrap(),
+            mac: None,
+            path: path.into(),
+            size: Some(size),
+            blksize: Some(1468),
+            windowsize: None,
+        },
+    )
+}
+
+fn lease(at: Millis) -> Event {
+    ev(
+        at,
+        EventKind::LeaseBound {
+            mac: mac(),
+            ip: "10.99.0.100".parse().unwrap(),
+            hostname: None,
+            expires: at + 120_000,
+            fixed: false,
+        },
+    )
+}
+
+#[test]
+fn a_rebind_moves_the_macs_lease() {
+    let bound = |ip: &str, m: Mac| {
+        ev(
+            1,
+            EventKind::LeaseBound {
+                mac: m,
+                ip: ip.parse().unwrap(),
+                hostname: None,
+                expires: 10,
+                fixed: false,
+            },
+        )
+    };
+    let other: Mac = "52:54:00:00:00:02".parse().unwrap();
+    let mut model = Model::default();
+    model.apply(&bound("10.99.0.100", mac()));
+    model.apply(&bound("10.99.0.101", mac()));
+    // The old address went to another MAC in between: it stays theirs.
+    model.apply(&bound("10.99.0.101", other));
+    model.apply(&bound("10.99.0.102", mac()));
+    let held: Vec<(String, Mac)> = model
+        .leases
+        .values()
+        .map(|l| (l.ip.to_string(), l.mac))
+        .collect();
+    assert_eq!(
+        held,
+        vec![("10.99.0.101".into(), other), ("10.99.0.102".into(), mac())]
+    );
+}
+
+#[test]
+fn an_unknown_machine_appears_on_its_first_discover_and_stands_out() {
+    let mut m = Model::default();
+    m.apply(&ev(1000, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    let row = m.machine(&mac()).unwrap();
+    assert!(row.is_unknown());
+    assert_eq!(row.state, MachineState::Held);
+    assert_eq!(row.firmware, Some(Firmware::UefiX64));
+    assert_eq!(row.timeline[0].what(), "UEFI DISCOVER");
+    assert_eq!(m.counters.dhcp_in[&DhcpMessage::Discover], 1);
+}
+
+#[test]
+fn a_rom_resending_discover_is_one_step_with_a_count() {
+    let mut m = Model::default();
+    for t in 0..3 {
+        m.apply(&ev(
+            1000 + t * 1000,
+            seen(DhcpMessage::Discover, BootDecision::Ignore),
+        ));
+    }
+    let row = m.machine(&mac()).unwrap();
+    assert_eq!(row.timeline.len(), 1);
+    assert_eq!((row.timeline[0].repeats, row.timeline[0].at), (3, 3000));
+    assert_eq!(row.state, MachineState::Discovered);
+}
+
+#[test]
+fn inventory_labels_seen_machines_and_lists_unseen_ones() {
+    let mut m = Model::default();
+    m.apply(&ev(1, known("dev-01", true)));
+    let row = m.machine(&mac()).unwrap();
+    assert_eq!(
+        (row.state, row.hostname.as_deref()),
+        (MachineState::Known, Some("dev-01"))
+    );
+    assert_eq!(m.inventory.machines, 1);
+    // Removed from the inventory and never seen: the row goes away.
+    m.apply(&ev(
+        2,
+        EventKind::InventoryReloaded {
+            machines: vec![],
+            profiles: vec![],
+            groups: vec![],
+            group_info: vec![],
+        },
+    ));
+    assert!(m.machines.is_empty());
+    // Seen, then adopted: the same row gains its name.
+    m.apply(&ev(3, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    m.apply(&ev(4, known("dev-09", true)));
+    assert_eq!(m.machines.len(), 1);
+    assert_eq!(m.machines[0].hostname.as_deref(), Some("dev-09"));
+}
+
+#[test]
+fn a_full_boot_walks_through_the_states() {
+    let mut m = Model::default();
+    m.apply(&ev(0, known("dev-01", true)));
+    m.apply(&ev(
+        1000,
+        seen(
+            DhcpMessage::Discover,
+            BootDecision::Install {
+                profile: "ubuntu-2404".into(),
+            },
+        ),
+    ));
+    assert_eq!(m.machine(&mac()).unwrap().state, MachineState::Booting);
+    m.apply(&lease(1100));
+    m.apply(&started(1200, 1, "ipxe.efi", 1_000_000));
+    assert_eq!(
+        m.machine(&mac()).unwrap().state,
+        MachineState::Loading,
+        "client IP resolved through the lease"
+    );
+    m.apply(&ev(
+        1300,
+        EventKind::Progress {
+            samples: vec![(1, 400_000)],
+        },
+    ));
+    assert_eq!(m.transfers[&1].fraction(), Some(0.4));
+    m.apply(&ev(
+        1700,
+        EventKind::TransferDone {
+            id: 1,
+            bytes: 1_000_000,
+            millis: 500,
+        },
+    ));
+    assert!(m.transfers.is_empty());
+    assert_eq!(
+        m.recent.back().unwrap().state,
+        TransferState::Done { at: 1700 }
+    );
+    let client = "10.99.0.100".parse().unwrap();
+    m.apply(&ev(
+        2000,
+        EventKind::ScriptServed {
+            client,
+            mac: None,
+            hostname: Some("dev-01".into()),
+            kind: ScriptKind::Install,
+            profile: Some("ubuntu-2404".into()),
+        },
+    ));
+    m.apply(&ev(
+        9000,
+        EventKind::ConfigServed {
+            client,
+            hostname: "dev-01".into(),
+            name: "user-data".into(),
+        },
+    ));
+    assert_eq!(m.machine(&mac()).unwrap().state, MachineState::Installing);
+    m.apply(&ev(
+        60_000,
+        EventKind::InstallDone {
+            hostname: "dev-01".into(),
+            mac: None,
+        },
+    ));
+    let row = m.machine(&mac()).unwrap();
+    assert_eq!(
+        (row.state, row.install),
+        (MachineState::Installed, Some(false))
+    );
+    let steps: Vec<String> = row.timeline.iter().map(Step::what).collect();
+    assert_eq!(
+        steps,
+        [
+            "UEFI DISCOVER",
+            "TFTP ipxe.efi",
+            "script install (ubuntu-2404)",
+            "config user-data",
+            "install done"
+        ]
+    );
+    assert_eq!(row.timeline[1].millis, Some(500));
+    assert_eq!(
+        (m.counters.transfers_done, m.counters.bytes_served),
+        (1, 1_000_000)
+    );
+}
+
+#[test]
+fn a_failed_transfer_marks_the_machine_failed_with_the_reason() {
+    let mut m = Model::default();
+    m.apply(&lease(0));
+    m.apply(&started(10, 5, "undionly.kpxe", 100));
+    m.apply(&ev(
+        20,
+        EventKind::TransferFailed {
+            id: 5,
+            bytes: 10,
+            reason: "timed out after 5 tries".into(),
+            probe: false,
+        },
+    ));
+    let row = m.machine(&mac()).unwrap();
+    assert_eq!(row.state, MachineState::Failed);
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("undionly.kpxe: timed out after 5 tries")
+    );
+    assert!(row.timeline.back().unwrap().failed);
+    assert_eq!(m.counters.transfers_failed, 1);
+}
+
+#[test]
+fn a_size_probe_is_not_a_failure() {
+    let mut m = Model::default();
+    m.apply(&lease(0));
+    m.apply(&started(10, 5, "undionly.kpxe", 100));
+    m.apply(&ev(
+        20,
+        EventKind::TransferFailed {
+            id: 5,
+            bytes: 0,
+            reason: "client aborted after OACK".into(),
+            probe: true,
+        },
+    ));
+    let row = m.machine(&mac()).unwrap();
+    assert_ne!(row.state, MachineState::Failed);
+    assert_eq!(
+        row.timeline.back().unwrap().what(),
+        "TFTP size probe undionly.kpxe"
+    );
+    assert_eq!((m.counters.transfers_failed, m.counters.probes), (0, 1));
+    assert!(m.recent.is_empty());
+}
+
+#[test]
+fn leases_follow_bind_and_end() {
+    let mut m = Model::default();
+    m.apply(&lease(0));
+    assert_eq!(m.leases.len(), 1);
+    m.apply(&ev(
+        5,
+        EventKind::LeaseEnded {
+            mac: mac(),
+            ip: "10.99.0.100".parse().unwrap(),
+            why: LeaseEnd::Released,
+        },
+    ));
+    assert!(m.leases.is_empty());
+}
+
+#[test]
+fn alerts_for_rogue_servers_exhausted_pools_and_inventory_errors() {
+    let mut m = Model::default();
+    for _ in 0..3 {
+        m.apply(&ev(
+            1,
+            EventKind::RogueDhcp {
+                server: "10.99.0.254".parse().unwrap(),
+                offered: None,
+                mac: None,
+            },
+        ));
+    }
+    m.apply(&ev(
+        2,
+        EventKind::PoolExhausted {
+            subnet: "10.99.0.0/24".into(),
+            mac: mac(),
+        },
+    ));
+    m.apply(&ev(
+        3,
+        EventKind::InventoryError {
+            problems: vec![Problem {
+                file: "a.yaml".into(),
+                line: Some(2),
+                message: "x".into(),
+            }],
+        },
+    ));
+    assert_eq!(
+        m.alerts(m.now),
+        vec![
+            Alert::RogueDhcp {
+                server: "10.99.0.254".parse().unwrap(),
+                count: 3
+            },
+            Alert::PoolExhausted {
+                subnet: "10.99.0.0/24".into()
+            },
+            Alert::InventoryErrors { count: 1 },
+        ]
+    );
+    assert_eq!(
+        m.log.iter().filter(|l| l.target == "dhcp").count(),
+        1,
+        "a rogue server is logged once"
+    );
+    m.apply(&ev(4, known("a", false)));
+    assert!(
+        m.inventory.problems.is_empty(),
+        "a good reload clears the errors"
+    );
+}
+
+#[test]
+fn the_log_is_a_bounded_ring() {
+    let mut m = Model::default();
+    for i in 0..(LOG_LINES as u64 + 10) {
+        m.apply(&ev(
+            i,
+            EventKind::Log {
+                level: Level::Info,
+                target: "t".into(),
+                message: format!("{i}"),
+            },
+        ));
+    }
+    assert_eq!(m.log.len(), LOG_LINES);
+    assert_eq!(m.log.front().unwrap().message, "10");
+    assert_eq!(m.generation, LOG_LINES as u64 + 10);
+}
+
+fn rogue(at: Millis) -> Event {
+    ev(
+        at,
+        EventKind::RogueDhcp {
+            server: "10.99.0.254".parse().unwrap(),
+            offered: None,
+            mac: None,
+        },
+    )
+}
+
+fn bound(at: Millis, m: Mac, ip: &str, fixed: bool) -> Event {
+    ev(
+        at,
+        EventKind::LeaseBound {
+            mac: m,
+            ip: ip.parse().unwrap(),
+            hostname: None,
+            expires: at + 120_000,
+            fixed,
+        },
+    )
+}
+
+fn other_mac(n: u8) -> Mac {
+    Mac([0x52, 0x54, 0x00, 0x00, 0x01, n])
+}
+
+fn with_pool(first: &str, last: &str) -> Model {
+    let mut m = Model::default();
+    m.apply(&ev(
+        0,
+        EventKind::Started(ServerInfo {
+            address: "10.99.0.1".parse().unwrap(),
+            dhcp_mode: crate::config::DhcpMode::Full,
+            dhcp: Some("0.0.0.0:67".parse().unwrap()),
+            proxy: None,
+            tftp: "10.99.0.1:69".parse().unwrap(),
+            http: "10.99.0.1:80".parse().unwrap(),
+            api: "127.0.0.1:8081".parse().unwrap(),
+            pools: vec![PoolInfo {
+                subnet: "10.99.0.0/24".into(),
+                first: first.parse().unwrap(),
+                last: last.parse().unwrap(),
+            }],
+            unknown_policy: crate::config::UnknownPolicy::Hold,
+        }),
+    ));
+    m
+}
+
+#[test]
+fn a_rogue_server_alert_clears_after_ten_quiet_minutes_and_returns_with_it() {
+    let mut m = Model::default();
+    m.apply(&rogue(1_000));
+    let raised = |m: &Model, now| {
+        m.alerts(now)
+            .iter()
+            .any(|a| matches!(a, Alert::RogueDhcp { .. }))
+    };
+    assert!(raised(&m, 1_000 + ROGUE_QUIET_MS - 1));
+    assert!(!raised(&m, 1_000 + ROGUE_QUIET_MS), "quiet for 10 minutes");
+    m.apply(&rogue(1_000 + ROGUE_QUIET_MS + 5));
+    assert_eq!(
+        m.alerts(m.now),
+        vec![Alert::RogueDhcp {
+            server: "10.99.0.254".parse().unwrap(),
+            count: 2
+        }]
+    );
+    assert_eq!(
+        m.log.iter().filter(|l| l.target == "dhcp").count(),
+        2,
+        "its return is logged like its first answer"
+    );
+}
+
+#[test]
+fn an_exhausted_pool_clears_when_it_hands_out_a_new_address() {
+    let mut m = Model::default();
+    let exhausted = |m: &Model| {
+        m.alerts(m.now).contains(&Alert::PoolExhausted {
+            subnet: "10.99.0.0/24".into(),
+        })
+    };
+    m.apply(&bound(1, other_mac(1), "10.99.0.100", false));
+    m.apply(&ev(
+        2,
+        EventKind::PoolExhausted {
+            subnet: "10.99.0.0/24".into(),
+            mac: mac(),
+        },
+    ));
+    assert!(exhausted(&m));
+    m.apply(&bound(3, other_mac(1), "10.99.0.100", false));
+    assert!(exhausted(&m), "a renewal proves no room");
+    m.apply(&bound(4, other_mac(2), "10.99.0.21", true));
+    assert!(exhausted(&m), "a fixed address is not from the pool");
+    m.apply(&bound(5, other_mac(3), "10.98.0.100", false));
+    assert!(exhausted(&m), "another pool's address");
+    m.apply(&bound(6, mac(), "10.99.0.101", false));
+    assert!(!exhausted(&m));
+    assert!(m.exhausted_pools.is_empty());
+}
+
+#[test]
+fn inventory_errors_clear_with_a_good_reload() {
+    let mut m = Model::default();
+    m.apply(&ev(
+        1,
+        EventKind::InventoryError {
+            problems: vec![Problem {
+                file: "a.yaml".into(),
+                line: None,
+                message: "x".into(),
+            }],
+        },
+    ));
+    assert_eq!(m.alerts(m.now), vec![Alert::InventoryErrors { count: 1 }]);
+    m.apply(&ev(2, known("a", false)));
+    assert!(m.alerts(m.now).is_empty());
+}
+
+#[test]
+fn a_nearly_full_pool_alert_follows_its_leases() {
+    let mut m = with_pool("10.99.0.100", "10.99.0.109");
+    for n in 0..9 {
+        m.apply(&bound(
+            1,
+            other_mac(n),
+            &format!("10.99.0.{}", 100 + n),
+            false,
+        ));
+    }
+    assert_eq!(
+        m.alerts(m.now),
+        vec![Alert::PoolNearlyFull {
+            subnet: "10.99.0.0/24".into(),
+            percent: 90
+        }]
+    );
+    m.apply(&ev(
+        2,
+        EventKind::LeaseEnded {
+            mac: other_mac(0),
+            ip: "10.99.0.100".parse().unwrap(),
+            why: LeaseEnd::Expired,
+        },
+    ));
+    assert!(m.alerts(m.now).is_empty(), "80% is not nearly full");
+}
+
+#[test]
+fn repeated_transfer_failures_raise_an_alert_that_ages_out() {
+    let mut m = Model::default();
+    m.apply(&lease(0));
+    for id in 0..5 {
+        m.apply(&started(10, id, "vmlinuz", 100));
+        m.apply(&ev(
+            1_000 + id,
+            EventKind::TransferFailed {
+                id,
+                bytes: 0,
+                reason: "timed out".into(),
+                probe: false,
+            },
+        ));
+    }
+    assert_eq!(m.alerts(m.now), vec![Alert::TransferFailures { count: 5 }]);
+    assert!(
+        m.alerts(1_000 + FAILURE_WINDOW_MS).is_empty(),
+        "the oldest failure left the window: four are not an alert"
+    );
+}
+
+#[test]
+fn a_size_probe_behind_a_later_step_rewords_its_own_step() {
+    let mut m = Model::default();
+    m.apply(&lease(0));
+    m.apply(&started(10, 5, "undionly.kpxe", 100));
+    m.apply(&ev(15, seen(DhcpMessage::Request, BootDecision::Hold)));
+    m.apply(&ev(
+        20,
+        EventKind::TransferFailed {
+            id: 5,
+            bytes: 0,
+            reason: "client aborted after OACK".into(),
+            probe: true,
+        },
+    ));
+    let steps: Vec<String> = m
+        .machine(&mac())
+        .unwrap()
+        .timeline
+        .iter()
+        .map(Step::what)
+        .collect();
+    assert_eq!(steps, ["TFTP size probe undionly.kpxe", "UEFI REQUEST"]);
+}
+
+#[test]
+fn a_snapshot_read_back_and_reindexed_is_the_same_model() {
+    let mut m = Model::default();
+    m.apply(&ev(0, known("dev-01", true)));
+    m.apply(&lease(1));
+    m.apply(&started(2, 1, "ipxe.efi", 10));
+    let json = serde_json::to_string(&m).unwrap();
+    let mut back: Model = serde_json::from_str(&json).unwrap();
+    back.reindex();
+    assert_eq!(back.machine(&mac()), m.machine(&mac()));
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    // The indexes work: a rebind moves the lease.
+    back.apply(&bound(3, mac(), "10.99.0.101", false));
+    assert_eq!(back.leases.len(), 1);
+}
+
+#[test]
+fn rogue_servers_are_remembered_up_to_a_cap_the_quietest_going_first() {
+    let mut m = Model::default();
+    for n in 0..=ROGUE_SERVERS_KEPT as u32 {
+        m.apply(&ev(
+            u64::from(n),
+            EventKind::RogueDhcp {
+                server: Ipv4Addr::from(0x0a63_0000 + n),
+                offered: None,
+                mac: None,
+            },
+        ));
+    }
+    assert_eq!(m.rogue_servers.len(), ROGUE_SERVERS_KEPT);
+    assert!(!m.rogue_servers.contains_key(&Ipv4Addr::new(10, 99, 0, 0)));
+}

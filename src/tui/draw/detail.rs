@@ -1,0 +1,117 @@
+//! A machine's detail: who it is, its boot timeline (worded here from the
+//! typed steps) and what it is served.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+use super::format::{arch_label, fmt_clock, state_style, table_block};
+use crate::ident::Mac;
+use crate::tui::app::App;
+use crate::tui::oui;
+
+pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
+    let t = &app.theme;
+    let Some(m) = app.model.machine(&mac) else {
+        frame.render_widget(Paragraph::new("machine gone"), area);
+        return;
+    };
+    let info = vec![
+        Line::from(vec![
+            Span::styled(
+                m.hostname
+                    .clone()
+                    .unwrap_or_else(|| "unknown machine".into()),
+                if m.is_unknown() {
+                    t.unknown()
+                } else {
+                    t.accent()
+                },
+            ),
+            Span::styled(format!("  {}  {}", m.mac, oui::vendor(&m.mac)), t.text()),
+            Span::styled(format!("  {}", m.state.label()), state_style(app, m)),
+        ]),
+        Line::from(Span::styled(
+            format!(
+                "group {} · profile {} · install {} · arch {} · IP {} · UUID {}{}",
+                m.group.as_deref().unwrap_or("-"),
+                m.profile.as_deref().unwrap_or("-"),
+                m.install.map_or("-".into(), |i| i.to_string()),
+                arch_label(m),
+                m.ip.map_or("-".into(), |i| i.to_string()),
+                m.uuid.map_or("-".into(), |u| u.to_string()),
+                m.relay.map_or(String::new(), |r| format!(" · relay {r}")),
+            ),
+            t.muted(),
+        )),
+        match &m.last_error {
+            Some(e) => Line::from(Span::styled(format!("last error: {e}"), t.error())),
+            None => Line::default(),
+        },
+    ];
+    let [info_area, rest] =
+        Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(area);
+    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: true }), info_area);
+    let direction = if area.width >= 120 {
+        Direction::Horizontal
+    } else {
+        Direction::Vertical
+    };
+    let [timeline_area, text_area] = Layout::default()
+        .direction(direction)
+        .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
+        .areas(rest);
+    let first = m.timeline.front().map_or(0, |s| s.at);
+    let rows: Vec<Row> = m
+        .timeline
+        .iter()
+        .map(|s| {
+            let style = if s.failed { t.error() } else { t.text() };
+            Row::new(vec![
+                Cell::from(Span::styled(
+                    fmt_clock(s.at.saturating_sub(first)),
+                    t.muted(),
+                )),
+                Cell::from(Span::styled(s.what(), style)),
+                Cell::from(s.millis.map_or(String::new(), |ms| format!("{ms} ms"))),
+                Cell::from(if s.repeats > 1 {
+                    format!("×{}", s.repeats)
+                } else {
+                    String::new()
+                }),
+            ])
+        })
+        .collect();
+    let skip = rows
+        .len()
+        .saturating_sub(timeline_area.height.saturating_sub(2) as usize);
+    frame.render_widget(
+        Table::new(
+            rows.into_iter().skip(skip),
+            [
+                Constraint::Length(8),
+                Constraint::Fill(1),
+                Constraint::Length(9),
+                Constraint::Length(4),
+            ],
+        )
+        .header(
+            Row::new(["time", "step", "took", ""]).style(t.muted().add_modifier(Modifier::BOLD)),
+        )
+        .block(table_block(app, " Boot timeline ".into())),
+        timeline_area,
+    );
+    let text = match &app.detail_text {
+        Some((for_mac, text)) if *for_mac == mac => text.clone(),
+        _ => "loading…".into(),
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .style(t.text())
+            .scroll((app.detail_scroll, 0))
+            .block(table_block(app, " What it is served (↑↓ scroll) ".into())),
+        text_area,
+    );
+}

@@ -1,0 +1,36 @@
+//! The help overlay: every key binding, from the app's key table.
+
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+use super::format::centred;
+use crate::tui::app::{App, KEYS};
+
+pub(super) fn draw(frame: &mut Frame, app: &App) {
+    let t = &app.theme;
+    let area = centred(frame.area(), 76, KEYS.len() as u16 + 4);
+    frame.render_widget(Clear, area);
+    let mut lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<16}"), t.accent()),
+                Span::styled(what.to_string(), t.text()),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(Span::styled(
+        " any key closes this help",
+        t.muted(),
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(t.accent())
+                .title(Span::styled(" Keys ", t.accent())),
+        ),
+        area,
+    );
+}
