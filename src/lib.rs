@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod dhcp;
+pub mod embedded;
 pub mod event;
 pub mod filecache;
 pub mod http;

@@ -9,8 +9,8 @@ use ratatui::widgets::{
     Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState, Wrap,
 };
 
-use super::adopt::{AdoptDialog, Field};
-use super::app::{App, KEYS, Prompt, TABS, Tab};
+use super::adopt::{AdoptDialog, Field, field_label};
+use super::app::{App, TABS, Tab};
 use super::oui;
 use crate::clock::Millis;
 use crate::config::DhcpMode;
@@ -107,10 +107,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     draw_status(frame, app, status);
     draw_keys(frame, app, keys);
-    if let Some(d) = &app.dialog {
+    if let Some(d) = app.dialog() {
         draw_adopt(frame, app, d);
     }
-    if app.help {
+    if app.help_open() {
         draw_help(frame, app);
     }
 }
@@ -216,11 +216,8 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
         ),
         t.header(),
     ));
-    if app.origin != "embedded" {
-        line2.push(Span::styled(
-            format!(" · attached to {}", app.origin),
-            t.muted(),
-        ));
+    if let Some(url) = app.origin.attached_to() {
+        line2.push(Span::styled(format!(" · attached to {url}"), t.muted()));
     }
     frame.render_widget(
         Paragraph::new(vec![line1, Line::from(line2)]).style(t.header()),
@@ -758,22 +755,18 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect, mac: crate::ident::Mac)
 
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let line = match &app.prompt {
-        Some(Prompt::Filter(input)) => {
-            frame.set_cursor_position((area.x + 8 + input.visual_cursor() as u16, area.y));
+    let line = match app.prompt() {
+        Some(prompt) => {
+            let label = Span::styled(prompt.label(), t.accent());
+            let input = prompt.input();
+            let x = area.x + label.width() as u16 + input.visual_cursor() as u16;
+            frame.set_cursor_position((x, area.y));
             Line::from(vec![
-                Span::styled(" filter ", t.accent()),
+                label,
                 Span::styled(input.value().to_string(), t.text()),
             ])
         }
-        Some(Prompt::Jump(input)) => {
-            frame.set_cursor_position((area.x + 6 + input.visual_cursor() as u16, area.y));
-            Line::from(vec![
-                Span::styled(" jump ", t.accent()),
-                Span::styled(input.value().to_string(), t.text()),
-            ])
-        }
-        None if app.confirm_quit => Line::from(Span::styled(
+        None if app.confirming_quit() => Line::from(Span::styled(
             format!(" {} write(s) pending — quit anyway? y/n", app.pending),
             t.warn(),
         )),
@@ -789,45 +782,9 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn draw_keys(frame: &mut Frame, app: &App, area: Rect) {
-    let hints: &[(&str, &str)] = match (app.detail.is_some(), app.tab) {
-        (true, _) => &[
-            ("esc", "back"),
-            ("a", "adopt"),
-            ("i", "install"),
-            ("↑↓", "scroll"),
-            ("?", "help"),
-        ],
-        (false, Tab::Machines) => &[
-            ("a", "adopt"),
-            ("space", "mark"),
-            ("enter", "detail"),
-            ("i", "install"),
-            ("/", "filter"),
-            ("o", "sort"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        (false, Tab::Leases) => &[
-            ("r", "release"),
-            ("/", "filter"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        (false, Tab::Log) => &[
-            ("f", "follow"),
-            ("/", "filter"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        (false, _) => &[
-            ("1-5", "views"),
-            ("R", "reload"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-    };
+    let hints = app.footer();
     let mut spans = Vec::new();
-    for (k, what) in hints {
+    for (k, what) in &hints {
         spans.push(Span::styled(format!(" {k}"), app.theme.accent()));
         spans.push(Span::styled(format!(" {what} "), app.theme.muted()));
     }
@@ -864,7 +821,7 @@ fn draw_adopt(frame: &mut Frame, app: &App, d: &AdoptDialog) {
     frame.render_widget(block, area);
     let label = |f: Field, name: &str| {
         let style = if d.field == f { t.accent() } else { t.muted() };
-        Span::styled(format!(" {name:<9} "), style)
+        Span::styled(field_label(name), style)
     };
     let choice = |f: Field, value: &str| {
         if d.field == f {
@@ -950,22 +907,25 @@ fn draw_adopt(frame: &mut Frame, app: &App, d: &AdoptDialog) {
         " enter adopt · tab/↑↓ field · ←→ choose · esc cancel",
         t.muted(),
     )));
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
     let text_cursor = match d.field {
         Field::Hostname => Some((1, d.hostname.visual_cursor())),
         Field::Ip if !d.bulk() => Some((3, d.ip.visual_cursor())),
         _ => None,
     };
     if let Some((row, col)) = text_cursor {
-        frame.set_cursor_position((inner.x + 11 + col as u16, inner.y + row));
+        // After the label drawn on that row (every row starts with one).
+        let label = lines[row].spans.first().map_or(0, Span::width) as u16;
+        frame.set_cursor_position((inner.x + label + col as u16, inner.y + row as u16));
     }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 fn draw_help(frame: &mut Frame, app: &App) {
     let t = &app.theme;
-    let area = centred(frame.area(), 76, KEYS.len() as u16 + 4);
+    let keys = app.keymap.help_lines();
+    let area = centred(frame.area(), 76, keys.len() as u16 + 3);
     frame.render_widget(Clear, area);
-    let mut lines: Vec<Line> = KEYS
+    let mut lines: Vec<Line> = keys
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
