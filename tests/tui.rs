@@ -644,4 +644,14 @@ fn no_to_quit_gives_back_what_was_open() {
         vec![]
     );
     assert_eq!(press(&mut a, &[KeyCode::Char('y')]), vec![Action::Quit]);
+
+    // Over a prompt the status line asks; "no" gives the prompt back.
+    let mut a = app();
+    a.pending = 1;
+    press(&mut a, &[KeyCode::Char('/')]);
+    type_text(&mut a, "dev");
+    a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(screen(&a, 80, 24).contains("quit anyway? y/n"));
+    press(&mut a, &[KeyCode::Char('n')]);
+    assert_eq!(a.prompt().unwrap().input().value(), "dev");
 }

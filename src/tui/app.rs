@@ -217,39 +217,33 @@ impl App {
         }
     }
 
-    pub fn modal(&self) -> &Modal {
-        &self.modal
-    }
-
     /// The adopt dialog, also while "quit anyway?" is asked over it.
     pub fn dialog(&self) -> Option<&AdoptDialog> {
-        match self.underneath() {
+        match &self.modal {
             Modal::Adopt(d) => Some(d),
+            Modal::ConfirmQuit(under) => match under.as_ref() {
+                Modal::Adopt(d) => Some(d),
+                _ => None,
+            },
             _ => None,
         }
     }
 
+    /// The prompt being typed; hidden while the status line asks
+    /// "quit anyway?" (and back if the answer is no).
     pub fn prompt(&self) -> Option<&Prompt> {
-        match self.underneath() {
+        match &self.modal {
             Modal::Prompt(p) => Some(p),
             _ => None,
         }
     }
 
     pub fn help_open(&self) -> bool {
-        matches!(self.underneath(), Modal::Help)
+        matches!(self.modal, Modal::Help)
     }
 
     pub fn confirming_quit(&self) -> bool {
         matches!(self.modal, Modal::ConfirmQuit(_))
-    }
-
-    /// What is open apart from a pending "quit anyway?".
-    fn underneath(&self) -> &Modal {
-        match &self.modal {
-            Modal::ConfirmQuit(under) => under,
-            other => other,
-        }
     }
 
     /// The key footer for the view: (keys, word) pairs from the keymap.
