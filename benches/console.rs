@@ -84,7 +84,7 @@ fn setup() -> App {
             },
         );
     }
-    let mut app = App::new(model, Theme::builtin(false), "embedded");
+    let mut app = App::new(model, Theme::builtin(false), pxedeck::tui::Origin::Embedded);
     app.now = at;
     app
 }

@@ -11,6 +11,7 @@ pub mod control;
 pub mod counters;
 pub mod demo;
 pub mod dhcp;
+pub mod embedded;
 pub mod event;
 pub mod filecache;
 pub mod http;

@@ -9,11 +9,13 @@ use std::time::Duration;
 use pxedeck::boot::render::Urls;
 use pxedeck::config::Config;
 use pxedeck::demo::{self, DemoWorld};
+use pxedeck::embedded::EmbeddedBackend;
 use pxedeck::event::{EventKind, Level};
+use pxedeck::http::remote::RemoteBackend;
 use pxedeck::services::Services;
 use pxedeck::sim::Target;
 use pxedeck::sim::bench::{self, BenchOptions, BenchResult};
-use pxedeck::tui::{self, Exit, Source, theme::Theme};
+use pxedeck::tui::{self, Exit, theme::Theme};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
@@ -53,14 +55,15 @@ async fn terminated() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn embedded(services: &Services) -> Source {
-    Source::Embedded {
-        live: services.live.clone(),
-        control: services.control.clone(),
-        inventory: services.inventory.clone(),
-        policy: services.config.unknown.clone(),
-        urls: Urls::new(services.http.urls.base.clone()),
-    }
+/// The console's backend over the services this process runs.
+fn embedded(services: &Services) -> Arc<EmbeddedBackend> {
+    Arc::new(EmbeddedBackend::new(
+        services.live.clone(),
+        services.control.clone(),
+        services.inventory.clone(),
+        services.config.unknown.clone(),
+        Urls::new(services.http.urls.base.clone()),
+    ))
 }
 
 /// After the terminal went away the services keep running, headless and
@@ -273,9 +276,7 @@ pub async fn attach(
     theme_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let theme = theme(theme_name, "default")?;
-    let url = url.trim_end_matches('/').to_string();
-    let source = Source::Attached { url, token };
-    tui::run(source, theme).await?;
+    tui::run(Arc::new(RemoteBackend::new(&url, token)), theme).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use pxedeck::event::Command;
+use pxedeck::http::remote::RemoteBackend;
 use pxedeck::inventory::Adoption;
 use pxedeck::model::{MachineState, Model};
 use pxedeck::services::Services;
 use pxedeck::sim::world::{World, WorldSpec};
 use pxedeck::sim::{Outcome, Target, boot_all};
-use pxedeck::tui::{Feed, Source};
+use pxedeck::tui::{Backend, Feed};
 
 /// The parts of two models that must agree.
 fn essence(m: &Model) -> impl PartialEq + std::fmt::Debug {
@@ -46,10 +47,10 @@ async fn an_attached_console_sees_the_same_state_and_can_adopt() {
     let (runs, _) = boot_all(&world.known[..3], &target, Duration::ZERO, 1).await;
     assert!(runs.iter().all(|r| r.outcome == Outcome::Installed));
 
-    let source = Source::Attached {
-        url: format!("http://{}", services.bound.api),
-        token: Some("t0ken".into()),
-    };
+    let source = RemoteBackend::new(
+        &format!("http://{}", services.bound.api),
+        Some("t0ken".into()),
+    );
     let mut feed = source.feed();
     let first = tokio::time::timeout(Duration::from_secs(5), feed.recv())
         .await
@@ -119,10 +120,10 @@ async fn an_attached_console_sees_the_same_state_and_can_adopt() {
     );
 
     // A wrong token is refused with the server's reason.
-    let intruder = Source::Attached {
-        url: format!("http://{}", services.bound.api),
-        token: Some("guess".into()),
-    };
+    let intruder = RemoteBackend::new(
+        &format!("http://{}", services.bound.api),
+        Some("guess".into()),
+    );
     let refused = intruder
         .execute(Command::ReloadInventory)
         .await

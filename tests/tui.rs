@@ -14,6 +14,7 @@ use pxedeck::event::{
 use pxedeck::ident::Mac;
 use pxedeck::inventory::Problem;
 use pxedeck::model::Model;
+use pxedeck::tui::Origin;
 use pxedeck::tui::app::{Action, App, Tab};
 use pxedeck::tui::draw::draw;
 use pxedeck::tui::theme::Theme;
@@ -253,7 +254,7 @@ fn app() -> App {
     for e in events() {
         model.apply(&e);
     }
-    let mut app = App::new(model, Theme::builtin(false), "embedded");
+    let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
     app.now = T0 + 20_000;
     app
 }
@@ -357,7 +358,7 @@ fn help_overlay_and_alerts() {
     press(&mut a, &[KeyCode::Char('?')]);
     insta::assert_snapshot!("help_80x24", screen(&a, 80, 24));
     press(&mut a, &[KeyCode::Char('x')]);
-    assert!(!a.help, "any key closes the help");
+    assert!(!a.help_open(), "any key closes the help");
 
     let mut a = app();
     a.apply(&Event {
@@ -412,7 +413,7 @@ fn adopting_one_machine_sends_what_was_chosen() {
     let mut a = app();
     select_unknown(&mut a, "52:54:00:99:00:01");
     press(&mut a, &[KeyCode::Char('a')]);
-    let d = a.dialog.as_ref().expect("dialog open");
+    let d = a.dialog().expect("dialog open");
     assert_eq!(
         d.hostname.value(),
         "dev-04",
@@ -437,7 +438,7 @@ fn adopting_one_machine_sends_what_was_chosen() {
     );
     assert_eq!(m.macs, vec![mac("52:54:00:99:00:01")]);
     assert_eq!(m.ip, Some("10.99.0.100".parse().unwrap()));
-    assert!(a.dialog.is_none());
+    assert!(a.dialog().is_none());
     assert_eq!(a.pending, 1);
 }
 
@@ -454,7 +455,7 @@ fn changing_the_group_changes_the_suggested_name_and_profile() {
             KeyCode::Right,
         ],
     );
-    let d = a.dialog.as_ref().unwrap();
+    let d = a.dialog().unwrap();
     assert_eq!(d.group_name(), "k8s-prod");
     assert_eq!(d.hostname.value(), "prod-02");
     assert_eq!(d.profile_name(), "talos-worker");
@@ -471,14 +472,13 @@ fn invalid_choices_are_refused_inline() {
     a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
     type_text(&mut a, "10.99.0.21");
     assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
-    let err = a.dialog.as_ref().unwrap().error.clone().unwrap();
+    let err = a.dialog().unwrap().error.clone().unwrap();
     assert!(err.contains("dev-01"), "{err}");
     a.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
     type_text(&mut a, "10.99.0.300");
     assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
     assert!(
-        a.dialog
-            .as_ref()
+        a.dialog()
             .unwrap()
             .error
             .as_ref()
@@ -486,7 +486,7 @@ fn invalid_choices_are_refused_inline() {
             .contains("not an IPv4")
     );
     press(&mut a, &[KeyCode::Esc]);
-    assert!(a.dialog.is_none());
+    assert!(a.dialog().is_none());
 }
 
 #[test]
@@ -494,7 +494,7 @@ fn known_machines_cannot_be_adopted_again() {
     let mut a = app();
     a.cursor[0] = 0; // dev-01
     assert!(press(&mut a, &[KeyCode::Char('a')]).is_empty());
-    assert!(a.dialog.is_none());
+    assert!(a.dialog().is_none());
     assert!(a.status.as_ref().unwrap().error);
 }
 
@@ -532,7 +532,7 @@ fn install_toggle_release_and_quit() {
     );
     // A write is pending: quitting asks first.
     assert!(press(&mut a, &[KeyCode::Char('q')]).is_empty());
-    assert!(a.confirm_quit);
+    assert!(a.confirming_quit());
     assert!(press(&mut a, &[KeyCode::Char('n')]).is_empty());
     a.on_reply(pxedeck::tui::app::Reply::Command(Ok(
         "dev-01: install false".into(),
@@ -579,4 +579,79 @@ fn filter_jump_detail_and_sort() {
     let mut sorted = ips.clone();
     sorted.sort_by_key(|ip| (ip.is_none(), *ip));
     assert_eq!(ips, sorted);
+}
+
+// ---- cursor and modals -------------------------------------------------
+
+fn cursor_after_draw(app: &App, w: u16, h: u16) -> (u16, u16) {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| draw(f, app)).unwrap();
+    let p = terminal.get_cursor_position().unwrap();
+    (p.x, p.y)
+}
+
+#[test]
+fn text_cursors_sit_after_the_labels_drawn() {
+    let mut a = app();
+    press(&mut a, &[KeyCode::Char('/')]);
+    type_text(&mut a, "ab");
+    assert_eq!(
+        cursor_after_draw(&a, 80, 24),
+        (" filter ".len() as u16 + 2, 22)
+    );
+    press(&mut a, &[KeyCode::Esc, KeyCode::Char(':')]);
+    type_text(&mut a, "dev");
+    assert_eq!(
+        cursor_after_draw(&a, 80, 24),
+        (" jump ".len() as u16 + 3, 22)
+    );
+    press(&mut a, &[KeyCode::Esc]);
+
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a'), KeyCode::Tab]);
+    let s = screen(&a, 80, 24);
+    let (row, line) = s
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("Hostname") && l.contains("dev-04"))
+        .unwrap();
+    let value_at = line.find("dev-04").unwrap();
+    let column = line[..value_at].chars().count() as u16;
+    assert_eq!(
+        cursor_after_draw(&a, 80, 24),
+        (column + "dev-04".len() as u16, row as u16),
+        "the hostname cursor ends its value:\n{s}"
+    );
+}
+
+#[test]
+fn no_to_quit_gives_back_what_was_open() {
+    let mut a = app();
+    a.pending = 1;
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    assert!(
+        a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
+            .is_empty()
+    );
+    assert!(a.confirming_quit());
+    assert!(a.dialog().is_some(), "the dialog stays under the question");
+    press(&mut a, &[KeyCode::Char('n')]);
+    assert!(!a.confirming_quit());
+    assert_eq!(a.dialog().unwrap().hostname.value(), "dev-04");
+    assert_eq!(
+        a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        vec![]
+    );
+    assert_eq!(press(&mut a, &[KeyCode::Char('y')]), vec![Action::Quit]);
+
+    // Over a prompt the status line asks; "no" gives the prompt back.
+    let mut a = app();
+    a.pending = 1;
+    press(&mut a, &[KeyCode::Char('/')]);
+    type_text(&mut a, "dev");
+    a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(screen(&a, 80, 24).contains("quit anyway? y/n"));
+    press(&mut a, &[KeyCode::Char('n')]);
+    assert_eq!(a.prompt().unwrap().input().value(), "dev");
 }

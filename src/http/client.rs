@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 client on hyper, for the simulator (which must send
 //! from a machine's own leased address), `pxedeck attach` (the event stream
-//! and commands) and the benchmarks. Plain `http://` with IP literals only:
-//! that is all boot URLs ever are.
+//! and commands) and the benchmarks, with the parser for the API's
+//! Server-Sent Events. Plain `http://` with IP literals only: that is all
+//! boot URLs ever are.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -171,9 +172,170 @@ pub async fn download(
     Ok(total)
 }
 
+/// Splits a byte stream of Server-Sent Events into (event, data) pairs.
+///
+/// Bytes wait until their line is whole, so a character split across two
+/// reads (a "→" is three bytes) decodes whole; lines end in LF, CRLF or
+/// CR, as the SSE format allows.
+#[derive(Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    /// How far `buf` is known to hold no line ending: a long line (the
+    /// snapshot) arriving in many reads is scanned once, not once a read.
+    scanned: usize,
+    started: bool,
+    /// The last read ended in CR: an LF starting the next one belongs to it.
+    after_cr: bool,
+    block: SseBlock,
+}
+
+/// The fields of the event being read.
+#[derive(Default)]
+struct SseBlock {
+    event: Option<String>,
+    data: Option<String>,
+}
+
+impl SseBlock {
+    fn line(&mut self, line: &str, out: &mut Vec<(String, String)>) {
+        if line.is_empty() {
+            let event = self.event.take().filter(|e| !e.is_empty());
+            if let Some(data) = self.data.take() {
+                out.push((event.unwrap_or_else(|| "message".into()), data));
+            }
+            return;
+        }
+        if line.starts_with(':') {
+            return; // a comment: the server's keep-alive
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_string()),
+            "data" => match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_string()),
+            },
+            // `id` and `retry`: the console starts over from a snapshot
+            // after a break, so it needs neither.
+            _ => {}
+        }
+    }
+}
+
+impl SseParser {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        if bytes.is_empty() {
+            return Vec::new();
+        }
+        let bytes = match std::mem::take(&mut self.after_cr) {
+            true => bytes.strip_prefix(b"\n").unwrap_or(bytes),
+            false => bytes,
+        };
+        self.buf.extend_from_slice(bytes);
+        if !self.started {
+            if self.buf.len() < 3 && b"\xEF\xBB\xBF".starts_with(&self.buf) {
+                return Vec::new(); // maybe a byte-order mark, still arriving
+            }
+            if self.buf.starts_with(b"\xEF\xBB\xBF") {
+                self.buf.drain(..3);
+            }
+            self.started = true;
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut from = self.scanned;
+        while let Some(i) = self.buf[from..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+        {
+            let end = from + i;
+            let ending = match (self.buf[end], self.buf.get(end + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                (b'\r', None) => {
+                    self.after_cr = true;
+                    1
+                }
+                _ => 1,
+            };
+            let line = String::from_utf8_lossy(&self.buf[start..end]);
+            self.block.line(&line, &mut out);
+            start = end + ending;
+            from = start;
+        }
+        self.buf.drain(..start);
+        self.scanned = self.buf.len();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_blocks_split_across_reads() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"event: snapshot\ndata: {\"a\"").is_empty());
+        let got = p.push(b":1}\n\n: keep-alive\n\nevent: event\ndata: 2\n\n");
+        assert_eq!(
+            got,
+            vec![
+                ("snapshot".into(), "{\"a\":1}".into()),
+                ("event".into(), "2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn sse_character_split_across_reads_decodes_whole() {
+        let arrow = "→".as_bytes();
+        assert_eq!(arrow.len(), 3);
+        let mut p = SseParser::default();
+        let first = b"event: event\ndata: dhcp discover \xe2\x86".to_vec();
+        assert_eq!(&first[first.len() - 2..], &arrow[..2]);
+        assert!(p.push(&first).is_empty());
+        let got = p.push(b"\x92 hold\n\n");
+        assert_eq!(got, vec![("event".into(), "dhcp discover → hold".into())]);
+        assert!(!got[0].1.contains('\u{FFFD}'));
+    }
+
+    #[test]
+    fn sse_line_endings_crlf_and_cr() {
+        let mut p = SseParser::default();
+        assert_eq!(
+            p.push(b"event: event\r\ndata: 1\r\n\r\n"),
+            vec![("event".into(), "1".into())]
+        );
+        // A CRLF split between reads is one line ending, not two.
+        assert!(p.push(b"data: 2\r").is_empty());
+        assert!(p.push(b"\n").is_empty());
+        assert!(p.push(b"data: 3\r").is_empty());
+        assert!(p.push(b"\n").is_empty());
+        assert_eq!(p.push(b"\r\n"), vec![("message".into(), "2\n3".into())]);
+        assert_eq!(
+            p.push(b"event: x\rdata: 4\r\r"),
+            vec![("x".into(), "4".into())],
+            "a CR that ends the read ends the line at once"
+        );
+        // Only the one LF after a CR is swallowed: the next ends the block.
+        assert!(p.push(b"data: 5\r").is_empty());
+        assert!(p.push(b"\n").is_empty());
+        assert_eq!(p.push(b"\n"), vec![("message".into(), "5".into())]);
+    }
+
+    #[test]
+    fn sse_multi_line_data_comments_and_bom() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"\xEF\xBB").is_empty());
+        let got = p.push(b"\xBF: hello\ndata: a\ndata:b\ndata\nid: 7\n\nevent: only-a-name\n\n");
+        assert_eq!(got, vec![("message".into(), "a\nb\n".into())]);
+    }
 
     #[test]
     fn urls() {

@@ -6,13 +6,16 @@
 //! - `files`: files under the boot root (Range, HEAD, streamed, tracked);
 //! - `api`: JSON under `/api/v1`, the SSE event stream, `/metrics`,
 //!   `/healthz`;
-//! - `client`: the small HTTP client the simulator and `attach` use.
+//! - `client`: the small HTTP client the simulator and `attach` use, and
+//!   the SSE parser;
+//! - `remote`: the console's backend over the API (`pxedeck attach`).
 
 pub mod api;
 mod boot;
 pub use boot::ScriptCache;
 pub mod client;
 mod files;
+pub mod remote;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+use super::keymap::Intent;
 use crate::ident::{Mac, Uuid};
 use crate::inventory::Adoption;
 use crate::inventory::validate::{Taken, check_adoption};
@@ -22,6 +23,22 @@ pub enum Field {
     Group,
     Ip,
     Install,
+}
+
+impl Field {
+    /// Profile, group and install are chosen from a list, not typed.
+    fn is_choice(self) -> bool {
+        matches!(self, Field::Profile | Field::Group | Field::Install)
+    }
+}
+
+/// Field labels are padded to one width so values line up.
+const LABEL_WIDTH: usize = 9;
+
+/// A field's label as the dialog draws it: ` Hostname  `. The text cursor
+/// of a field sits this label's width into the line.
+pub fn field_label(name: &str) -> String {
+    format!(" {name:<LABEL_WIDTH$} ")
 }
 
 const FIELDS: [Field; 5] = [
@@ -229,10 +246,11 @@ impl AdoptDialog {
         }
     }
 
-    pub fn on_key(&mut self, key: KeyEvent, model: &Model) -> Outcome {
-        match key.code {
-            KeyCode::Esc => return Outcome::Cancel,
-            KeyCode::Enter => {
+    /// One key, as the keymap resolved it (`None`: text for the field).
+    pub fn on_key(&mut self, intent: Option<Intent>, key: KeyEvent, model: &Model) -> Outcome {
+        match intent {
+            Some(Intent::Cancel) => return Outcome::Cancel,
+            Some(Intent::Submit) => {
                 return match self.validate(model) {
                     Ok(adoptions) => Outcome::Submit(adoptions),
                     Err(e) => {
@@ -241,12 +259,11 @@ impl AdoptDialog {
                     }
                 };
             }
-            KeyCode::Tab | KeyCode::Down => self.step_field(true),
-            KeyCode::BackTab | KeyCode::Up => self.step_field(false),
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
-                if matches!(self.field, Field::Profile | Field::Group | Field::Install) =>
-            {
-                self.cycle(model, key.code != KeyCode::Left);
+            Some(Intent::NextField) => self.step_field(true),
+            Some(Intent::PrevField) => self.step_field(false),
+            // In a text field the same keys move the text cursor or type.
+            Some(Intent::ChoosePrev | Intent::ChooseNext) if self.field.is_choice() => {
+                self.cycle(model, intent == Some(Intent::ChooseNext));
             }
             _ => {
                 let event = crossterm::event::Event::Key(key);

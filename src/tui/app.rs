@@ -1,13 +1,18 @@
 //! The console's state and its update function: keys in, actions out. No
 //! terminal and no I/O here, so every key binding is tested directly.
+//!
+//! What the keys mean comes from the [`Keymap`]; which layer reads them
+//! comes from [`Modal`], the one thing that can be open over the view.
 
 use std::collections::{BTreeSet, VecDeque};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use super::adopt::{self, AdoptDialog};
+use super::backend::Origin;
+use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
 use super::oui;
 use super::theme::Theme;
 use crate::clock::Millis;
@@ -16,7 +21,7 @@ use crate::ident::Mac;
 use crate::model::{MachineRow, MachineState, Model};
 
 /// The tabs, in key order (1–5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tab {
     Machines,
     Leases,
@@ -76,34 +81,44 @@ pub enum Reply {
     Detail { mac: Mac, text: String },
 }
 
-/// One row of the key table: keys, what they do. The help overlay is
-/// generated from this, so it cannot drift from the bindings.
-pub const KEYS: &[(&str, &str)] = &[
-    (
-        "1-5  tab",
-        "switch view: machines, leases, transfers, inventory, log",
-    ),
-    ("↑↓  j k", "move the selection"),
-    ("PgUp PgDn  g G", "page, first, last"),
-    ("enter", "machine detail: timeline and what it is served"),
-    ("a", "adopt the selected (or marked) unknown machines"),
-    ("space", "mark a machine for bulk adopt"),
-    ("i", "toggle install on the selected machine"),
-    ("r", "release the selected lease (leases view)"),
-    ("/", "filter the current view"),
-    (":", "jump to a machine by MAC, hostname or IP"),
-    ("o", "cycle the machine sort order"),
-    ("f", "log: follow new lines"),
-    ("R", "reload the inventory from disk"),
-    ("esc", "close, clear the filter, back"),
-    ("?", "this help"),
-    ("q", "quit (asks only if a write is pending)"),
-];
-
 /// A line of text being typed at the bottom (filter or jump).
 pub enum Prompt {
     Filter(Input),
     Jump(Input),
+}
+
+impl Prompt {
+    /// The label drawn before the text; the cursor sits after it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Prompt::Filter(_) => " filter ",
+            Prompt::Jump(_) => " jump ",
+        }
+    }
+
+    pub fn input(&self) -> &Input {
+        match self {
+            Prompt::Filter(i) | Prompt::Jump(i) => i,
+        }
+    }
+
+    fn input_mut(&mut self) -> &mut Input {
+        match self {
+            Prompt::Filter(i) | Prompt::Jump(i) => i,
+        }
+    }
+}
+
+/// What is open over the view; keys go to it first.
+#[derive(Default)]
+pub enum Modal {
+    #[default]
+    None,
+    Prompt(Prompt),
+    Adopt(AdoptDialog),
+    Help,
+    /// "quit anyway?" over whatever was open when quitting asked.
+    ConfirmQuit(Box<Modal>),
 }
 
 pub struct Status {
@@ -114,19 +129,17 @@ pub struct Status {
 pub struct App {
     pub model: Model,
     pub theme: Theme,
+    pub keymap: Keymap,
     pub tab: Tab,
-    /// The machine whose detail is open.
+    /// The machine whose detail is open (a view, under any modal).
     pub detail: Option<Mac>,
     pub detail_text: Option<(Mac, String)>,
     pub detail_scroll: u16,
     pub cursor: [usize; 5],
     pub marked: BTreeSet<Mac>,
     pub filter: String,
-    pub prompt: Option<Prompt>,
     pub sort: Sort,
-    pub dialog: Option<AdoptDialog>,
-    pub help: bool,
-    pub confirm_quit: bool,
+    modal: Modal,
     pub follow_log: bool,
     pub status: Option<Status>,
     /// Commands sent and not yet answered.
@@ -136,8 +149,8 @@ pub struct App {
     /// Aggregate bytes/s, one sample per second, newest last.
     pub throughput: VecDeque<u64>,
     last_total: Option<u64>,
-    /// Where this console is attached, for the header ("embedded" or a URL).
-    pub origin: String,
+    /// Where this console is attached, for the header.
+    pub origin: Origin,
 }
 
 /// Bytes served so far, including live transfers.
@@ -148,10 +161,11 @@ fn total_bytes(model: &Model) -> u64 {
 pub const THROUGHPUT_SAMPLES: usize = 240;
 
 impl App {
-    pub fn new(model: Model, theme: Theme, origin: impl Into<String>) -> App {
+    pub fn new(model: Model, theme: Theme, origin: Origin) -> App {
         App {
             model,
             theme,
+            keymap: Keymap::default(),
             tab: Tab::Machines,
             detail: None,
             detail_text: None,
@@ -159,18 +173,15 @@ impl App {
             cursor: [0; 5],
             marked: BTreeSet::new(),
             filter: String::new(),
-            prompt: None,
             sort: Sort::Seen,
-            dialog: None,
-            help: false,
-            confirm_quit: false,
+            modal: Modal::None,
             follow_log: true,
             status: None,
             pending: 0,
             now: 0,
             throughput: VecDeque::new(),
             last_total: None,
-            origin: origin.into(),
+            origin,
         }
     }
 
@@ -192,6 +203,52 @@ impl App {
 
     pub fn rate(&self) -> u64 {
         self.throughput.back().copied().unwrap_or(0)
+    }
+
+    /// The layer that reads keys now.
+    pub fn layer(&self) -> Layer {
+        match &self.modal {
+            Modal::None if self.detail.is_some() => Layer::Detail,
+            Modal::None => Layer::Normal,
+            Modal::Prompt(_) => Layer::Prompt,
+            Modal::Adopt(_) => Layer::Adopt,
+            Modal::Help => Layer::Help,
+            Modal::ConfirmQuit(_) => Layer::Confirm,
+        }
+    }
+
+    /// The adopt dialog, also while "quit anyway?" is asked over it.
+    pub fn dialog(&self) -> Option<&AdoptDialog> {
+        match &self.modal {
+            Modal::Adopt(d) => Some(d),
+            Modal::ConfirmQuit(under) => match under.as_ref() {
+                Modal::Adopt(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The prompt being typed; hidden while the status line asks
+    /// "quit anyway?" (and back if the answer is no).
+    pub fn prompt(&self) -> Option<&Prompt> {
+        match &self.modal {
+            Modal::Prompt(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn help_open(&self) -> bool {
+        matches!(self.modal, Modal::Help)
+    }
+
+    pub fn confirming_quit(&self) -> bool {
+        matches!(self.modal, Modal::ConfirmQuit(_))
+    }
+
+    /// The key footer for the view: (keys, word) pairs from the keymap.
+    pub fn footer(&self) -> Vec<(String, &'static str)> {
+        self.keymap.footer(self.detail.is_some(), self.tab)
     }
 
     fn tab_index(&self) -> usize {
@@ -324,111 +381,80 @@ impl App {
 
     /// The update function: one key, the actions it causes.
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            return self.quit();
-        }
-        if self.confirm_quit {
-            self.confirm_quit = false;
-            return match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => vec![Action::Quit],
-                _ => {
-                    self.set_status("quit cancelled", false);
+        let intent = match self.keymap.resolve(self.layer(), &key) {
+            Resolved::Intent(Intent::Quit) => return self.quit(),
+            Resolved::Intent(intent) => Some(intent),
+            Resolved::Text => None,
+            Resolved::Nothing => return vec![],
+        };
+        match std::mem::take(&mut self.modal) {
+            Modal::None => intent.map_or_else(Vec::new, |i| self.perform(i)),
+            Modal::Help => vec![], // any key closes it
+            Modal::ConfirmQuit(under) => {
+                if intent == Some(Intent::ConfirmQuit) {
+                    return vec![Action::Quit];
+                }
+                self.modal = *under;
+                self.set_status("quit cancelled", false);
+                vec![]
+            }
+            Modal::Prompt(prompt) => self.on_prompt_key(prompt, intent, key),
+            Modal::Adopt(mut dialog) => match dialog.on_key(intent, key, &self.model) {
+                adopt::Outcome::Continue => {
+                    self.modal = Modal::Adopt(dialog);
                     vec![]
                 }
-            };
-        }
-        if self.help {
-            self.help = false;
-            return vec![];
-        }
-        if let Some(dialog) = &mut self.dialog {
-            return match dialog.on_key(key, &self.model) {
-                adopt::Outcome::Continue => vec![],
-                adopt::Outcome::Cancel => {
-                    self.dialog = None;
-                    vec![]
-                }
+                adopt::Outcome::Cancel => vec![],
                 adopt::Outcome::Submit(machines) => {
-                    self.dialog = None;
                     let note = format!("adopting {} machine(s)…", machines.len());
                     self.marked.clear();
                     self.send(Command::Adopt { machines }, &note)
                 }
-            };
+            },
         }
-        if let Some(kind) = self.prompt.as_ref().map(prompt_kind) {
-            return self.on_prompt_key(key, kind);
-        }
-        if self.detail.is_some() {
-            match key.code {
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Left | KeyCode::Char('h') => {
-                    self.detail = None;
-                    return vec![];
-                }
-                KeyCode::Down | KeyCode::Char('j') => {
-                    self.detail_scroll = self.detail_scroll.saturating_add(1);
-                    return vec![];
-                }
-                KeyCode::Up | KeyCode::Char('k') => {
-                    self.detail_scroll = self.detail_scroll.saturating_sub(1);
-                    return vec![];
-                }
-                KeyCode::PageDown => {
-                    self.detail_scroll = self.detail_scroll.saturating_add(10);
-                    return vec![];
-                }
-                KeyCode::PageUp => {
-                    self.detail_scroll = self.detail_scroll.saturating_sub(10);
-                    return vec![];
-                }
-                _ => {} // a, i, ? … work on the detail's machine below
-            }
-        }
-        match key.code {
-            KeyCode::Char('q') => return self.quit(),
-            KeyCode::Char('?') => self.help = true,
-            KeyCode::Char(c @ '1'..='5') => {
-                self.tab = TABS[(c as u8 - b'1') as usize].0;
+    }
+
+    /// An intent read over the view (no modal open).
+    fn perform(&mut self, intent: Intent) -> Vec<Action> {
+        use Intent as I;
+        match intent {
+            I::Help => self.modal = Modal::Help,
+            I::ShowTab(tab) => {
+                self.tab = tab;
                 self.detail = None;
             }
-            KeyCode::Tab => {
+            I::NextTab => {
                 self.tab = TABS[(self.tab_index() + 1) % TABS.len()].0;
                 self.detail = None;
             }
-            KeyCode::BackTab => {
+            I::PrevTab => {
                 self.tab = TABS[(self.tab_index() + TABS.len() - 1) % TABS.len()].0;
                 self.detail = None;
             }
-            KeyCode::Down | KeyCode::Char('j') => self.move_cursor(1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_cursor(-1),
-            KeyCode::PageDown => self.move_cursor(10),
-            KeyCode::PageUp => self.move_cursor(-10),
-            KeyCode::Home | KeyCode::Char('g') => self.move_cursor(isize::MIN / 2),
-            KeyCode::End | KeyCode::Char('G') => self.move_cursor(isize::MAX / 2),
-            KeyCode::Esc => {
+            I::Move(step) => self.step(step),
+            I::Back => self.detail = None,
+            I::ClearFilter => {
                 self.filter.clear();
                 self.status = None;
             }
-            KeyCode::Char('/') => {
-                self.prompt = Some(Prompt::Filter(
+            I::Filter => {
+                self.modal = Modal::Prompt(Prompt::Filter(
                     Input::default().with_value(self.filter.clone()),
                 ))
             }
-            KeyCode::Char(':') => self.prompt = Some(Prompt::Jump(Input::default())),
-            KeyCode::Char('o') => {
+            I::Jump => self.modal = Modal::Prompt(Prompt::Jump(Input::default())),
+            I::CycleSort => {
                 self.sort = self.sort.next();
                 self.set_status(format!("sorted by {}", self.sort.label()), false);
             }
-            KeyCode::Char('f') if self.tab == Tab::Log => {
+            I::ToggleFollow if self.tab == Tab::Log => {
                 self.follow_log = !self.follow_log;
                 if self.follow_log {
                     self.move_cursor(isize::MAX / 2);
                 }
             }
-            KeyCode::Char('R') => {
-                return self.send(Command::ReloadInventory, "reloading the inventory…");
-            }
-            KeyCode::Enter if self.tab == Tab::Machines => {
+            I::Reload => return self.send(Command::ReloadInventory, "reloading the inventory…"),
+            I::OpenDetail if self.tab == Tab::Machines => {
                 if let Some(mac) = self.selected_machine().map(|m| m.mac) {
                     self.detail = Some(mac);
                     self.detail_scroll = 0;
@@ -436,7 +462,7 @@ impl App {
                     return vec![Action::FetchDetail(mac)];
                 }
             }
-            KeyCode::Char(' ') if self.tab == Tab::Machines => {
+            I::ToggleMark if self.tab == Tab::Machines => {
                 if let Some(m) = self.selected_machine()
                     && m.is_unknown()
                 {
@@ -447,16 +473,48 @@ impl App {
                     self.move_cursor(1);
                 }
             }
-            KeyCode::Char('a') => return self.open_adopt(),
-            KeyCode::Char('i') => return self.toggle_install(),
-            KeyCode::Char('r') if self.tab == Tab::Leases => {
+            I::Adopt => return self.open_adopt(),
+            I::ToggleInstall => return self.toggle_install(),
+            I::ReleaseLease if self.tab == Tab::Leases => {
                 if let Some(ip) = self.visible_leases().get(self.cursor()).map(|l| l.ip) {
                     return self.send(Command::ReleaseLease { ip }, &format!("releasing {ip}…"));
                 }
             }
-            _ => {}
+            // Outside their tab, or meaningful only in a modal's layer.
+            I::ToggleFollow
+            | I::OpenDetail
+            | I::ToggleMark
+            | I::ReleaseLease
+            | I::Quit
+            | I::Cancel
+            | I::Submit
+            | I::NextField
+            | I::PrevField
+            | I::ChoosePrev
+            | I::ChooseNext
+            | I::ConfirmQuit => {}
         }
         vec![]
+    }
+
+    /// The detail scrolls by line and page; first and last still move the
+    /// table's selection behind it.
+    fn step(&mut self, step: Step) {
+        let by: isize = match step {
+            Step::Down => 1,
+            Step::Up => -1,
+            Step::PageDown => 10,
+            Step::PageUp => -10,
+            Step::First => isize::MIN / 2,
+            Step::Last => isize::MAX / 2,
+        };
+        match step {
+            Step::Up | Step::Down | Step::PageUp | Step::PageDown if self.detail.is_some() => {
+                // ±1 or ±10: fits an i16.
+                self.detail_scroll = self.detail_scroll.saturating_add_signed(by as i16);
+            }
+            _ => self.move_cursor(by),
+        }
     }
 
     /// The machine keys act on: the open detail, else the selection.
@@ -490,7 +548,7 @@ impl App {
         if machines.is_empty() {
             return vec![];
         }
-        self.dialog = Some(AdoptDialog::new(&self.model, machines));
+        self.modal = Modal::Adopt(AdoptDialog::new(&self.model, machines));
         vec![]
     }
 
@@ -513,42 +571,45 @@ impl App {
     }
 
     fn quit(&mut self) -> Vec<Action> {
-        if self.pending > 0 {
-            self.confirm_quit = true;
-            vec![]
-        } else {
-            vec![Action::Quit]
+        if self.pending == 0 {
+            return vec![Action::Quit];
         }
+        // Ask over what is open, so "no" gives it back as it was.
+        if !self.confirming_quit() {
+            let under = std::mem::take(&mut self.modal);
+            self.modal = Modal::ConfirmQuit(Box::new(under));
+        }
+        vec![]
     }
 
-    fn on_prompt_key(&mut self, key: KeyEvent, kind: PromptKind) -> Vec<Action> {
-        let Some(prompt) = &mut self.prompt else {
-            return vec![];
-        };
-        let input = match prompt {
-            Prompt::Filter(i) | Prompt::Jump(i) => i,
-        };
-        match key.code {
-            KeyCode::Esc => {
-                if kind == PromptKind::Filter {
+    fn on_prompt_key(
+        &mut self,
+        mut prompt: Prompt,
+        intent: Option<Intent>,
+        key: KeyEvent,
+    ) -> Vec<Action> {
+        let filtering = matches!(prompt, Prompt::Filter(_));
+        match intent {
+            Some(Intent::Cancel) => {
+                if filtering {
                     self.filter.clear();
                 }
-                self.prompt = None;
             }
-            KeyCode::Enter => {
-                let value = input.value().trim().to_string();
-                self.prompt = None;
-                match kind {
-                    PromptKind::Filter => self.filter = value,
-                    PromptKind::Jump => self.jump(&value),
+            Some(Intent::Submit) => {
+                let value = prompt.input().value().trim().to_string();
+                match prompt {
+                    Prompt::Filter(_) => self.filter = value,
+                    Prompt::Jump(_) => self.jump(&value),
                 }
             }
             _ => {
+                let input = prompt.input_mut();
                 input.handle_event(&crossterm::event::Event::Key(key));
-                if kind == PromptKind::Filter {
+                if filtering {
                     // Filter as you type.
                     self.filter = input.value().to_string();
                 }
+                self.modal = Modal::Prompt(prompt);
             }
         }
         vec![]
@@ -580,18 +641,5 @@ impl App {
             .iter()
             .filter(|m| m.is_unknown() && m.state != MachineState::Known)
             .count()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PromptKind {
-    Filter,
-    Jump,
-}
-
-fn prompt_kind(p: &Prompt) -> PromptKind {
-    match p {
-        Prompt::Filter(_) => PromptKind::Filter,
-        Prompt::Jump(_) => PromptKind::Jump,
     }
 }

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::format::centred;
-use crate::tui::adopt::{AdoptDialog, Field};
+use crate::tui::adopt::{AdoptDialog, Field, field_label};
 use crate::tui::app::App;
 use crate::tui::oui;
 
@@ -29,7 +29,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
     frame.render_widget(block, area);
     let label = |f: Field, name: &str| {
         let style = if d.field == f { t.accent() } else { t.muted() };
-        Span::styled(format!(" {name:<9} "), style)
+        Span::styled(field_label(name), style)
     };
     let choice = |f: Field, value: &str| {
         if d.field == f {
@@ -115,13 +115,15 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
         " enter adopt · tab/↑↓ field · ←→ choose · esc cancel",
         t.muted(),
     )));
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
     let text_cursor = match d.field {
         Field::Hostname => Some((1, d.hostname.visual_cursor())),
         Field::Ip if !d.bulk() => Some((3, d.ip.visual_cursor())),
         _ => None,
     };
     if let Some((row, col)) = text_cursor {
-        frame.set_cursor_position((inner.x + 11 + col as u16, inner.y + row));
+        // After the label drawn on that row (every row starts with one).
+        let label = lines[row].spans.first().map_or(0, Span::width) as u16;
+        frame.set_cursor_position((inner.x + label + col as u16, inner.y + row as u16));
     }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

@@ -61,11 +61,8 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         ),
         t.header(),
     ));
-    if app.origin != "embedded" {
-        line2.push(Span::styled(
-            format!(" · attached to {}", app.origin),
-            t.muted(),
-        ));
+    if let Some(url) = app.origin.attached_to() {
+        line2.push(Span::styled(format!(" · attached to {url}"), t.muted()));
     }
     frame.render_widget(
         Paragraph::new(vec![line1, Line::from(line2)]).style(t.header()),

@@ -5,13 +5,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::format::centred;
-use crate::tui::app::{App, KEYS};
+use crate::tui::app::App;
 
 pub(super) fn draw(frame: &mut Frame, app: &App) {
     let t = &app.theme;
-    let area = centred(frame.area(), 76, KEYS.len() as u16 + 4);
+    let keys = app.keymap.help_lines();
+    let area = centred(frame.area(), 76, keys.len() as u16 + 3);
     frame.render_widget(Clear, area);
-    let mut lines: Vec<Line> = KEYS
+    let mut lines: Vec<Line> = keys
         .iter()
         .map(|(k, what)| {
             Line::from(vec![

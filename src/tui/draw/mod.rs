@@ -53,10 +53,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     status::draw(frame, app, status);
     keys::draw(frame, app, keys);
-    if let Some(d) = &app.dialog {
+    if let Some(d) = app.dialog() {
         adopt::draw(frame, app, d);
     }
-    if app.help {
+    if app.help_open() {
         help::draw(frame, app);
     }
 }

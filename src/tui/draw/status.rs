@@ -6,26 +6,22 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::tui::app::{App, Prompt};
+use crate::tui::app::App;
 
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let line = match &app.prompt {
-        Some(Prompt::Filter(input)) => {
-            frame.set_cursor_position((area.x + 8 + input.visual_cursor() as u16, area.y));
+    let line = match app.prompt() {
+        Some(prompt) => {
+            let label = Span::styled(prompt.label(), t.accent());
+            let input = prompt.input();
+            let x = area.x + label.width() as u16 + input.visual_cursor() as u16;
+            frame.set_cursor_position((x, area.y));
             Line::from(vec![
-                Span::styled(" filter ", t.accent()),
+                label,
                 Span::styled(input.value().to_string(), t.text()),
             ])
         }
-        Some(Prompt::Jump(input)) => {
-            frame.set_cursor_position((area.x + 6 + input.visual_cursor() as u16, area.y));
-            Line::from(vec![
-                Span::styled(" jump ", t.accent()),
-                Span::styled(input.value().to_string(), t.text()),
-            ])
-        }
-        None if app.confirm_quit => Line::from(Span::styled(
+        None if app.confirming_quit() => Line::from(Span::styled(
             format!(" {} write(s) pending — quit anyway? y/n", app.pending),
             t.warn(),
         )),
