@@ -75,23 +75,34 @@ impl LiveModel {
     /// Folds the bus until cancelled. A lag (the model fell more than the
     /// bus's capacity behind) is counted on the bus; what was lost is lost
     /// for counters, and machine rows heal with their next event.
-    pub async fn run(self: Arc<Self>, bus: Bus, cancel: CancellationToken) {
+    ///
+    /// Subscribes *before* it returns the future: every event emitted after
+    /// this call is folded, however late the task first runs (no
+    /// `yield_now` and hope).
+    pub fn run(
+        self: Arc<Self>,
+        bus: Bus,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = bus.subscribe();
-        loop {
-            let received = tokio::select! {
-                r = rx.recv() => r,
-                _ = cancel.cancelled() => return,
-            };
-            match received {
-                Ok(event) => {
-                    self.fold(event, &mut rx, &bus);
-                    // Under load, let events queue for a moment: one wake-up
-                    // per batch instead of one per event keeps the emitters'
-                    // threads off the futex. Idle, this costs nothing.
-                    tokio::time::sleep(BATCH_WINDOW).await;
+        async move {
+            loop {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = cancel.cancelled() => return,
+                };
+                match received {
+                    Ok(event) => {
+                        self.fold(event, &mut rx, &bus);
+                        // Under load, let events queue for a moment: one
+                        // wake-up per batch instead of one per event keeps
+                        // the emitters' threads off the futex. Idle, this
+                        // costs nothing.
+                        tokio::time::sleep(BATCH_WINDOW).await;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => bus.note_lagged(n),
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => bus.note_lagged(n),
-                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }
@@ -118,5 +129,38 @@ pub async fn sample_progress(progress: Arc<ProgressTable>, bus: Bus, cancel: Can
             });
         }
         last = samples;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Level;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn events_emitted_before_the_fold_task_first_runs_are_folded() {
+        let bus = Bus::new(64);
+        let live = Arc::new(LiveModel::default());
+        let cancel = CancellationToken::new();
+        let fold = live.clone().run(bus.clone(), cancel.clone());
+        // Emitted before the task is even spawned, let alone polled.
+        bus.emit(EventKind::Log {
+            level: Level::Info,
+            target: "t".into(),
+            message: "early".into(),
+        });
+        let task = tokio::spawn(fold);
+        for _ in 0..100 {
+            if !live.lock().log.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            live.lock().log.back().map(|l| l.message.as_str()),
+            Some("early")
+        );
+        cancel.cancel();
+        task.await.unwrap();
     }
 }

@@ -85,7 +85,6 @@ impl Services {
         let mut tasks = JoinSet::new();
         // The model folds from the first event on.
         tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
-        tokio::task::yield_now().await;
 
         let loaded = load(&config.inventory, &load_options(&config));
         let first_problems = (!loaded.is_ok()).then(|| loaded.problems.clone());

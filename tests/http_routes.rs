@@ -779,7 +779,6 @@ async fn api_reads_metrics_and_event_stream() {
             .clone()
             .run(f.state.bus.clone(), cancel.clone()),
     );
-    tokio::task::yield_now().await;
     // Some traffic for the model to fold.
     get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
     get(f.boot(DEV01_LEASE), "/ubuntu-24.04/vmlinuz").await;
