@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use pxedeck::event::Command;
+use pxedeck::http::HttpResponse;
 use pxedeck::inventory::Adoption;
 use pxedeck::model::MachineState;
 use pxedeck::services::Services;
@@ -130,7 +131,7 @@ async fn fifty_machines_boot_and_held_ones_boot_once_adopted() {
     }
     let stats = &services.http.stats;
     assert_eq!(
-        stats.denied.load(std::sync::atomic::Ordering::Relaxed),
+        stats.responses.get(HttpResponse::Denied),
         0,
         "every config came from its machine's own lease address"
     );

@@ -413,15 +413,7 @@ fn render_metrics(s: &HttpState) -> String {
         "pxedeck_http_responses_total",
         "counter",
         "Boot-route responses by kind.",
-        vec![
-            ("{kind=\"script\"}".into(), load(&h.scripts)),
-            ("{kind=\"config\"}".into(), load(&h.configs)),
-            ("{kind=\"not_found\"}".into(), load(&h.not_found)),
-            ("{kind=\"denied\"}".into(), load(&h.denied)),
-            ("{kind=\"render_error\"}".into(), load(&h.render_errors)),
-            ("{kind=\"file_done\"}".into(), load(&h.files_done)),
-            ("{kind=\"file_failed\"}".into(), load(&h.files_failed)),
-        ],
+        h.responses.samples("kind"),
     );
     family(
         "pxedeck_http_active_transfers",

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{HttpState, HttpStats, to_v4};
+use super::{HttpResponse, HttpState, to_v4};
 use crate::boot::decide::decide;
 use crate::boot::render::{self, Script};
 use crate::event::{EventKind, Level};
@@ -79,8 +79,8 @@ pub async fn script(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(id): Query<Identity>,
 ) -> Response {
-    HttpStats::bump(&state.stats.requests);
-    HttpStats::bump(&state.stats.scripts);
+    state.stats.request();
+    state.stats.answered(HttpResponse::Script);
     let inv = state.inventory.load();
     let Some(mac) = identify(&state, &inv, peer.ip(), &id) else {
         return ipxe(render::identify_script(&state.urls));
@@ -95,7 +95,7 @@ pub async fn script(
     });
     let script = &cached.script;
     if let Some(reason) = &script.error {
-        HttpStats::bump(&state.stats.render_errors);
+        state.stats.answered(HttpResponse::RenderError);
         state.bus.emit(EventKind::Log {
             level: Level::Error,
             target: "http".into(),
@@ -114,7 +114,7 @@ pub async fn script(
 
 /// Refuses a config or callback to someone who is not the machine.
 fn deny(state: &HttpState, client: IpAddr, path: String, reason: &str) -> Response {
-    HttpStats::bump(&state.stats.denied);
+    state.stats.answered(HttpResponse::Denied);
     state.bus.emit(EventKind::AccessDenied {
         client,
         path,
@@ -128,7 +128,7 @@ fn deny(state: &HttpState, client: IpAddr, path: String, reason: &str) -> Respon
 }
 
 fn not_found(state: &HttpState, what: String) -> Response {
-    HttpStats::bump(&state.stats.not_found);
+    state.stats.answered(HttpResponse::NotFound);
     text(
         StatusCode::NOT_FOUND,
         "text/plain; charset=utf-8",
@@ -145,7 +145,7 @@ pub async fn config(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((hostname, name)): Path<(String, String)>,
 ) -> Response {
-    HttpStats::bump(&state.stats.requests);
+    state.stats.request();
     let client = to_v4(peer.ip());
     let inv = state.inventory.load();
     let Some(m) = inv.by_hostname(&hostname) else {
@@ -162,7 +162,7 @@ pub async fn config(
     match render::config(&inv, m, &name, &state.urls) {
         None => not_found(&state, format!("{hostname} has no config named {name}")),
         Some(Ok(rendered)) => {
-            HttpStats::bump(&state.stats.configs);
+            state.stats.answered(HttpResponse::Config);
             state.bus.emit(EventKind::ConfigServed {
                 client,
                 hostname: hostname.clone(),
@@ -171,7 +171,7 @@ pub async fn config(
             text(StatusCode::OK, rendered.content_type, rendered.text)
         }
         Some(Err(e)) => {
-            HttpStats::bump(&state.stats.render_errors);
+            state.stats.answered(HttpResponse::RenderError);
             state.bus.emit(EventKind::Log {
                 level: Level::Error,
                 target: "http".into(),
@@ -194,7 +194,7 @@ pub async fn done(
     method: Method,
     Path(hostname): Path<String>,
 ) -> Response {
-    HttpStats::bump(&state.stats.requests);
+    state.stats.request();
     if method != Method::POST && method != Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }

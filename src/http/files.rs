@@ -20,7 +20,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{HttpState, HttpStats, to_v4};
+use super::{HttpResponse, HttpState, to_v4};
 use crate::bootfs::FsError;
 use crate::event::{EventKind, Protocol};
 use crate::filecache::{FileCache, Lookup};
@@ -140,7 +140,7 @@ pub async fn serve(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    HttpStats::bump(&state.stats.requests);
+    state.stats.request();
     if method != Method::GET && method != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
@@ -161,11 +161,11 @@ pub async fn serve(
     let found = match lookup {
         Ok(found) => found,
         Err(FsError::NotFound) => {
-            HttpStats::bump(&state.stats.not_found);
+            state.stats.answered(HttpResponse::NotFound);
             return plain(StatusCode::NOT_FOUND, "not found\n");
         }
         Err(FsError::Denied(why)) => {
-            HttpStats::bump(&state.stats.denied);
+            state.stats.answered(HttpResponse::Denied);
             state.bus.emit(EventKind::AccessDenied {
                 client: to_v4(peer.ip()),
                 path: request.clone(),
@@ -328,7 +328,7 @@ where
             // byte, so the end is seen here, not at `Ready(None)`.
             if this.remaining == 0 && !this.finished {
                 this.finished = true;
-                HttpStats::bump(&this.state.stats.files_done);
+                this.state.stats.answered(HttpResponse::FileDone);
                 this.state.bus.emit(EventKind::TransferDone {
                     id: this.handle.id,
                     bytes: this.sent,
@@ -343,7 +343,7 @@ where
 impl<S> Drop for Tracked<S> {
     fn drop(&mut self) {
         if !self.finished {
-            HttpStats::bump(&self.state.stats.files_failed);
+            self.state.stats.answered(HttpResponse::FileFailed);
             self.state.bus.emit(EventKind::TransferFailed {
                 id: self.handle.id,
                 bytes: self.sent,

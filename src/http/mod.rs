@@ -30,6 +30,7 @@ use crate::boot::render::Urls;
 use crate::bootfs::BootFs;
 use crate::config::Config;
 use crate::control::Control;
+use crate::counters::Counts;
 use crate::dhcp::server::DhcpServer;
 use crate::event::Bus;
 use crate::ident::Mac;
@@ -67,23 +68,35 @@ impl LeaseView for DhcpServer {
     }
 }
 
-/// Counters for `/metrics`.
+crate::reasons! {
+    /// What a boot-route request was answered with.
+    pub enum HttpResponse {
+        Script => "script",
+        Config => "config",
+        NotFound => "not_found",
+        Denied => "denied",
+        RenderError => "render_error",
+        FileDone => "file_done",
+        FileFailed => "file_failed",
+    }
+}
+
+/// Exact counters for `/metrics`, bumped on the request paths.
 #[derive(Default)]
 pub struct HttpStats {
     pub requests: AtomicU64,
-    pub scripts: AtomicU64,
-    pub configs: AtomicU64,
-    pub not_found: AtomicU64,
-    pub denied: AtomicU64,
-    pub render_errors: AtomicU64,
-    pub files_done: AtomicU64,
-    pub files_failed: AtomicU64,
+    /// File bytes handed to connections.
     pub bytes: AtomicU64,
+    pub responses: Counts<HttpResponse>,
 }
 
 impl HttpStats {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn answered(&self, kind: HttpResponse) {
+        self.responses.bump(kind);
     }
 }
 
