@@ -112,6 +112,14 @@ impl Pool {
     pub fn range_len(&self) -> u32 {
         u32::from(self.range_end) - u32::from(self.range_start) + 1
     }
+
+    /// Whether `ip` is a host address of the subnet: inside it and not its
+    /// network or broadcast address (which /31 and /32 lack, RFC 3021).
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        let net = self.subnet;
+        net.contains(&ip)
+            && (net.prefix_len() > 30 || (ip != net.network() && ip != net.broadcast()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -163,6 +163,9 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
         lease: None,
         silent: None,
     };
+    if let Some(why) = req.relay.and_then(|giaddr| relay_refused(giaddr, ctx)) {
+        return out.silent(why);
+    }
     if ctx.port == Port::Proxy || ctx.mode == DhcpMode::Proxy {
         return proxy(&client, src, ctx, out);
     }
@@ -367,17 +370,25 @@ fn release(req: &Request, leases: &mut LeaseTable, mut out: Outcome) -> Outcome 
     out.silent(Unanswered::Release)
 }
 
+/// DHCPDECLINE (RFC 2131 §4.3.3): the client found its address in use.
+/// Accepted only from the MAC holding that address (see
+/// [`LeaseTable::decline`]); anything else is counted and changes nothing.
 fn decline(req: &Request, leases: &mut LeaseTable, ctx: &Ctx<'_>, mut out: Outcome) -> Outcome {
-    if let Some(ip) = req.requested_ip {
-        let held = leases.get(ip).filter(|l| l.mac == req.mac).cloned();
-        leases.decline(ip, &req.mac, ctx.now + DECLINE_QUARANTINE_MS);
-        out.lease = Some(LeaseNews::Ended {
-            ip,
-            why: LeaseEnd::Declined,
-        });
-        out.persist = held.map(Persist::Release);
+    let Some(ip) = req.requested_ip else {
+        return out.silent(Unanswered::DeclineRefused);
+    };
+    let until = ctx.now + DECLINE_QUARANTINE_MS;
+    match leases.decline(ip, &req.mac, ctx.inventory, ctx.now, until) {
+        Ok(held) => {
+            out.lease = Some(LeaseNews::Ended {
+                ip,
+                why: LeaseEnd::Declined,
+            });
+            out.persist = Some(Persist::Release(held));
+            out.silent(Unanswered::Decline)
+        }
+        Err(_) => out.silent(Unanswered::DeclineRefused),
     }
-    out.silent(Unanswered::Decline)
 }
 
 fn addressing<'a>(c: &Client<'a>, pool: &'a Pool, lease_ms: Millis) -> Addressing<'a> {
@@ -406,6 +417,26 @@ fn boot_answer(
     first_stage(firmware, req.ipxe, ctx.http_base, |name: &str| {
         ctx.loaders.contains(name)
     })
+}
+
+/// Why a relayed request must not be answered, if it must not. Its reply
+/// goes to giaddr port 67 (RFC 2131 §4.1), and giaddr is whatever the
+/// sender wrote: our own address would send the reply back to us (and hold
+/// an address for nobody), a subnet's broadcast address to every host on
+/// it, anything else to a host that asked for nothing. A relay is a host
+/// of the subnet it serves, so giaddr must be one of a pool's subnet. With
+/// no pools (proxyDHCP without them) only what no relay can have is
+/// refused.
+fn relay_refused(giaddr: Ipv4Addr, ctx: &Ctx<'_>) -> Option<Unanswered> {
+    if giaddr == ctx.server_ip {
+        return Some(Unanswered::RelayIsOurs);
+    }
+    let usable = if ctx.pools.is_empty() {
+        !(giaddr.is_loopback() || giaddr.is_broadcast() || giaddr.is_multicast())
+    } else {
+        ctx.pools.iter().any(|p| p.is_host(giaddr))
+    };
+    (!usable).then_some(Unanswered::RelayNotInPool)
 }
 
 fn pool_for<'a>(req: &Request, ctx: &Ctx<'a>) -> Option<&'a Pool> {

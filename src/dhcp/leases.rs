@@ -86,6 +86,15 @@ pub enum LeaseError {
     OutsidePool,
 }
 
+/// Why a DECLINE quarantined nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclineRefused {
+    /// The sender holds no offer or lease on the address.
+    NotHeld,
+    /// The address is reserved for another machine.
+    ReservedFor(Mac),
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LeaseTable {
     by_ip: HashMap<Ipv4Addr, Lease>,
@@ -314,11 +323,45 @@ impl LeaseTable {
         None
     }
 
-    /// The client found the address in use (DHCPDECLINE): quarantine it.
-    pub fn decline(&mut self, ip: Ipv4Addr, mac: &Mac, until: Millis) {
-        self.release(ip, mac);
+    /// The client found the address in use (DHCPDECLINE): quarantine it
+    /// until `until` and return the offer or lease it had.
+    ///
+    /// DHCP carries no proof of who sent a packet, so the one thing a
+    /// DECLINE can be checked against is the table: only the MAC that holds
+    /// the address now (an unexpired offer or lease) may give it back this
+    /// way, and never an address reserved for another machine. Anyone else
+    /// could otherwise take a whole pool, reservations included, out of use
+    /// with one packet per address.
+    pub fn decline(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: &Mac,
+        reservations: &dyn Reservations,
+        now: Millis,
+        until: Millis,
+    ) -> Result<Lease, DeclineRefused> {
+        if let Some(owner) = reservations.reserved_for_other(ip, mac) {
+            return Err(DeclineRefused::ReservedFor(owner));
+        }
+        let held = self
+            .by_ip
+            .get(&ip)
+            .is_some_and(|l| l.mac == *mac && l.expires > now);
+        if !held {
+            return Err(DeclineRefused::NotHeld);
+        }
+        let lease = self.release(ip, mac).ok_or(DeclineRefused::NotHeld)?;
         self.set_last(*mac, None);
         self.set_quarantine(ip, Some(until));
+        Ok(lease)
+    }
+
+    /// Addresses of a pool's range that a DECLINE keeps out of use now.
+    pub fn quarantined_in(&self, pool: &Pool, now: Millis) -> usize {
+        self.quarantine
+            .iter()
+            .filter(|&(ip, &until)| until > now && pool.range_contains(*ip))
+            .count()
     }
 
     /// Removes leases past their expiry and returns them.
@@ -454,7 +497,9 @@ mod tests {
         let mut t = LeaseTable::default();
         let first = t.choose(&p, &mac(1), None, &none(), 0).unwrap();
         t.hold(bound(first, mac(1), 100), &none(), 0).unwrap();
-        t.decline(first, &mac(1), 1000);
+        assert_eq!(t.quarantined_in(&p, 10), 0);
+        assert!(t.decline(first, &mac(1), &none(), 10, 1000).is_ok());
+        assert_eq!(t.quarantined_in(&p, 10), 1);
         assert_ne!(t.choose(&p, &mac(1), None, &none(), 10), Some(first));
         assert_eq!(
             t.choose(&p, &mac(1), Some(first), &none(), 2000),
@@ -512,7 +557,7 @@ mod tests {
                     }
                     3 => {
                         if let Some(l) = t.of_mac(&who).cloned() {
-                            t.decline(l.ip, &who, 1000);
+                            let _ = t.decline(l.ip, &who, &none(), 50, 1000);
                         }
                     }
                     _ => {

@@ -153,6 +153,16 @@ crate::reasons! {
         /// RELEASE and DECLINE are answered by nobody, by design.
         Release => "release",
         Decline => "decline",
+        /// A DECLINE from a MAC that holds no offer or lease on the address
+        /// (or of another machine's reservation): nothing is quarantined.
+        DeclineRefused => "decline_refused",
+        /// A relayed request whose giaddr is the server's own address: the
+        /// reply would come back to us.
+        RelayIsOurs => "relay_is_ours",
+        /// A relayed request whose giaddr is no host of any pool subnet
+        /// (outside them all, or a subnet's network or broadcast address):
+        /// the reply would go where no relay of ours is.
+        RelayNotInPool => "relay_not_in_pool",
     }
 }
 

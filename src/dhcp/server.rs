@@ -155,15 +155,21 @@ impl DhcpServer {
         guard.table.iter().cloned().collect()
     }
 
-    /// (subnet, addresses in use, addresses in the range) per pool.
-    pub fn pool_usage(&self) -> Vec<(String, usize, u32)> {
+    /// The `pxedeck_dhcp_leases` samples: per pool range, the addresses
+    /// used (bound or offered), quarantined by a DECLINE, and free (neither).
+    pub fn lease_samples(&self) -> Vec<(String, u64)> {
+        let now = now_millis();
         let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        self.config
-            .dhcp
-            .pools
-            .iter()
-            .map(|p| (p.subnet.to_string(), guard.table.used_in(p), p.range_len()))
-            .collect()
+        let mut samples = Vec::new();
+        for pool in &self.config.dhcp.pools {
+            let used = guard.table.used_in(pool) as u64;
+            let quarantined = guard.table.quarantined_in(pool, now) as u64;
+            let free = u64::from(pool.range_len()).saturating_sub(used + quarantined);
+            for (state, n) in [("used", used), ("quarantined", quarantined), ("free", free)] {
+                samples.push((format!("{{pool=\"{}\",state=\"{state}\"}}", pool.subnet), n));
+            }
+        }
+        samples
     }
 
     /// The bound lease on `ip`, if any.

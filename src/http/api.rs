@@ -339,17 +339,11 @@ fn render_metrics(s: &HttpState) -> String {
             "OFFERs and ACKs seen from other DHCP servers.",
             one(dhcp.stats.rogue_seen.load(Ordering::Relaxed)),
         );
-        let mut leases = Vec::new();
-        for (subnet, used, size) in dhcp.pool_usage() {
-            leases.push((format!("{{pool=\"{subnet}\",state=\"used\"}}"), used as u64));
-            let free = u64::from(size).saturating_sub(used as u64);
-            leases.push((format!("{{pool=\"{subnet}\",state=\"free\"}}"), free));
-        }
         family(
             "pxedeck_dhcp_leases",
             "gauge",
-            "Addresses per pool range, used (bound or offered) and free.",
-            leases,
+            "Addresses per pool range: used (bound or offered), quarantined (declined) and free.",
+            dhcp.lease_samples(),
         );
     }
     if let Some(tftp) = &s.tftp {

@@ -459,7 +459,10 @@ fn inform_release_and_decline() {
     );
     assert!(matches!(out.persist, Some(Persist::Release(_))));
     assert!(w.leases.is_empty());
-    // Decline: that address is not offered again for a while.
+    // Decline, by the client holding the address (bound again: a DECLINE
+    // of an address one holds nothing on quarantines nothing): that
+    // address is not offered again for a while.
+    assert_eq!(bind(&mut w, UNKNOWN), offered);
     let out = run(
         &mut w,
         &request(|p| {
@@ -474,4 +477,271 @@ fn inform_release_and_decline() {
         reply(&run(&mut w, &request(|_| {}), Port::Dhcp, DhcpMode::Full)).yiaddr,
         offered
     );
+}
+
+/// A client with `mac` that went through DISCOVER and REQUEST; its address.
+fn bind(w: &mut World, mac: [u8; 6]) -> Ipv4Addr {
+    let offered = reply(&run(
+        w,
+        &request(|p| set_mac(p, mac)),
+        Port::Dhcp,
+        DhcpMode::Full,
+    ))
+    .yiaddr;
+    let ack = run(
+        w,
+        &request(|p| {
+            set_mac(p, mac);
+            p.set_option(opt::MESSAGE_TYPE, [msg::REQUEST]);
+            p.set_option(opt::REQUESTED_IP, offered.octets());
+        }),
+        Port::Dhcp,
+        DhcpMode::Full,
+    );
+    assert_eq!(reply(&ack).message_type(), Some(msg::ACK));
+    offered
+}
+
+fn decline_from(mac: [u8; 6], ip: Option<Ipv4Addr>) -> Request {
+    request(|p| {
+        set_mac(p, mac);
+        p.set_option(opt::MESSAGE_TYPE, [msg::DECLINE]);
+        p.options.retain(|(c, _)| *c != opt::REQUESTED_IP);
+        if let Some(ip) = ip {
+            p.set_option(opt::REQUESTED_IP, ip.octets());
+        }
+    })
+}
+
+/// Issue 15, item 8: a DECLINE quarantines an address only when its sender
+/// holds that address's offer or lease, and a reservation only for its
+/// owner.
+#[test]
+fn a_decline_counts_only_from_the_holder() {
+    const STRANGER: [u8; 6] = [2, 0xde, 0, 0, 0, 1];
+    let reserved: Ipv4Addr = "10.99.0.21".parse().unwrap();
+    /// Who declines what (the unknown client's bound address, or dev-01's
+    /// reservation), whether dev-01 holds its lease, and the verdict.
+    type Case = (
+        &'static str,
+        [u8; 6],
+        Option<&'static str>,
+        bool,
+        Unanswered,
+    );
+    let cases: [Case; 7] = [
+        (
+            "a stranger, someone's lease",
+            STRANGER,
+            Some("lease"),
+            true,
+            Unanswered::DeclineRefused,
+        ),
+        (
+            "a stranger, a held reservation",
+            STRANGER,
+            Some("reserved"),
+            true,
+            Unanswered::DeclineRefused,
+        ),
+        (
+            "a stranger, an idle reservation",
+            STRANGER,
+            Some("reserved"),
+            false,
+            Unanswered::DeclineRefused,
+        ),
+        (
+            "no address named",
+            UNKNOWN,
+            None,
+            true,
+            Unanswered::DeclineRefused,
+        ),
+        (
+            "the owner, an address it does not hold",
+            DEV01,
+            Some("lease"),
+            true,
+            Unanswered::DeclineRefused,
+        ),
+        (
+            "the holder of the lease",
+            UNKNOWN,
+            Some("lease"),
+            true,
+            Unanswered::Decline,
+        ),
+        (
+            "the owner of the reservation",
+            DEV01,
+            Some("reserved"),
+            true,
+            Unanswered::Decline,
+        ),
+    ];
+    for (name, who, what, dev01_bound, want) in cases {
+        let mut w = world("");
+        let lease = bind(&mut w, UNKNOWN);
+        if dev01_bound {
+            assert_eq!(bind(&mut w, DEV01), reserved);
+        }
+        let ip = what.map(|w| if w == "lease" { lease } else { reserved });
+        let before = w.leases.clone();
+        let out = run(&mut w, &decline_from(who, ip), Port::Dhcp, DhcpMode::Full);
+        assert!(out.reply.is_none(), "{name}");
+        assert_eq!(out.silent, Some(want), "{name}");
+        let pool = &w.config.dhcp.pools[0];
+        let quarantined = w.leases.quarantined_in(pool, 1_000_000);
+        if want == Unanswered::DeclineRefused {
+            assert_eq!(w.leases, before, "{name}: nothing changed");
+            assert!((out.lease, out.persist) == (None, None), "{name}");
+            // The address's holder keeps it; a reservation still goes to its owner.
+            let again = run(
+                &mut w,
+                &request(|p| set_mac(p, DEV01)),
+                Port::Dhcp,
+                DhcpMode::Full,
+            );
+            assert_eq!(reply(&again).yiaddr, reserved, "{name}");
+        } else {
+            let ip = ip.unwrap();
+            assert!(
+                matches!(out.persist, Some(Persist::Release(ref l)) if l.ip == ip && l.mac == Mac(who)),
+                "{name}"
+            );
+            assert_eq!(
+                out.lease,
+                Some(LeaseNews::Ended {
+                    ip,
+                    why: LeaseEnd::Declined
+                }),
+                "{name}"
+            );
+            assert_eq!(quarantined, usize::from(pool.range_contains(ip)), "{name}");
+            assert!(w.leases.get(ip).is_none(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn an_expired_offer_gives_no_right_to_decline() {
+    let mut w = world("");
+    let ip: Ipv4Addr = "10.99.0.100".parse().unwrap();
+    let stale = Lease {
+        ip,
+        mac: Mac(UNKNOWN),
+        state: LeaseState::Offered,
+        expires: 1_000_000 - 1,
+        fixed: false,
+    };
+    w.leases.hold(stale, &w.inventory, 0).unwrap();
+    let out = run(
+        &mut w,
+        &decline_from(UNKNOWN, Some(ip)),
+        Port::Dhcp,
+        DhcpMode::Full,
+    );
+    assert_eq!(out.silent, Some(Unanswered::DeclineRefused));
+    assert_eq!(
+        w.leases.quarantined_in(&w.config.dhcp.pools[0], 1_000_000),
+        0
+    );
+}
+
+/// Issue 15, item 11: a relayed request is answered only when its giaddr
+/// is a host of a pool's subnet and not the server itself. With no pools
+/// (proxyDHCP) only addresses no relay can have are refused.
+#[test]
+fn relayed_requests_need_a_relay_that_can_exist() {
+    type Case = (&'static str, DhcpMode, bool, Option<Unanswered>);
+    let cases: [Case; 12] = [
+        ("10.98.0.1", DhcpMode::Full, true, None),
+        (
+            "10.99.0.1",
+            DhcpMode::Full,
+            true,
+            Some(Unanswered::RelayIsOurs),
+        ),
+        (
+            "10.99.0.1",
+            DhcpMode::Proxy,
+            true,
+            Some(Unanswered::RelayIsOurs),
+        ),
+        (
+            "10.99.0.1",
+            DhcpMode::Proxy,
+            false,
+            Some(Unanswered::RelayIsOurs),
+        ),
+        (
+            "10.98.0.0",
+            DhcpMode::Full,
+            true,
+            Some(Unanswered::RelayNotInPool),
+        ),
+        (
+            "10.98.0.255",
+            DhcpMode::Full,
+            true,
+            Some(Unanswered::RelayNotInPool),
+        ),
+        (
+            "192.0.2.1",
+            DhcpMode::Full,
+            true,
+            Some(Unanswered::RelayNotInPool),
+        ),
+        (
+            "192.0.2.1",
+            DhcpMode::Proxy,
+            true,
+            Some(Unanswered::RelayNotInPool),
+        ),
+        ("192.0.2.1", DhcpMode::Proxy, false, None),
+        (
+            "127.0.0.1",
+            DhcpMode::Proxy,
+            false,
+            Some(Unanswered::RelayNotInPool),
+        ),
+        (
+            "255.255.255.255",
+            DhcpMode::Proxy,
+            false,
+            Some(Unanswered::RelayNotInPool),
+        ),
+        (
+            "224.0.0.1",
+            DhcpMode::Proxy,
+            false,
+            Some(Unanswered::RelayNotInPool),
+        ),
+    ];
+    for (giaddr, mode, pools, want) in cases {
+        let name = format!("{giaddr} {mode} pools={pools}");
+        let mut w = world("");
+        if !pools {
+            w.config.dhcp.pools.clear();
+        }
+        let giaddr: Ipv4Addr = giaddr.parse().unwrap();
+        let req = request(|p| {
+            set_mac(p, DEV01);
+            p.giaddr = giaddr;
+        });
+        let out = run(&mut w, &req, Port::Dhcp, mode);
+        assert_eq!(out.silent, want, "{name}");
+        match want {
+            Some(_) => {
+                assert!(out.reply.is_none(), "{name}");
+                assert!(w.leases.is_empty(), "{name}: no address held");
+            }
+            None => assert_eq!(
+                out.reply.as_ref().map(|r| r.to),
+                Some(Destination::Relay(giaddr)),
+                "{name}"
+            ),
+        }
+    }
 }
