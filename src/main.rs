@@ -198,6 +198,7 @@ where
 fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         pools: config.dhcp.pools.clone(),
+        server: Some(config.address),
     }
 }
 

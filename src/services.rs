@@ -67,6 +67,7 @@ pub struct Services {
 pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         pools: config.dhcp.pools.clone(),
+        server: Some(config.address),
     }
 }
 

@@ -54,6 +54,7 @@ async fn start_with(config: Arc<Config>) -> Running {
         &root,
         &LoadOptions {
             pools: config.dhcp.pools.clone(),
+            ..Default::default()
         },
     )
     .inventory;

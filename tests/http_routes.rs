@@ -80,6 +80,7 @@ impl Fixture {
         let config = Arc::new(Config::from_text(&text, None).unwrap());
         let opts = LoadOptions {
             pools: config.dhcp.pools.clone(),
+            ..Default::default()
         };
         let loaded = load(&nodes, &opts);
         assert!(loaded.is_ok(), "{:?}", loaded.problems);

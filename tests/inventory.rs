@@ -30,12 +30,13 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 fn pools() -> LoadOptions {
     let c = Config::from_text(
-        "dhcp:\n  pools:\n    - subnet: 10.99.0.0/24\n      range: 10.99.0.100-10.99.0.199\n",
+        "server:\n  address: 10.99.0.1\ndhcp:\n  pools:\n    - subnet: 10.99.0.0/24\n      range: 10.99.0.100-10.99.0.199\n",
         None,
     )
     .unwrap();
     LoadOptions {
         pools: c.dhcp.pools,
+        server: Some(c.address),
     }
 }
 
@@ -170,6 +171,15 @@ fn identities_are_normalised_and_indexed() {
 #[test_case(&[("_profiles/p.yaml", "boot:\n  kernel: k\nconfigs:\n  user-data: |\n    #cloud-config\n    {% if x %}\n    a: 1\n"), ("a.yaml", "mac: \"52:54:00:00:00:01\"\nprofile: p\n")], "_profiles/p.yaml:7: template error in config `user-data`: unexpected end of input, expected end of block" ; "template syntax in inline config")]
 #[test_case(&[("_templates/ks.cfg.j2", "text\n{{ hostname \n"), ("_profiles/p.yaml", "boot:\n  kernel: k\nconfigs:\n  ks.cfg:\n    template: ks.cfg.j2\n")], "_templates/ks.cfg.j2:2: template ks.cfg.j2: unexpected end of input, expected end of variable block" ; "template syntax in template file")]
 #[test_case(&[("_profiles/p.yaml", "boot:\n  kernel: k\nconfigs:\n  ks.cfg:\n    template: missing.j2\n"), ("a.yaml", "mac: \"52:54:00:00:00:01\"\nprofile: p\n")], "_profiles/p.yaml:5: config `ks.cfg`: no template `missing.j2` in _templates/" ; "missing template file")]
+#[test_case(&[("a.yaml", "mac: \"ff:ff:ff:ff:ff:ff\"\n")], "a.yaml:1: MAC ff:ff:ff:ff:ff:ff is the broadcast address, not a machine's" ; "broadcast mac")]
+#[test_case(&[("a.yaml", "mac:\n  - \"52:54:00:00:00:01\"\n  - \"00-00-00-00-00-00\"\n")], "a.yaml:3: MAC 00:00:00:00:00:00 is all zeros, not a machine's" ; "zero mac in a list")]
+#[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\nuuid: \"00000000-0000-0000-0000-000000000000\"\n")], "a.yaml:2: UUID 00000000-0000-0000-0000-000000000000 is a placeholder the firmware reports when it has none" ; "zero uuid")]
+#[test_case(&[("a.yaml", "uuid: \"ffffffff-ffff-ffff-ffff-ffffffffffff\"\n")], "a.yaml:1: UUID ffffffff-ffff-ffff-ffff-ffffffffffff is a placeholder the firmware reports when it has none" ; "unset uuid")]
+#[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\nip: 10.99.0.1\n")], "a.yaml:2: ip 10.99.0.1 is the server's own address" ; "ip of the server")]
+#[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\nip: 10.99.0.0\n")], "a.yaml:2: ip 10.99.0.0 is the network address of 10.99.0.0/24" ; "ip of the network")]
+#[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\nip: 10.99.0.255\n")], "a.yaml:2: ip 10.99.0.255 is the broadcast address of 10.99.0.0/24" ; "ip of the broadcast")]
+#[test_case(&[("Dev-01.yaml", "mac: \"52:54:00:00:00:01\"\n"), ("g/dev-01.yaml", "mac: \"52:54:00:00:00:02\"\n")], "g/dev-01.yaml:1: duplicate hostname dev-01: also used by Dev-01 (Dev-01.yaml:1)" ; "hostnames equal but for case")]
+#[test_case(&[("g1/g2/g3/g4/g5/g6/g7/g8/g9/g10/g11/g12/g13/g14/g15/g16/g17/a.yaml", "mac: \"52:54:00:00:00:01\"\n")], "g1/g2/g3/g4/g5/g6/g7/g8/g9/g10/g11/g12/g13/g14/g15/g16/g17: folder nested too deep (at most 16 levels)" ; "group too deep")]
 fn validation(files: &[(&str, &str)], want: &str) {
     let got = problems(files);
     assert!(
@@ -203,6 +213,7 @@ fn the_example_inventory_is_clean() {
         &root,
         &LoadOptions {
             pools: config.dhcp.pools,
+            server: Some(config.address),
         },
     );
     assert!(loaded.is_ok(), "{:#?}", loaded.problems);
@@ -274,6 +285,7 @@ fn adopt_creates_the_file_and_publishes_at_once() {
 #[test_case(|a: &mut Adoption| a.group = "../outside".into(), "is not a valid group folder" ; "escaping group")]
 #[test_case(|a: &mut Adoption| a.group = "_profiles".into(), "is not a valid group folder" ; "reserved group")]
 #[test_case(|a: &mut Adoption| a.ip = Some("192.0.2.1".parse().unwrap()), "ip 192.0.2.1 is outside every pool" ; "ip outside pools")]
+#[test_case(|a: &mut Adoption| a.hostname = "Taken".into(), "hostname Taken is taken (taken.yaml)" ; "hostname in use but for case")]
 fn adopt_refuses(change: fn(&mut Adoption), want: &str) {
     let (dir, w) = writer_on(&[
         PROFILE,
@@ -751,4 +763,85 @@ fn a_machine_file_with_forty_thousand_keys_loads() {
     let m = &loaded.inventory.machines[0];
     assert_eq!(m.values.get("k39999").unwrap().to_string(), "39999");
     assert_eq!(m.values.get("k1").unwrap().to_string(), "1");
+}
+
+// ---- one validator for writes and for `check` (issue 15, item 10) ------
+
+/// A group folder 17 levels deep: one more than the loader reads.
+fn seventeen_levels() -> String {
+    (1..=17)
+        .map(|n| format!("g{n}"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn an_adoption_too_deep_for_check_is_refused_in_checks_words() {
+    let deep = seventeen_levels();
+    // What `check` says of a machine file in such a folder.
+    let by_hand = tree(&[
+        PROFILE,
+        (
+            &format!("{deep}/web-01.yaml"),
+            "mac: \"52:54:00:00:00:09\"\n",
+        ),
+    ]);
+    let check: Vec<String> = load(by_hand.path(), &pools())
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(check.len(), 1, "{check:?}");
+
+    let (dir, w) = writer_on(&[PROFILE]);
+    let mut a = adoption("web-01", "52:54:00:00:00:09");
+    a.group = deep.clone();
+    let adopted = w.adopt(&[a]);
+    let after = load(dir.path(), &pools()).problems;
+    let mut second = adoption("web-02", "52:54:00:00:00:0a");
+    second.ip = Some("10.99.0.51".parse().unwrap());
+    let later = w.adopt(&[second]);
+    eprintln!(
+        "17-level adoption: {:?}; check after it: {:?}; a later adoption: {:?}",
+        adopted.as_ref().map_err(ToString::to_string),
+        after.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        later.as_ref().map_err(ToString::to_string)
+    );
+    assert_eq!(adopted.unwrap_err().to_string(), check[0]);
+    assert!(after.is_empty(), "nothing written: {after:?}");
+    assert!(later.is_ok(), "later adoptions still work");
+}
+
+/// Each rule `check` applies to a machine file, applied to an adoption:
+/// refused in the same words, and nothing written.
+#[test_case(|a: &mut Adoption| a.group = seventeen_levels() ; "group too deep")]
+#[test_case(|a: &mut Adoption| a.macs = vec!["ff:ff:ff:ff:ff:ff".parse().unwrap()] ; "broadcast mac")]
+#[test_case(|a: &mut Adoption| a.macs.push("00:00:00:00:00:00".parse().unwrap()) ; "zero mac")]
+#[test_case(|a: &mut Adoption| a.uuid = Some("00000000-0000-0000-0000-000000000000".parse().unwrap()) ; "zero uuid")]
+#[test_case(|a: &mut Adoption| a.ip = Some("10.99.0.1".parse().unwrap()) ; "ip of the server")]
+#[test_case(|a: &mut Adoption| a.ip = Some("10.99.0.0".parse().unwrap()) ; "ip of the network")]
+#[test_case(|a: &mut Adoption| a.ip = Some("10.99.0.255".parse().unwrap()) ; "ip of the broadcast")]
+#[test_case(|a: &mut Adoption| a.ip = Some("192.0.2.1".parse().unwrap()) ; "ip outside pools")]
+fn adopt_refuses_what_check_refuses(change: fn(&mut Adoption)) {
+    let mut a = adoption("web-01", "52:54:00:00:00:09");
+    change(&mut a);
+    // What `check` says of the file this adoption would write.
+    let rel = Path::new(&a.group).join("web-01.yaml");
+    let text = pxedeck::inventory::machine_file_text(&a);
+    let by_hand = tree(&[PROFILE, (rel.to_str().unwrap(), &text)]);
+    let check = load(by_hand.path(), &pools()).problems;
+    assert_eq!(check.len(), 1, "{check:?}");
+
+    let (dir, w) = writer_on(&[PROFILE]);
+    let err = w.adopt(&[a]).unwrap_err().to_string();
+    assert!(
+        err.contains(&check[0].message),
+        "check says {:?}, adopt {err:?}",
+        check[0].to_string()
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written beside _profiles"
+    );
 }

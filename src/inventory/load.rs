@@ -2,10 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::machine::{ConfigTemplate, FieldError, Profile, boot_spec, extract_machine};
-use super::validate::check_hostname;
+use super::validate::{
+    MAX_GROUP_DEPTH, check_hostname, check_mac, check_static_ip, check_uuid, nested_too_deep,
+};
 use super::{Inventory, Machine, Problem};
 use crate::config::Pool;
 use crate::yaml::{self, FileId, Node, Origin};
@@ -16,6 +19,8 @@ pub struct LoadOptions {
     /// DHCP pools; a static `ip:` must lie in one of their subnets. With no
     /// pools (proxy mode), IPs are not checked against subnets.
     pub pools: Vec<Pool>,
+    /// The server's own address, which no machine may be given.
+    pub server: Option<Ipv4Addr>,
 }
 
 /// The result of a load: everything that could be read, and every problem.
@@ -36,7 +41,6 @@ impl Loaded {
 const DEFAULTS: &str = "_defaults.yaml";
 const PROFILES_DIR: &str = "_profiles";
 pub(super) const TEMPLATES_DIR: &str = "_templates";
-const MAX_DEPTH: usize = 16;
 /// The largest file read: inventory files are a few hundred bytes and
 /// templates a few kilobytes; anything this big is a mistake or an attack.
 pub const MAX_FILE_BYTES: u64 = 2 << 20;
@@ -114,8 +118,8 @@ impl Walk<'_> {
                 EntryKind::Other => continue,
             };
             if is_dir {
-                if depth >= MAX_DEPTH {
-                    self.problem(&child, "folder nested too deep");
+                if depth >= MAX_GROUP_DEPTH {
+                    self.problem(&child, &nested_too_deep());
                 } else if depth == 0 && name == PROFILES_DIR {
                     self.collect(root, &child, Kind::Profile, 1);
                 } else if depth == 0 && name == TEMPLATES_DIR {
@@ -158,8 +162,8 @@ impl Walk<'_> {
             }
             match entry_kind(&entry) {
                 EntryKind::Dir if kind == Kind::Template => {
-                    if depth >= MAX_DEPTH {
-                        self.problem(&child, "folder nested too deep");
+                    if depth >= MAX_GROUP_DEPTH {
+                        self.problem(&child, &nested_too_deep());
                     } else {
                         self.collect(root, &child, kind, depth + 1);
                     }
@@ -323,8 +327,20 @@ pub(super) fn load_with_overlay(
         if walk.files.iter().any(|(p, _)| p == rel) {
             continue;
         }
+        // A new file is held to the walk's rules: one it would not read is
+        // one the writer must not write.
+        let folders: Vec<_> = rel
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+            .collect();
+        if folders.len() > MAX_GROUP_DEPTH {
+            let too_deep: PathBuf = folders[..=MAX_GROUP_DEPTH].iter().collect();
+            walk.problem(&too_deep, &nested_too_deep());
+            continue;
+        }
         let mut group = PathBuf::new();
-        for part in rel.parent().into_iter().flat_map(Path::components) {
+        for part in folders {
             group.push(part);
             let g = group.to_string_lossy().into_owned();
             if !walk.groups.contains(&g) {
@@ -490,21 +506,7 @@ pub(super) fn load_with_overlay(
         check_machine_templates(&machine, &template_files, &mut templates, &mut |o, m| {
             report(&mut problems, o, m)
         });
-        if let Some(ip) = machine.ip
-            && !opts.pools.is_empty()
-            && !opts.pools.iter().any(|p| p.contains(ip))
-        {
-            let at = machine
-                .values
-                .get("ip")
-                .map_or(Origin { file: id, line: 1 }, |n| n.origin);
-            let subnets: Vec<String> = opts.pools.iter().map(|p| p.subnet.to_string()).collect();
-            report(
-                &mut problems,
-                at,
-                format!("ip {ip} is outside every pool ({})", subnets.join(", ")),
-            );
-        }
+        check_identity(&machine, opts, &mut |o, m| report(&mut problems, o, m));
         machines.push(machine);
     }
 
@@ -573,39 +575,63 @@ fn defaults_chain(
     result
 }
 
+/// Where a value of the machine was set: the line of `key`, else the
+/// machine file's first line.
+fn origin_of(m: &Machine, key: &str) -> Origin {
+    m.values.get(key).map_or(
+        Origin {
+            file: m.file,
+            line: 1,
+        },
+        |n| n.origin,
+    )
+}
+
+/// Where one of the machine's MACs was set: its item in a list of them.
+fn mac_origin(m: &Machine, mac: &crate::ident::Mac) -> Origin {
+    match m.values.get("mac").map(|n| &n.value) {
+        Some(crate::yaml::Value::Seq(items)) => items
+            .iter()
+            .find(|n| n.as_str().and_then(|s| s.parse().ok()) == Some(*mac))
+            .map_or(origin_of(m, "mac"), |n| n.origin),
+        _ => origin_of(m, "mac"),
+    }
+}
+
+/// The rules of [`super::validate`] a machine's identities and address must
+/// meet, reported where each was set.
+fn check_identity(m: &Machine, opts: &LoadOptions, report: &mut dyn FnMut(Origin, String)) {
+    for mac in &m.macs {
+        if let Err(e) = check_mac(mac) {
+            report(mac_origin(m, mac), e.to_string());
+        }
+    }
+    if let Some(Err(e)) = m.uuid.as_ref().map(check_uuid) {
+        report(origin_of(m, "uuid"), e.to_string());
+    }
+    if let Some(Err(e)) = m.ip.map(|ip| check_static_ip(ip, &opts.pools, opts.server)) {
+        report(origin_of(m, "ip"), e.to_string());
+    }
+}
+
 /// Reports MACs, UUIDs, serials, hostnames and IPs used by two machines, at
-/// the later file, naming the earlier one.
+/// the later file, naming the earlier one. Hostnames are compared without
+/// case, as DNS compares them.
 fn check_duplicates(machines: &[Machine], files: &[PathBuf], problems: &mut Vec<Problem>) {
     let mut seen: HashMap<String, (usize, Origin)> = HashMap::new();
     for (i, m) in machines.iter().enumerate() {
-        let origin_of = |key: &str| {
-            m.values.get(key).map_or(
-                Origin {
-                    file: m.file,
-                    line: 1,
-                },
-                |n| n.origin,
-            )
-        };
         let mut keys: Vec<(String, String, Origin)> = Vec::new();
         for mac in &m.macs {
-            let at = match m.values.get("mac").map(|n| &n.value) {
-                Some(crate::yaml::Value::Seq(items)) => items
-                    .iter()
-                    .find(|n| n.as_str().and_then(|s| s.parse().ok()) == Some(*mac))
-                    .map_or(origin_of("mac"), |n| n.origin),
-                _ => origin_of("mac"),
-            };
-            keys.push(("MAC".into(), mac.to_string(), at));
+            keys.push(("MAC".into(), mac.to_string(), mac_origin(m, mac)));
         }
         if let Some(u) = m.uuid {
-            keys.push(("UUID".into(), u.to_string(), origin_of("uuid")));
+            keys.push(("UUID".into(), u.to_string(), origin_of(m, "uuid")));
         }
         if let Some(s) = &m.serial {
-            keys.push(("serial".into(), s.clone(), origin_of("serial")));
+            keys.push(("serial".into(), s.clone(), origin_of(m, "serial")));
         }
         if let Some(ip) = m.ip {
-            keys.push(("IP".into(), ip.to_string(), origin_of("ip")));
+            keys.push(("IP".into(), ip.to_string(), origin_of(m, "ip")));
         }
         keys.push((
             "hostname".into(),
@@ -616,7 +642,11 @@ fn check_duplicates(machines: &[Machine], files: &[PathBuf], problems: &mut Vec<
             },
         ));
         for (kind, value, at) in keys {
-            match seen.get(&format!("{kind}\0{value}")) {
+            let key = match kind.as_str() {
+                "hostname" => format!("{kind}\0{}", value.to_ascii_lowercase()),
+                _ => format!("{kind}\0{value}"),
+            };
+            match seen.get(&key) {
                 Some(&(j, first)) if j != i => problems.push(Problem {
                     file: files[at.file as usize].clone(),
                     line: Some(at.line),
@@ -629,7 +659,7 @@ fn check_duplicates(machines: &[Machine], files: &[PathBuf], problems: &mut Vec<
                 }),
                 Some(_) => {}
                 None => {
-                    seen.insert(format!("{kind}\0{value}"), (i, at));
+                    seen.insert(key, (i, at));
                 }
             }
         }

@@ -353,8 +353,12 @@ impl Taken for Seen<'_> {
 
     fn hostname_taken(&self, hostname: &str) -> Option<Option<PathBuf>> {
         // The console knows names, not files.
-        self.known_where(|m| m.hostname.as_deref() == Some(hostname))
-            .map(|_| None)
+        self.known_where(|m| {
+            m.hostname
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(hostname))
+        })
+        .map(|_| None)
     }
 
     fn mac_owner(&self, mac: &Mac) -> Option<String> {

@@ -28,6 +28,7 @@ fn world(extra: &str) -> World {
         &root,
         &LoadOptions {
             pools: config.dhcp.pools.clone(),
+            ..Default::default()
         },
     )
     .inventory;
