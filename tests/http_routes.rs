@@ -782,45 +782,6 @@ async fn api_commands_need_the_token_and_write_the_inventory() {
     assert!(text.contains("install: false"), "{text}");
 }
 
-/// Issue 15 item 3, on the header value as the handler sees it: the
-/// scheme in any case, and nothing after the token — a trailing space or
-/// tab must not pass. (Over a socket, HTTP/1.1 strips them first; see
-/// tests/security_http.rs.)
-#[tokio::test]
-async fn the_bearer_scheme_is_case_insensitive_and_nothing_may_trail() {
-    let f = Fixture::new();
-    let status = |value: String| {
-        let router = f.api();
-        let req = Request::get("/api/v1/nodes")
-            .header(header::AUTHORIZATION, value)
-            .body(Body::empty())
-            .unwrap();
-        async move { call(router, req).await.status }
-    };
-    for ok in [
-        format!("Bearer {TOKEN}"),
-        format!("bearer {TOKEN}"),
-        format!("BeArEr {TOKEN}"),
-    ] {
-        assert_eq!(status(ok.clone()).await, StatusCode::OK, "{ok:?}");
-    }
-    for refused in [
-        format!("Bearer {TOKEN} "),
-        format!("Bearer {TOKEN}\t"),
-        format!("Bearer {TOKEN} x"),
-        format!("Bearer {TOKEN}x"),
-        format!("Bearer\t{TOKEN}"),
-        format!("Basic {TOKEN}"),
-        TOKEN.to_string(),
-    ] {
-        assert_eq!(
-            status(refused.clone()).await,
-            StatusCode::UNAUTHORIZED,
-            "{refused:?}"
-        );
-    }
-}
-
 #[tokio::test]
 async fn api_commands_are_refused_without_a_configured_token() {
     let f = Fixture::new();

@@ -308,7 +308,7 @@ async fn the_bearer_scheme_is_case_insensitive_and_nothing_may_follow_the_token(
     // On the wire HTTP/1.1 drops whitespace after a field value (RFC 9110
     // §5.5: it is not part of the value), so `Bearer <token> ` reaches no
     // handler with its space; a value that keeps one is refused in
-    // http_routes (verbatim header values) and in `auth`'s unit tests.
+    // a_value_with_anything_after_the_token_is_refused and `auth`'s tests.
     assert_eq!(
         status(format!("Bearer {FULL} x")).await,
         401,
@@ -321,6 +321,47 @@ async fn the_bearer_scheme_is_case_insensitive_and_nothing_may_follow_the_token(
         "a longer token"
     );
     assert_eq!(status(format!("Basic {FULL}")).await, 401, "another scheme");
+    lab.services.shutdown().await;
+}
+
+/// The header value as the handler sees it (in-process, so nothing strips
+/// it first): a trailing space or tab after the token must not pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_with_anything_after_the_token_is_refused() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt as _;
+    let lab = Lab::start().await;
+    let status = |value: String| {
+        let router = pxedeck::http::api::router(lab.services.http.clone());
+        let req = Request::get("/api/v1/nodes")
+            .header(header::AUTHORIZATION, value)
+            .body(Body::empty())
+            .unwrap();
+        async move { router.oneshot(req).await.unwrap().status() }
+    };
+    for ok in [
+        format!("Bearer {FULL}"),
+        format!("bearer {FULL}"),
+        format!("BeArEr {FULL}"),
+    ] {
+        assert_eq!(status(ok.clone()).await, StatusCode::OK, "{ok:?}");
+    }
+    for refused in [
+        format!("Bearer {FULL} "),
+        format!("Bearer {FULL}\t"),
+        format!("Bearer {FULL} x"),
+        format!("Bearer {FULL}x"),
+        format!("Bearer\t{FULL}"),
+        format!("Basic {FULL}"),
+        FULL.to_string(),
+    ] {
+        assert_eq!(
+            status(refused.clone()).await,
+            StatusCode::UNAUTHORIZED,
+            "{refused:?}"
+        );
+    }
     lab.services.shutdown().await;
 }
 
