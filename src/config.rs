@@ -139,8 +139,22 @@ pub struct HttpConfig {
     pub port: u16,
     /// Where the JSON API and event stream listen (default loopback).
     pub api_listen: SocketAddr,
-    /// Bearer token for mutating API calls; without one they are refused.
+    /// Bearer token for everything on the API but `/healthz` and
+    /// `/metrics`: reads and commands. When unset, the server makes one
+    /// and keeps it in `api_token_file`.
     pub api_token: Option<String>,
+    /// A second bearer token that may read (state, inventory values,
+    /// configs, the event stream) but not command.
+    pub api_read_token: Option<String>,
+    /// Where the generated API token is kept (mode 0600) when `api_token`
+    /// is unset; `pxedeck attach` reads it. Default: beside the lease file.
+    pub api_token_file: PathBuf,
+    /// The secret that signs machines' config and done URLs (mode 0600,
+    /// created on first start). Default: beside the lease file.
+    pub capability_key_file: PathBuf,
+    /// How long the config and done URLs handed out with one boot script
+    /// stay valid: longer than the slowest install.
+    pub capability_lifetime: Duration,
     /// Addresses, besides the lease holder, that may fetch installer configs.
     pub config_allow: Vec<Ipv4Net>,
 }
@@ -265,6 +279,10 @@ struct WireHttp {
     port: u16,
     api_listen: SocketAddr,
     api_token: Option<String>,
+    api_read_token: Option<String>,
+    api_token_file: Option<String>,
+    capability_key_file: Option<String>,
+    capability_lifetime: Option<WireDuration>,
     config_allow: Vec<Ipv4Net>,
 }
 
@@ -274,6 +292,10 @@ impl Default for WireHttp {
             port: 80,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             api_token: None,
+            api_read_token: None,
+            api_token_file: None,
+            capability_key_file: None,
+            capability_lifetime: None,
             config_allow: Vec::new(),
         }
     }
@@ -456,12 +478,42 @@ impl Config {
                 "max_windowsize must be at least 1".into(),
             ));
         }
-        if wire.http.api_token.as_deref() == Some("") {
+        for (key, token) in [
+            ("api_token", &wire.http.api_token),
+            ("api_read_token", &wire.http.api_read_token),
+        ] {
+            if let Some(problem) = token.as_deref().and_then(token_problem) {
+                return Err(invalid(
+                    line_of(&format!("http.{key}")),
+                    format!("{key} {problem}"),
+                ));
+            }
+        }
+        if wire.http.api_read_token.is_some() && wire.http.api_read_token == wire.http.api_token {
             return Err(invalid(
-                line_of("http.api_token"),
-                "api_token must not be empty".into(),
+                line_of("http.api_read_token"),
+                "api_read_token must differ from api_token (it may not command)".into(),
             ));
         }
+        let capability_lifetime = match &wire.http.capability_lifetime {
+            Some(d) => {
+                to_duration(d).map_err(|m| invalid(line_of("http.capability_lifetime"), m))?
+            }
+            None => DEFAULT_CAPABILITY_LIFETIME,
+        };
+        if capability_lifetime < Duration::from_secs(60) {
+            return Err(invalid(
+                line_of("http.capability_lifetime"),
+                "capability_lifetime must be at least 1m (an install must finish within it)".into(),
+            ));
+        }
+        let lease_file = resolve(wire.dhcp.lease_file.as_deref().unwrap_or("leases.jsonl"));
+        // Generated secrets live with the leases: the state directory.
+        let beside_leases = |explicit: &Option<String>, name: &str| {
+            explicit
+                .as_deref()
+                .map_or_else(|| lease_file.with_file_name(name), resolve)
+        };
 
         Ok(Config {
             source: path.map(Path::to_path_buf),
@@ -472,7 +524,7 @@ impl Config {
                 port: wire.dhcp.port,
                 proxy_port: wire.dhcp.proxy_port,
                 pools,
-                lease_file: resolve(wire.dhcp.lease_file.as_deref().unwrap_or("leases.jsonl")),
+                lease_file: lease_file.clone(),
                 firmware_lease_time,
             },
             tftp: TftpConfig {
@@ -486,7 +538,14 @@ impl Config {
             http: HttpConfig {
                 port: wire.http.port,
                 api_listen: wire.http.api_listen,
+                api_token_file: beside_leases(&wire.http.api_token_file, "api.token"),
+                capability_key_file: beside_leases(
+                    &wire.http.capability_key_file,
+                    "capability.key",
+                ),
                 api_token: wire.http.api_token,
+                api_read_token: wire.http.api_read_token,
+                capability_lifetime,
                 config_allow: wire.http.config_allow,
             },
             unknown,
@@ -495,6 +554,24 @@ impl Config {
             inventory: resolve(wire.inventory.as_deref().unwrap_or("nodes")),
             theme: wire.theme.unwrap_or_else(|| "default".into()),
         })
+    }
+}
+
+/// Config and done URLs stay valid this long after the script that
+/// handed them out: a slow install, with margin.
+pub const DEFAULT_CAPABILITY_LIFETIME: Duration = Duration::from_secs(6 * 3600);
+
+/// Why a bearer token cannot be used, if it cannot: it travels as an RFC
+/// 6750 `b64token`, so nothing else would ever match.
+fn token_problem(token: &str) -> Option<&'static str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+    let body = token.trim_end_matches('=');
+    if token.is_empty() {
+        Some("must not be empty")
+    } else if body.is_empty() || !body.bytes().all(allowed) {
+        Some("may only hold letters, digits and - . _ ~ + / (and = at the end)")
+    } else {
+        None
     }
 }
 
@@ -624,6 +701,49 @@ mod tests {
     fn discover_needs_a_profile() {
         assert!(err("unknown:\n  policy: discover\n").contains(":2: policy `discover` needs"));
         assert!(err("unknown:\n  policy: install\n").contains(":2: unknown policy `install`"));
+    }
+
+    #[test]
+    fn api_tokens_and_capability_settings() {
+        let c = Config::from_text(
+            "dhcp:\n  lease_file: state/leases.jsonl\n",
+            Some(Path::new("/srv/pxe/pxedeck.yaml")),
+        )
+        .unwrap();
+        assert_eq!(c.http.api_token, None);
+        // Generated secrets live beside the leases.
+        assert_eq!(
+            c.http.api_token_file,
+            PathBuf::from("/srv/pxe/state/api.token")
+        );
+        assert_eq!(
+            c.http.capability_key_file,
+            PathBuf::from("/srv/pxe/state/capability.key")
+        );
+        assert_eq!(c.http.capability_lifetime, DEFAULT_CAPABILITY_LIFETIME);
+        let c = Config::from_text(
+            "http:\n  api_token: a.b-c\n  api_read_token: r3ad\n  capability_lifetime: 2h\n  capability_key_file: /etc/pxedeck/key\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.http.api_read_token.as_deref(), Some("r3ad"));
+        assert_eq!(c.http.capability_lifetime, Duration::from_secs(7200));
+        assert_eq!(
+            c.http.capability_key_file,
+            PathBuf::from("/etc/pxedeck/key")
+        );
+
+        assert!(err("http:\n  api_token: ''\n").contains(":2: api_token must not be empty"));
+        assert!(
+            err("http:\n  api_token: 'two words'\n").contains(":2: api_token may only hold"),
+            "a token with a space could never match a bearer header"
+        );
+        assert!(err("http:\n  api_read_token: 'x '\n").contains(":2: api_read_token may only"));
+        assert!(
+            err("http:\n  api_token: same\n  api_read_token: same\n")
+                .contains(":3: api_read_token must differ")
+        );
+        assert!(err("http:\n  capability_lifetime: 10s\n").contains("at least 1m"));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, Command, EventKind, GroupInfo, KnownMachine};
+use crate::ident::Mac;
 use crate::inventory::watch::Reload;
-use crate::inventory::{Inventory, InventoryService, Machine, Published, WriteError};
+use crate::inventory::{Adoption, Inventory, InventoryService, Machine, Published, WriteError};
 
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,10 @@ pub enum CommandError {
     NoLeaseServer,
     #[error("no lease on {0}")]
     NoLease(Ipv4Addr),
+    #[error(
+        "{ip} is leased to {holder} now: adopt with another address, or release that lease first"
+    )]
+    AddressHeld { ip: Ipv4Addr, holder: Mac },
     #[error("releasing {ip}: {source}")]
     Release {
         ip: Ipv4Addr,
@@ -53,7 +58,7 @@ impl CommandError {
                 | WriteError::Uneditable(_) => Failure::Conflict,
                 WriteError::Io { .. } => Failure::Internal,
             },
-            CommandError::NoLeaseServer => Failure::Conflict,
+            CommandError::NoLeaseServer | CommandError::AddressHeld { .. } => Failure::Conflict,
             CommandError::NoLease(_) => Failure::NotFound,
             CommandError::Release { .. } => Failure::Internal,
         }
@@ -106,6 +111,7 @@ impl Control {
     fn dispatch(&self, command: &Command) -> Result<String, CommandError> {
         match command {
             Command::Adopt { machines } => {
+                self.refuse_held_addresses(machines)?;
                 let paths = self.inventory.adopt(machines)?;
                 for (a, path) in machines.iter().zip(&paths) {
                     self.bus.emit(EventKind::InventoryWritten {
@@ -137,6 +143,27 @@ impl Control {
                 None => Ok("inventory unchanged".into()),
             },
         }
+    }
+
+    /// An adoption may not give a machine a static address that another
+    /// MAC holds a lease on: the two would answer for one address, and the
+    /// holder could read the new machine's configs from it.
+    fn refuse_held_addresses(&self, machines: &[Adoption]) -> Result<(), CommandError> {
+        let Some(dhcp) = &self.dhcp else {
+            return Ok(());
+        };
+        for a in machines {
+            let Some(ip) = a.ip else { continue };
+            if let Some(lease) = dhcp.bound_lease_at(ip)
+                && !a.macs.contains(&lease.mac)
+            {
+                return Err(CommandError::AddressHeld {
+                    ip,
+                    holder: lease.mac,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Flips `install` in the machine's file (the install-done callback

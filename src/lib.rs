@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod bootfs;
+pub mod capability;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -42,7 +42,8 @@ enum Command {
         /// The server's API address
         #[arg(default_value = "http://127.0.0.1:8081")]
         url: String,
-        /// Bearer token for commands [env: PXEDECK_TOKEN]
+        /// Bearer token for the API [env: PXEDECK_TOKEN; default: the
+        /// config's api_token, else its api_token_file]
         #[arg(long, env = "PXEDECK_TOKEN", hide_env_values = true)]
         token: Option<String>,
         #[arg(long)]
@@ -119,9 +120,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Console { theme: None });
-    // Attach and a demo need no config file; everything else reads it.
+    // A demo needs no config file; attach reads one only for the API
+    // token; everything else needs it.
     let config = match &command {
-        Command::Attach { .. } | Command::Demo { .. } => Config::builtin(),
+        Command::Demo { .. } => Config::builtin(),
+        Command::Attach { .. } => Config::load(cli.config.as_deref()).unwrap_or_else(|e| {
+            eprintln!("pxedeck: ignoring the configuration for attach: {e}");
+            Config::builtin()
+        }),
         _ => match Config::load(cli.config.as_deref()) {
             Ok(c) => c,
             Err(e) => {
@@ -135,7 +141,9 @@ fn main() -> ExitCode {
         Command::Render { machine, dir } => render(&config, dir, &machine),
         Command::Console { theme } => runtime(|| run::console(config, theme)),
         Command::Serve => runtime(|| run::serve(config)),
-        Command::Attach { url, token, theme } => runtime(|| run::attach(url, token, theme)),
+        Command::Attach { url, token, theme } => {
+            runtime(|| run::attach(url, token, &config, theme))
+        }
         Command::Demo {
             unknown,
             every,

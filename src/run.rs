@@ -273,11 +273,31 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 pub async fn attach(
     url: String,
     token: Option<String>,
+    config: &Config,
     theme_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let theme = theme(theme_name, "default")?;
+    let token = token.or_else(|| config_token(config));
+    if token.is_none() {
+        eprintln!(
+            "pxedeck attach: no API token (--token, PXEDECK_TOKEN, or {}): the server will refuse",
+            config.http.api_token_file.display()
+        );
+    }
     tui::run(Arc::new(RemoteBackend::new(&url, token)), theme).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The token a server with this config uses: its `api_token`, else the one
+/// it generated into `api_token_file` (readable only by the user it runs
+/// as, which is the point).
+fn config_token(config: &Config) -> Option<String> {
+    config.http.api_token.clone().or_else(|| {
+        std::fs::read_to_string(&config.http.api_token_file)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    })
 }
 
 pub async fn demo(

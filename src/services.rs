@@ -155,6 +155,7 @@ impl Services {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
             _ => Arc::new(NoLeases),
         };
+        let (secrets, secret_notes) = http::auth::Secrets::load_or_create(&config)?;
         let http_state = Arc::new(HttpState {
             config: config.clone(),
             inventory: inventory.clone(),
@@ -170,7 +171,23 @@ impl Services {
             tftp: Some(tftp.clone()),
             scripts: Default::default(),
             files,
+            secrets,
         });
+        if let Some(file) = &secret_notes.token_file {
+            let made = if secret_notes.generated_token.is_some() {
+                "generated into"
+            } else {
+                "read from"
+            };
+            bus.emit(EventKind::Log {
+                level: Level::Info,
+                target: "api".into(),
+                message: format!(
+                    "API token {made} {} (mode 0600; `pxedeck attach` reads it)",
+                    file.display()
+                ),
+            });
+        }
         tasks.spawn(http::serve(
             http_listener,
             http::boot_router(http_state.clone()),

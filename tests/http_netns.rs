@@ -30,8 +30,7 @@ fn setup() -> Setup {
     std::fs::write(d.join("boot/os/big.bin"), pattern(BIG)).unwrap();
     std::fs::write(d.join("boot/ipxe.efi"), pattern(4096)).unwrap();
     std::fs::write(d.join("secret"), b"outside the boot root").unwrap();
-    let profile =
-        "boot:\n  kernel: os/big.bin\nconfigs:\n  meta-data: |\n    instance-id: {{ hostname }}\n";
+    let profile = "boot:\n  kernel: os/big.bin\n  cmdline: cfg={{ config_url }}/\nconfigs:\n  meta-data: |\n    instance-id: {{ hostname }}\n";
     std::fs::create_dir_all(d.join("nodes/_profiles")).unwrap();
     std::fs::create_dir_all(d.join("nodes/rack")).unwrap();
     std::fs::write(d.join("nodes/_profiles/p.yaml"), profile).unwrap();
@@ -194,15 +193,20 @@ fn configs_only_for_the_machine_itself() {
         "curl is not installed (.ci/run installs it)"
     );
     let s = setup();
-    let (code, out, _) = s.curl(&[&s.url("/config/here/meta-data")]);
+    // Config URLs are capabilities: each machine's comes in its script.
+    let (code, here_script, _) = s.curl(&[&s.url("/boot.ipxe?mac=52:54:00:00:00:01")]);
+    assert_eq!(code, "200");
+    let (_, there_script, _) = s.curl(&[&s.url("/boot.ipxe?mac=52:54:00:00:00:02")]);
+    let here = config_prefix(&here_script, "here");
+    let there = config_prefix(&there_script, "there");
+    let (code, out, _) = s.curl(&[&s.url(&format!("{here}/meta-data"))]);
     assert_eq!(code, "200");
     assert!(out.starts_with("instance-id: here\n"), "{out}");
-    let (code, out, _) = s.curl(&[&s.url("/config/there/meta-data")]);
+    let (code, out, _) = s.curl(&[&s.url(&format!("{there}/meta-data"))]);
     assert_eq!(code, "403", "{out}");
     assert!(!out.contains("instance-id"));
     // The boot script for `here`, asked by MAC, points at its kernel.
-    let (code, out, _) = s.curl(&[&s.url("/boot.ipxe?mac=52:54:00:00:00:01")]);
-    assert_eq!(code, "200");
+    let out = here_script;
     assert!(
         out.contains(&format!(
             "kernel --name kernel http://{}/os/big.bin",
@@ -210,4 +214,14 @@ fn configs_only_for_the_machine_itself() {
         )),
         "{out}"
     );
+}
+
+/// `/config/<host>/<capability>` from a script's kernel command line.
+fn config_prefix(script: &str, host: &str) -> String {
+    let start = script
+        .find(&format!("/config/{host}/"))
+        .unwrap_or_else(|| panic!("no config URL for {host} in {script}"));
+    let rest = &script[start + "/config/".len() + host.len() + 1..];
+    let token = rest.split('/').next().unwrap();
+    format!("/config/{host}/{token}")
 }

@@ -15,9 +15,11 @@ use axum::http::{Method, Request, StatusCode, header};
 use pxedeck::boot::ScriptKind;
 use pxedeck::boot::render::Urls;
 use pxedeck::bootfs::BootFs;
+use pxedeck::capability::Purpose;
 use pxedeck::config::Config;
 use pxedeck::control::Control;
 use pxedeck::event::{Bus, Event, EventKind};
+use pxedeck::http::auth::Secrets;
 use pxedeck::http::{self, HttpState, LeaseView};
 use pxedeck::ident::Mac;
 use pxedeck::inventory::{InventoryService, LoadOptions, SharedInventory, load};
@@ -93,6 +95,7 @@ impl Fixture {
             DEV01_LEASE.parse().unwrap(),
             DEV01.parse().unwrap(),
         )]));
+        let secrets = Secrets::ephemeral(&config).unwrap();
         let state = Arc::new(HttpState {
             config,
             inventory,
@@ -108,6 +111,7 @@ impl Fixture {
             tftp: None,
             scripts: Default::default(),
             files: Default::default(),
+            secrets,
         });
         Fixture {
             _dir: dir,
@@ -126,6 +130,20 @@ impl Fixture {
         http::api::router(self.state.clone()).layer(MockConnectInfo(
             "127.0.0.1:40000".parse::<SocketAddr>().unwrap(),
         ))
+    }
+
+    /// A capability for `hostname` as its boot script would hand it out:
+    /// `/config/<hostname>/<token>` or `/done/<hostname>/<token>`.
+    fn granted(&self, purpose: Purpose, hostname: &str) -> String {
+        let inv = self.state.inventory.load();
+        let mac = inv.by_hostname(hostname).and_then(|m| m.macs.first());
+        let key = &self.state.secrets.capabilities;
+        let now = pxedeck::clock::now_millis() / 1000;
+        let token = key.token(purpose, hostname, mac, &key.mint(now, 600));
+        match purpose {
+            Purpose::Config => format!("/config/{hostname}/{token}"),
+            Purpose::Done => format!("/done/{hostname}/{token}"),
+        }
     }
 
     fn drain(&mut self) -> Vec<EventKind> {
@@ -174,6 +192,33 @@ async fn get(router: Router, uri: &str) -> Reply {
     call(router, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
+/// A GET on the API with the full token.
+async fn api_get(router: Router, uri: &str) -> Reply {
+    let req = Request::get(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    call(router, req).await
+}
+
+/// Script text with each capability token (`<hex>.<16 hex>.<32 hex>`)
+/// as `[capability]`: tokens differ on every fetch.
+fn mask_capabilities(text: &str) -> String {
+    let is_token = |w: &str| {
+        let parts: Vec<&str> = w.split('.').collect();
+        parts.len() == 3
+            && [0, 16, 32].iter().zip(&parts).all(|(len, p)| {
+                !p.is_empty()
+                    && (*len == 0 || p.len() == *len)
+                    && p.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+    };
+    text.split('/')
+        .map(|seg| if is_token(seg) { "[capability]" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 // ---- scripts ----------------------------------------------------------
 
 #[tokio::test]
@@ -190,7 +235,7 @@ async fn golden_scripts_for_every_example_profile() {
         let r = get(f.boot(STRANGER), &format!("/boot.ipxe?mac={mac}")).await;
         assert_eq!(r.status, StatusCode::OK, "{name}");
         assert!(r.header(header::CONTENT_TYPE).starts_with("text/plain"));
-        insta::assert_snapshot!(name, r.text());
+        insta::assert_snapshot!(name, mask_capabilities(&r.text()));
     }
 }
 
@@ -292,7 +337,8 @@ async fn a_template_error_gives_an_error_script_and_an_event() {
 #[tokio::test]
 async fn configs_are_rendered_for_the_lease_holder_only() {
     let mut f = Fixture::new();
-    let r = get(f.boot(DEV01_LEASE), "/config/dev-01/user-data").await;
+    let dev01 = f.granted(Purpose::Config, "dev-01");
+    let r = get(f.boot(DEV01_LEASE), &format!("{dev01}/user-data")).await;
     assert_eq!(r.status, StatusCode::OK);
     let text = r.text();
     assert!(text.starts_with("#cloud-config\n"));
@@ -303,7 +349,7 @@ async fn configs_are_rendered_for_the_lease_holder_only() {
         text.contains("timezone: Etc/UTC"),
         "root defaults merged: {text}"
     );
-    let meta = get(f.boot(DEV01_LEASE), "/config/dev-01/meta-data").await;
+    let meta = get(f.boot(DEV01_LEASE), &format!("{dev01}/meta-data")).await;
     assert_eq!(meta.text(), "instance-id: dev-01\nlocal-hostname: dev-01\n");
     assert!(matches!(
         f.drain().as_slice(),
@@ -313,21 +359,23 @@ async fn configs_are_rendered_for_the_lease_holder_only() {
         ]
     ));
 
-    let denied = get(f.boot(STRANGER), "/config/dev-01/user-data").await;
+    let denied = get(f.boot(STRANGER), &format!("{dev01}/user-data")).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert!(!denied.text().contains("cloud-config"));
     assert!(matches!(
         f.drain().as_slice(),
         [EventKind::AccessDenied { path, .. }] if path == "/config/dev-01/user-data"
     ));
+    // Issue 15 item 3: an unknown machine answers as a refused one does
+    // (it was 404), so a prober cannot list hostnames.
     assert_eq!(
         get(f.boot(DEV01_LEASE), "/config/nobody/user-data")
             .await
             .status,
-        StatusCode::NOT_FOUND
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
-        get(f.boot(DEV01_LEASE), "/config/dev-01/kickstart")
+        get(f.boot(DEV01_LEASE), &format!("{dev01}/kickstart"))
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -338,11 +386,12 @@ async fn configs_are_rendered_for_the_lease_holder_only() {
 async fn the_static_address_and_the_allow_list_may_read_configs() {
     let f = Fixture::with(|_| {}, "  config_allow: [192.0.2.0/24]\n");
     // prod-01 has ip: 10.99.0.31 and no lease in the fake table.
-    let r = get(f.boot("10.99.0.31"), "/config/prod-01/machine.yaml").await;
+    let prod01 = f.granted(Purpose::Config, "prod-01");
+    let r = get(f.boot("10.99.0.31"), &format!("{prod01}/machine.yaml")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.text().contains("hostname: prod-01"));
     assert!(r.text().contains("disk: /dev/sda"));
-    let r = get(f.boot("192.0.2.7"), "/config/prod-01/machine.yaml").await;
+    let r = get(f.boot("192.0.2.7"), &format!("{prod01}/machine.yaml")).await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -360,11 +409,12 @@ async fn ignition_must_render_to_json() {
         },
         "",
     );
-    let good = get(f.boot(DEV01_LEASE), "/config/dev-01/good.ign").await;
+    let dev01 = f.granted(Purpose::Config, "dev-01");
+    let good = get(f.boot(DEV01_LEASE), &format!("{dev01}/good.ign")).await;
     assert_eq!(good.status, StatusCode::OK, "{}", good.text());
     assert_eq!(good.header(header::CONTENT_TYPE), "application/json");
     assert!(good.text().contains("\"h\": \"dev-01\""));
-    let bad = get(f.boot(DEV01_LEASE), "/config/dev-01/bad.ign").await;
+    let bad = get(f.boot(DEV01_LEASE), &format!("{dev01}/bad.ign")).await;
     assert_eq!(bad.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(bad.text().contains("not valid JSON"), "{}", bad.text());
 }
@@ -376,15 +426,11 @@ async fn the_done_callback_flips_install_and_nothing_else() {
     let mut f = Fixture::new();
     let path = f.nodes.join("k8s-dev/dev-01.yaml");
     let before = std::fs::read_to_string(&path).unwrap();
+    let done = f.granted(Purpose::Done, "dev-01");
     let post = |from| {
         let router = f.boot(from);
-        async move {
-            call(
-                router,
-                Request::post("/done/dev-01").body(Body::empty()).unwrap(),
-            )
-            .await
-        }
+        let req = Request::post(done.as_str()).body(Body::empty()).unwrap();
+        async move { call(router, req).await }
     };
     let denied = post(STRANGER).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
@@ -432,7 +478,9 @@ async fn a_done_callback_changes_one_machine_and_keeps_the_other_scripts() {
 
     let ok = call(
         f.boot(DEV01_LEASE),
-        Request::post("/done/dev-01").body(Body::empty()).unwrap(),
+        Request::post(f.granted(Purpose::Done, "dev-01"))
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
@@ -740,6 +788,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
     let f = Fixture::new();
     let mut config = (*f.state.config).clone();
     config.http.api_token = None;
+    let secrets = Secrets::ephemeral(&config).unwrap();
     let state = Arc::new(HttpState {
         config: Arc::new(config),
         inventory: f.state.inventory.clone(),
@@ -755,6 +804,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
         tftp: None,
         scripts: Default::default(),
         files: Default::default(),
+        secrets,
     });
     let api = http::api::router(state);
     let r = call(
@@ -785,18 +835,18 @@ async fn api_reads_metrics_and_event_stream() {
     get(f.boot(DEV01_LEASE), "/ubuntu-24.04/vmlinuz").await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 
-    let machines = get(f.api(), "/api/v1/machines").await;
+    let machines = api_get(f.api(), "/api/v1/machines").await;
     let rows: serde_json::Value = serde_json::from_slice(&machines.body).unwrap();
     assert_eq!(rows[0]["mac"], DEV01);
     assert_eq!(rows[0]["hostname"], "dev-01");
     let nodes: serde_json::Value =
-        serde_json::from_slice(&get(f.api(), "/api/v1/nodes").await.body).unwrap();
+        serde_json::from_slice(&api_get(f.api(), "/api/v1/nodes").await.body).unwrap();
     assert_eq!(nodes.as_array().unwrap().len(), 8);
     let profiles: serde_json::Value =
-        serde_json::from_slice(&get(f.api(), "/api/v1/profiles").await.body).unwrap();
+        serde_json::from_slice(&api_get(f.api(), "/api/v1/profiles").await.body).unwrap();
     assert_eq!(profiles[0]["name"], "local");
     let transfers: serde_json::Value =
-        serde_json::from_slice(&get(f.api(), "/api/v1/transfers").await.body).unwrap();
+        serde_json::from_slice(&api_get(f.api(), "/api/v1/transfers").await.body).unwrap();
     assert_eq!(transfers["recent"][0]["bytes"], 100_000);
     assert_eq!(get(f.api(), "/healthz").await.text(), "ok\n");
 
@@ -814,7 +864,12 @@ async fn api_reads_metrics_and_event_stream() {
     // The stream opens with the snapshot, then carries new events.
     let res = f
         .api()
-        .oneshot(Request::get("/api/v1/events").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/api/v1/events")
+                .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");

@@ -13,6 +13,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use super::decide::SCRIPT_PATH;
 use crate::boot::{BootDecision, ScriptKind};
+use crate::capability::{CONFIG_SLOT, DONE_SLOT};
 use crate::ident::Mac;
 use crate::inventory::{BootSpec, ConfigTemplate, Inventory, Machine};
 use crate::yaml::{self, Node};
@@ -41,14 +42,17 @@ impl Urls {
         format!("{}/{SCRIPT_PATH}?mac={mac}", self.base)
     }
 
-    /// Where the installer fetches its configs: `<config_url>/<name>`.
+    /// Where the installer fetches its configs: `<config_url>/<name>`. The
+    /// capability is a slot the HTTP shell fills per boot
+    /// ([`crate::capability::Key::fill`]): rendered text stays cacheable
+    /// and never holds a live token.
     pub fn config(&self, hostname: &str) -> String {
-        format!("{}/config/{hostname}", self.base)
+        format!("{}/config/{hostname}/{CONFIG_SLOT}", self.base)
     }
 
-    /// The install-done callback.
+    /// The install-done callback (its capability a slot, as for configs).
     pub fn done(&self, hostname: &str) -> String {
-        format!("{}/done/{hostname}", self.base)
+        format!("{}/done/{hostname}/{DONE_SLOT}", self.base)
     }
 
     /// A boot file: absolute URLs pass through, paths are under the boot

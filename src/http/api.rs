@@ -1,10 +1,12 @@
 //! The API: JSON under `/api/v1`, the event stream `pxedeck attach` reads,
 //! Prometheus metrics and a health check.
 //!
-//! Reads are open (bind the API to loopback, the default, or a management
-//! network). Commands change the inventory or leases and need
-//! `Authorization: Bearer <api_token>`; with no token configured they are
-//! refused.
+//! Only `/healthz` and `/metrics` (counts, no names, MACs or values) are
+//! open. Every route that shows inventory values, leases, machines or the
+//! event stream needs `Authorization: Bearer` with the API token or the
+//! read-only token; commands (they change the inventory or the leases) need
+//! the API token itself. The checks are a layer over each group of routes
+//! ([`super::auth`]), so a new route cannot forget them.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -13,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,16 +25,14 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::HttpState;
+use super::{HttpState, auth};
 use crate::control::{CommandError, Failure};
 use crate::event::Command;
 use crate::inventory::Adoption;
 
 /// The API routes (mounted on their own listener).
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    let reads = Router::new()
         .route("/api/v1/state", get(full_state))
         .route("/api/v1/machines", get(machines))
         .route("/api/v1/machines/{mac}/served", get(served))
@@ -40,10 +41,24 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/profiles", get(profiles))
         .route("/api/v1/events", get(events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_read,
+        ));
+    let commands = Router::new()
         .route("/api/v1/commands", post(command))
         .route("/api/v1/adopt", post(adopt))
         .route("/api/v1/nodes/{hostname}/install", post(set_install))
         .route("/api/v1/leases/{ip}/release", post(release))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_command,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(reads)
+        .merge(commands)
         .with_state(state)
 }
 
@@ -60,6 +75,8 @@ async fn machines(State(s): State<Arc<HttpState>>) -> Response {
 }
 
 /// What a machine is served: decision, script, configs, effective values.
+/// Config and done URLs show their capability slot, never a live token:
+/// a read-only token must not be able to mint a done callback.
 async fn served(State(s): State<Arc<HttpState>>, Path(mac): Path<String>) -> Response {
     let Ok(mac) = mac.parse::<crate::ident::Mac>() else {
         return (StatusCode::BAD_REQUEST, "not a MAC address\n").into_response();
@@ -153,43 +170,8 @@ async fn events(State(s): State<Arc<HttpState>>) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token; the refusal to send when it fails.
-fn refusal(s: &HttpState, headers: &HeaderMap) -> Option<Response> {
-    let Some(expected) = s.config.http.api_token.as_deref() else {
-        return Some(
-            (
-                StatusCode::FORBIDDEN,
-                "commands are disabled: set http.api_token in the config\n",
-            )
-                .into_response(),
-        );
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
-        None
-    } else {
-        Some(
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a valid bearer token is required\n",
-            )
-                .into_response(),
-        )
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn run(s: &Arc<HttpState>, headers: &HeaderMap, command: Command) -> Response {
-    if let Some(refused) = refusal(s, headers) {
-        return refused;
-    }
+/// Runs a command (its token was checked by the layer over the route).
+async fn run(s: &Arc<HttpState>, command: Command) -> Response {
     let Some(control) = s.control.clone() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no inventory writer\n").into_response();
     };
@@ -218,12 +200,8 @@ pub fn status_of(error: &CommandError) -> StatusCode {
     }
 }
 
-async fn command(
-    State(s): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Json(command): Json<Command>,
-) -> Response {
-    run(&s, &headers, command).await
+async fn command(State(s): State<Arc<HttpState>>, Json(command): Json<Command>) -> Response {
+    run(&s, command).await
 }
 
 #[derive(Deserialize)]
@@ -231,14 +209,9 @@ struct AdoptBody {
     machines: Vec<Adoption>,
 }
 
-async fn adopt(
-    State(s): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Json(body): Json<AdoptBody>,
-) -> Response {
+async fn adopt(State(s): State<Arc<HttpState>>, Json(body): Json<AdoptBody>) -> Response {
     run(
         &s,
-        &headers,
         Command::Adopt {
             machines: body.machines,
         },
@@ -253,7 +226,6 @@ struct InstallBody {
 
 async fn set_install(
     State(s): State<Arc<HttpState>>,
-    headers: HeaderMap,
     Path(hostname): Path<String>,
     Json(body): Json<InstallBody>,
 ) -> Response {
@@ -261,15 +233,11 @@ async fn set_install(
         hostname,
         install: body.install,
     };
-    run(&s, &headers, command).await
+    run(&s, command).await
 }
 
-async fn release(
-    State(s): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Path(ip): Path<Ipv4Addr>,
-) -> Response {
-    run(&s, &headers, Command::ReleaseLease { ip }).await
+async fn release(State(s): State<Arc<HttpState>>, Path(ip): Path<Ipv4Addr>) -> Response {
+    run(&s, Command::ReleaseLease { ip }).await
 }
 
 /// `GET /metrics`: Prometheus text format.

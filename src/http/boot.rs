@@ -1,5 +1,10 @@
 //! The per-machine routes: the iPXE entry script, installer configs and the
 //! install-done callback.
+//!
+//! Configs and the callback are capabilities: the script hands the machine
+//! URLs with a token signed for it and that boot, and a request needs that
+//! token and the machine's address. Every refusal answers the same 403,
+//! whether the machine exists or not; the reason goes to the operator.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -12,6 +17,7 @@ use serde::Deserialize;
 use super::{HttpResponse, HttpState, to_v4};
 use crate::boot::decide::decide;
 use crate::boot::render::{self, Script};
+use crate::capability::{Boot, Purpose, Refused};
 use crate::event::{EventKind, Level};
 use crate::ident::{Mac, Uuid};
 use crate::inventory::{Inventory, Machine, Stamp};
@@ -109,10 +115,31 @@ pub async fn script(
         kind: script.kind,
         profile: script.profile.clone(),
     });
-    ipxe(script.text.clone())
+    // Each script served is a boot of its own: fresh tokens in its URLs.
+    let text = match cached.hostname.as_deref() {
+        Some(hostname) => {
+            let boot = state
+                .secrets
+                .capabilities
+                .mint(now_secs(), state.config.http.capability_lifetime.as_secs());
+            let bound = inv.by_hostname(hostname).and_then(|m| m.macs.first());
+            state
+                .secrets
+                .capabilities
+                .fill(&script.text, hostname, bound, &boot)
+        }
+        None => script.text.clone(),
+    };
+    ipxe(text)
 }
 
-/// Refuses a config or callback to someone who is not the machine.
+fn now_secs() -> u64 {
+    crate::clock::now_millis() / 1000
+}
+
+/// Refuses a config or callback. The answer is the same whatever the
+/// reason, so it tells a prober nothing (not even whether the machine
+/// exists); the reason goes to the operator as an event.
 fn deny(state: &HttpState, client: IpAddr, path: String, reason: &str) -> Response {
     state.stats.answered(HttpResponse::Denied);
     state.bus.emit(EventKind::AccessDenied {
@@ -123,7 +150,7 @@ fn deny(state: &HttpState, client: IpAddr, path: String, reason: &str) -> Respon
     text(
         StatusCode::FORBIDDEN,
         "text/plain; charset=utf-8",
-        format!("forbidden: {reason}\n"),
+        "forbidden\n".into(),
     )
 }
 
@@ -137,28 +164,76 @@ fn not_found(state: &HttpState, what: String) -> Response {
 }
 
 const NOT_THE_MACHINE: &str = "the client does not hold this machine's address";
+const NO_SUCH_MACHINE: &str = "no machine by that name";
 
-/// `GET /config/<hostname>/<name>`: an installer config, rendered for the
-/// machine, served only to it.
-pub async fn config(
+/// The machine a config or callback URL names, when its capability and
+/// the client's address both check out; else why not. The token is checked
+/// even for a name that does not exist, so both take the same time.
+fn authorise<'a>(
+    state: &HttpState,
+    inv: &'a Inventory,
+    client: IpAddr,
+    purpose: Purpose,
+    hostname: &str,
+    capability: &str,
+) -> Result<(&'a Machine, Boot), String> {
+    let machine = inv.by_hostname(hostname);
+    let bound = machine.and_then(|m| m.macs.first());
+    let verdict =
+        state
+            .secrets
+            .capabilities
+            .verify(purpose, hostname, bound, capability, now_secs());
+    let Some(m) = machine else {
+        return Err(NO_SUCH_MACHINE.into());
+    };
+    let boot = verdict.map_err(|e| e.to_string())?;
+    if !state.may_access(client, &m.macs, m.ip) {
+        return Err(NOT_THE_MACHINE.into());
+    }
+    Ok((m, boot))
+}
+
+/// `GET /config/<hostname>/<name>`: the URL without a capability that
+/// pxedeck once handed out; refused like any other bad token.
+pub async fn config_without_capability(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((hostname, name)): Path<(String, String)>,
 ) -> Response {
     state.stats.request();
+    let reason = Refused::Missing.to_string();
+    deny(
+        &state,
+        to_v4(peer.ip()),
+        format!("/config/{hostname}/{name}"),
+        &reason,
+    )
+}
+
+/// `GET /config/<hostname>/<capability>/<name>`: an installer config,
+/// rendered for the machine, served only to it.
+pub async fn config(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((hostname, capability, name)): Path<(String, String, String)>,
+) -> Response {
+    state.stats.request();
     let client = to_v4(peer.ip());
     let inv = state.inventory.load();
-    let Some(m) = inv.by_hostname(&hostname) else {
-        return not_found(&state, format!("no machine named {hostname}"));
+    // Logged without the token: it is a secret until it expires.
+    let path = format!("/config/{hostname}/{name}");
+    let (m, boot) = match authorise(
+        &state,
+        &inv,
+        client,
+        Purpose::Config,
+        &hostname,
+        &capability,
+    ) {
+        Ok(granted) => granted,
+        Err(reason) => return deny(&state, client, path, &reason),
     };
-    if !state.may_access(client, &m.macs, m.ip) {
-        return deny(
-            &state,
-            client,
-            format!("/config/{hostname}/{name}"),
-            NOT_THE_MACHINE,
-        );
-    }
     match render::config(&inv, m, &name, &state.urls) {
         None => not_found(&state, format!("{hostname} has no config named {name}")),
         Some(Ok(rendered)) => {
@@ -168,7 +243,14 @@ pub async fn config(
                 hostname: hostname.clone(),
                 name,
             });
-            text(StatusCode::OK, rendered.content_type, rendered.text)
+            // The config's own URLs (the done callback) belong to the
+            // same boot as the URL it was fetched with.
+            let body =
+                state
+                    .secrets
+                    .capabilities
+                    .fill(&rendered.text, &m.hostname, m.macs.first(), &boot);
+            text(StatusCode::OK, rendered.content_type, body)
         }
         Some(Err(e)) => {
             state.stats.answered(HttpResponse::RenderError);
@@ -186,29 +268,43 @@ pub async fn config(
     }
 }
 
-/// `POST /done/<hostname>` (GET accepted for installers that can only
-/// fetch): the install finished; the machine boots its disk from now on.
+/// `/done/<hostname>` without a capability: refused.
+pub async fn done_without_capability(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(hostname): Path<String>,
+) -> Response {
+    state.stats.request();
+    let reason = Refused::Missing.to_string();
+    deny(
+        &state,
+        to_v4(peer.ip()),
+        format!("/done/{hostname}"),
+        &reason,
+    )
+}
+
+/// `POST /done/<hostname>/<capability>` (GET accepted for installers that
+/// can only fetch): the install finished; the machine boots its disk from
+/// now on.
 pub async fn done(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
-    Path(hostname): Path<String>,
+    Path((hostname, capability)): Path<(String, String)>,
 ) -> Response {
     state.stats.request();
     if method != Method::POST && method != Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let client = to_v4(peer.ip());
-    let (macs, fixed) = {
+    let macs = {
         let inv = state.inventory.load();
-        match inv.by_hostname(&hostname) {
-            Some(m) => (m.macs.clone(), m.ip),
-            None => return not_found(&state, format!("no machine named {hostname}")),
+        match authorise(&state, &inv, client, Purpose::Done, &hostname, &capability) {
+            Ok((m, _)) => m.macs.clone(),
+            Err(reason) => return deny(&state, client, format!("/done/{hostname}"), &reason),
         }
     };
-    if !state.may_access(client, &macs, fixed) {
-        return deny(&state, client, format!("/done/{hostname}"), NOT_THE_MACHINE);
-    }
     let Some(control) = state.control.clone() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };

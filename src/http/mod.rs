@@ -6,11 +6,14 @@
 //! - `files`: files under the boot root (Range, HEAD, streamed, tracked);
 //! - `api`: JSON under `/api/v1`, the SSE event stream, `/metrics`,
 //!   `/healthz`;
+//! - `auth`: the API's bearer tokens and the secrets behind capability
+//!   URLs;
 //! - `client`: the small HTTP client the simulator and `attach` use, and
 //!   the SSE parser;
 //! - `remote`: the console's backend over the API (`pxedeck attach`).
 
 pub mod api;
+pub mod auth;
 mod boot;
 pub use boot::ScriptCache;
 pub mod client;
@@ -122,6 +125,8 @@ pub struct HttpState {
     pub scripts: ScriptCache,
     /// Hot boot files in memory (shared with TFTP in `serve`).
     pub files: Arc<crate::filecache::FileCache>,
+    /// The API's tokens and the key that signs config and done URLs.
+    pub secrets: auth::Secrets,
 }
 
 impl HttpState {
@@ -161,8 +166,14 @@ pub fn boot_router(state: Arc<HttpState>) -> Router {
             &format!("/{}", crate::boot::decide::SCRIPT_PATH),
             get(boot::script),
         )
-        .route("/config/{hostname}/{name}", get(boot::config))
-        .route("/done/{hostname}", any(boot::done))
+        .route("/config/{hostname}/{capability}/{name}", get(boot::config))
+        .route("/done/{hostname}/{capability}", any(boot::done))
+        // The URLs of old, without a capability: refused like a bad one.
+        .route(
+            "/config/{hostname}/{name}",
+            get(boot::config_without_capability),
+        )
+        .route("/done/{hostname}", any(boot::done_without_capability))
         .route("/healthz", get(api::healthz))
         .fallback(files::serve)
         .with_state(state)

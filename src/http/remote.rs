@@ -31,6 +31,18 @@ impl RemoteBackend {
     }
 }
 
+impl RemoteBackend {
+    /// Every request carries the token: the API reads need it as much as
+    /// its commands.
+    fn options(&self, timeout: Option<Duration>) -> client::Options {
+        client::Options {
+            bearer: self.token.clone(),
+            timeout,
+            ..Default::default()
+        }
+    }
+}
+
 impl Backend for RemoteBackend {
     fn origin(&self) -> Origin {
         Origin::Attached(self.url.clone())
@@ -39,9 +51,10 @@ impl Backend for RemoteBackend {
     fn feed(&self) -> mpsc::Receiver<Feed> {
         let (tx, rx) = mpsc::channel(4096);
         let url = self.url.clone();
+        let opts = self.options(None);
         tokio::spawn(async move {
             loop {
-                let why = match follow_stream(&url, &tx).await {
+                let why = match follow_stream(&url, &opts, &tx).await {
                     Ok(()) => "the event stream ended".to_string(),
                     Err(e) => e,
                 };
@@ -56,11 +69,7 @@ impl Backend for RemoteBackend {
 
     async fn execute(&self, command: Command) -> Result<String, String> {
         let body = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
-        let opts = client::Options {
-            bearer: self.token.clone(),
-            timeout: Some(Duration::from_secs(30)),
-            ..Default::default()
-        };
+        let opts = self.options(Some(Duration::from_secs(30)));
         let text = client::post(&format!("{}/api/v1/commands", self.url), Some(body), &opts)
             .await
             .map_err(|e| match e {
@@ -71,10 +80,7 @@ impl Backend for RemoteBackend {
     }
 
     async fn detail(&self, mac: Mac) -> String {
-        let opts = client::Options {
-            timeout: Some(Duration::from_secs(10)),
-            ..Default::default()
-        };
+        let opts = self.options(Some(Duration::from_secs(10)));
         client::get_text(&format!("{}/api/v1/machines/{mac}/served", self.url), &opts)
             .await
             .unwrap_or_else(|e| format!("cannot fetch: {e}"))
@@ -95,17 +101,28 @@ fn api_message(text: &str) -> String {
 }
 
 /// Reads the SSE stream until it ends: `snapshot` then `event`s.
-async fn follow_stream(url: &str, tx: &mpsc::Sender<Feed>) -> Result<(), String> {
+async fn follow_stream(
+    url: &str,
+    opts: &client::Options,
+    tx: &mpsc::Sender<Feed>,
+) -> Result<(), String> {
     let res = client::send(
         hyper::Method::GET,
         &format!("{url}/api/v1/events"),
         None,
-        &client::Options::default(),
+        opts,
     )
     .await
     .map_err(|e| e.to_string())?;
     if !res.status().is_success() {
-        return Err(format!("the server answered {}", res.status()));
+        let status = res.status();
+        let body = res.into_body().collect().await.map(|b| b.to_bytes());
+        let why = body
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map_or_else(String::new, |t| format!(": {t}"));
+        return Err(format!("the server answered {status}{why}"));
     }
     let mut body = res.into_body();
     let mut parser = SseParser::default();

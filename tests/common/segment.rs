@@ -248,8 +248,10 @@ impl Serve {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// GETs with the bearer token (every API read needs it).
     pub fn try_get(&self, path: &str) -> Option<String> {
-        self.curl(&[&format!("{}{path}", self.api)])
+        let auth = format!("Authorization: Bearer {}", self.token);
+        self.curl(&["-H", &auth, &format!("{}{path}", self.api)])
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
