@@ -73,6 +73,8 @@ pub struct Config {
     pub unknown: UnknownPolicy,
     /// Whether unknown machines get an address under `ignore`.
     pub unknown_gets_address: bool,
+    /// Unknown machines the model keeps; the ones idle longest go first.
+    pub unknown_max_machines: usize,
     pub boot_root: PathBuf,
     pub inventory: PathBuf,
     pub theme: String,
@@ -157,6 +159,8 @@ pub struct HttpConfig {
     pub capability_lifetime: Duration,
     /// Addresses, besides the lease holder, that may fetch installer configs.
     pub config_allow: Vec<Ipv4Net>,
+    /// Event-stream clients served at once; more are refused with 503.
+    pub max_subscribers: usize,
 }
 
 /// A configuration error: one message naming the file and line.
@@ -284,6 +288,7 @@ struct WireHttp {
     capability_key_file: Option<String>,
     capability_lifetime: Option<WireDuration>,
     config_allow: Vec<Ipv4Net>,
+    max_subscribers: usize,
 }
 
 impl Default for WireHttp {
@@ -297,6 +302,7 @@ impl Default for WireHttp {
             capability_key_file: None,
             capability_lifetime: None,
             config_allow: Vec::new(),
+            max_subscribers: 16,
         }
     }
 }
@@ -307,6 +313,7 @@ struct WireUnknown {
     policy: String,
     profile: Option<String>,
     give_address: bool,
+    max_machines: usize,
 }
 
 impl Default for WireUnknown {
@@ -315,11 +322,16 @@ impl Default for WireUnknown {
             policy: "hold".into(),
             profile: None,
             give_address: true,
+            max_machines: DEFAULT_UNKNOWN_MACHINES,
         }
     }
 }
 
 // ---- loading -----------------------------------------------------------
+
+/// Unknown machines the model keeps unless `unknown.max_machines` says.
+/// A rack or three of strangers; a flood of invented MACs stops here.
+pub const DEFAULT_UNKNOWN_MACHINES: usize = 4096;
 
 /// The name of the default config file in the working directory.
 pub const DEFAULT_FILE: &str = "pxedeck.yaml";
@@ -478,6 +490,18 @@ impl Config {
                 "max_windowsize must be at least 1".into(),
             ));
         }
+        if wire.unknown.max_machines == 0 {
+            return Err(invalid(
+                line_of("unknown.max_machines"),
+                "max_machines must be at least 1".into(),
+            ));
+        }
+        if wire.http.max_subscribers == 0 {
+            return Err(invalid(
+                line_of("http.max_subscribers"),
+                "max_subscribers must be at least 1 (pxedeck attach needs one)".into(),
+            ));
+        }
         for (key, token) in [
             ("api_token", &wire.http.api_token),
             ("api_read_token", &wire.http.api_read_token),
@@ -547,9 +571,11 @@ impl Config {
                 api_read_token: wire.http.api_read_token,
                 capability_lifetime,
                 config_allow: wire.http.config_allow,
+                max_subscribers: wire.http.max_subscribers,
             },
             unknown,
             unknown_gets_address: wire.unknown.give_address,
+            unknown_max_machines: wire.unknown.max_machines,
             boot_root: resolve(wire.boot_root.as_deref().unwrap_or("boot")),
             inventory: resolve(wire.inventory.as_deref().unwrap_or("nodes")),
             theme: wire.theme.unwrap_or_else(|| "default".into()),
@@ -641,6 +667,23 @@ mod tests {
         assert_eq!(c.dhcp.pools.len(), 2);
         assert_eq!(c.dhcp.pools[0].range_len(), 100);
         assert_eq!(c.inventory, path.parent().unwrap().join("nodes"));
+        assert_eq!((c.unknown_max_machines, c.http.max_subscribers), (4096, 16));
+    }
+
+    #[test]
+    fn the_caps_on_rows_and_subscribers_are_read_and_zero_is_refused() {
+        let c = Config::from_text(
+            "unknown:\n  max_machines: 100\nhttp:\n  max_subscribers: 2\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!((c.unknown_max_machines, c.http.max_subscribers), (100, 2));
+        assert!(
+            err("unknown:\n  max_machines: 0\n").contains(":2: max_machines must be at least 1")
+        );
+        assert!(
+            err("http:\n  max_subscribers: 0\n").contains(":2: max_subscribers must be at least 1")
+        );
     }
 
     #[test]

@@ -6,10 +6,16 @@
 //! event exactly once: those before the snapshot are in it, those after
 //! arrive on its channel. That is what lets `pxedeck attach` rebuild the
 //! same state as the embedded console.
+//!
+//! The API's snapshot is serialised once per model generation and shared
+//! (every event-stream client and `/api/v1/state` at that generation get
+//! the same bytes), and event-stream clients are counted against a cap.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -27,18 +33,62 @@ const MAX_BATCH: usize = 1024;
 pub struct LiveModel {
     model: Mutex<Model>,
     folded: broadcast::Sender<Arc<Event>>,
+    /// The last snapshot serialised, while anyone still holds it.
+    shared: Mutex<Option<(u64, Weak<Vec<u8>>)>>,
+    pub subscribers: Subscribers,
 }
 
 impl Default for LiveModel {
     fn default() -> Self {
-        LiveModel {
-            model: Mutex::new(Model::default()),
-            folded: broadcast::channel(16 * 1024).0,
-        }
+        LiveModel::new(Model::default())
+    }
+}
+
+/// What an SSE snapshot event starts and ends with. The shared snapshot is
+/// kept framed, so the stream sends it as it is (no copy per client).
+const SNAPSHOT_PREFIX: &[u8] = b"event: snapshot\ndata: ";
+const SNAPSHOT_SUFFIX: &[u8] = b"\n\n";
+
+/// The model as JSON, serialised once and shared by reference count.
+#[derive(Clone)]
+pub struct SharedSnapshot {
+    framed: Bytes,
+}
+
+impl SharedSnapshot {
+    /// The SSE `snapshot` event: `event: snapshot`, the JSON, a blank line.
+    pub fn sse_event(&self) -> Bytes {
+        self.framed.clone()
+    }
+
+    /// The JSON alone (`/api/v1/state`), a view into the same bytes.
+    pub fn json(&self) -> Bytes {
+        self.framed
+            .slice(SNAPSHOT_PREFIX.len()..self.framed.len() - SNAPSHOT_SUFFIX.len())
+    }
+}
+
+/// Lets `Bytes` borrow a buffer the cache can still find (by `Weak`).
+struct SharedBuf(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
 impl LiveModel {
+    /// A live model starting from `model` (its cap on unknown rows is the
+    /// one the fold keeps).
+    pub fn new(model: Model) -> LiveModel {
+        LiveModel {
+            model: Mutex::new(model),
+            folded: broadcast::channel(16 * 1024).0,
+            shared: Mutex::new(None),
+            subscribers: Subscribers::default(),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Model> {
         self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -47,6 +97,51 @@ impl LiveModel {
     pub fn snapshot_and_subscribe(&self) -> (Model, broadcast::Receiver<Arc<Event>>) {
         let guard = self.lock();
         (guard.clone(), self.folded.subscribe())
+    }
+
+    /// The model as shared JSON and a channel of every event folded after
+    /// it: what the event stream sends, without a copy of the model per
+    /// client.
+    pub fn shared_snapshot_and_subscribe(
+        &self,
+    ) -> serde_json::Result<(SharedSnapshot, broadcast::Receiver<Arc<Event>>)> {
+        let guard = self.lock();
+        let snapshot = self.shared_snapshot_of(&guard)?;
+        Ok((snapshot, self.folded.subscribe()))
+    }
+
+    /// The model as shared JSON (`/api/v1/state`).
+    pub fn shared_snapshot(&self) -> serde_json::Result<SharedSnapshot> {
+        let guard = self.lock();
+        self.shared_snapshot_of(&guard)
+    }
+
+    /// Serialises the model unless a snapshot of this generation is still
+    /// held by someone. Runs under the model lock: the snapshot must be
+    /// of exactly the state the caller subscribes after, and writing it
+    /// straight from the model costs no copy of the model.
+    fn shared_snapshot_of(&self, model: &Model) -> serde_json::Result<SharedSnapshot> {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let held = shared
+            .as_ref()
+            .filter(|(generation, _)| *generation == model.generation)
+            .and_then(|(_, weak)| weak.upgrade());
+        let buf = match held {
+            Some(buf) => buf,
+            None => {
+                let mut out = Vec::with_capacity(64 * 1024);
+                out.extend_from_slice(SNAPSHOT_PREFIX);
+                serde_json::to_writer(&mut out, model)?;
+                out.extend_from_slice(SNAPSHOT_SUFFIX);
+                out.shrink_to_fit();
+                let buf = Arc::new(out);
+                *shared = Some((model.generation, Arc::downgrade(&buf)));
+                buf
+            }
+        };
+        Ok(SharedSnapshot {
+            framed: Bytes::from_owner(SharedBuf(buf)),
+        })
     }
 
     /// Folds a batch under one lock: under load the task wakes once for
@@ -108,6 +203,54 @@ impl LiveModel {
     }
 }
 
+/// Event-stream clients connected now, against a cap, and those refused.
+#[derive(Default)]
+pub struct Subscribers {
+    active: Arc<AtomicUsize>,
+    refused: AtomicU64,
+}
+
+/// One event-stream client's place; dropping it (the stream ends or the
+/// client goes) frees it.
+pub struct SubscriberSlot {
+    active: Arc<AtomicUsize>,
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Subscribers {
+    /// A place for one more client, unless `cap` are connected (then the
+    /// refusal is counted).
+    pub fn join(&self, cap: usize) -> Option<SubscriberSlot> {
+        let joined = self
+            .active
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < cap).then_some(n + 1)
+            });
+        match joined {
+            Ok(_) => Some(SubscriberSlot {
+                active: self.active.clone(),
+            }),
+            Err(_) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
 /// How often live transfers' byte counts are sampled onto the bus.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -162,5 +305,49 @@ mod tests {
         );
         cancel.cancel();
         task.await.unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_is_serialised_once_per_generation_while_it_is_held() {
+        let live = LiveModel::default();
+        let (a, _rx) = live.shared_snapshot_and_subscribe().unwrap();
+        let b = live.shared_snapshot().unwrap();
+        assert_eq!(a.sse_event().as_ptr(), b.sse_event().as_ptr(), "shared");
+        assert!(a.sse_event().starts_with(b"event: snapshot\ndata: {"));
+        let json: Model = serde_json::from_slice(&b.json()).unwrap();
+        assert_eq!(json.generation, 0);
+        live.lock().apply(&Event {
+            at: 1,
+            kind: EventKind::Log {
+                level: Level::Info,
+                target: "t".into(),
+                message: "m".into(),
+            },
+        });
+        let c = live.shared_snapshot().unwrap();
+        assert_ne!(c.json(), b.json(), "a new generation is serialised anew");
+        drop((a, b, c));
+        // Nobody holds it: the cache keeps no bytes alive.
+        assert!(
+            live.shared
+                .lock()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .1
+                .upgrade()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn subscribers_over_the_cap_are_refused_and_counted() {
+        let subs = Subscribers::default();
+        let first = subs.join(2).unwrap();
+        let _second = subs.join(2).unwrap();
+        assert!(subs.join(2).is_none());
+        assert_eq!((subs.active(), subs.refused()), (2, 1));
+        drop(first);
+        assert!(subs.join(2).is_some());
     }
 }

@@ -26,6 +26,7 @@ use crate::http::{self, HttpState, LeaseView, NoLeases};
 use crate::inventory::watch::{Watcher, watch};
 use crate::inventory::{Inventory, InventoryService, LoadOptions, SharedInventory, load};
 use crate::live::{LiveModel, sample_progress};
+use crate::model::Model;
 use crate::net::{Transport, UdpOptions, bind_error, udp_socket};
 use crate::progress::ProgressTable;
 use crate::tftp::server::{TftpServer, TftpSettings};
@@ -78,7 +79,9 @@ impl Services {
     pub async fn start(config: Config) -> anyhow::Result<Services> {
         let config = Arc::new(config);
         let bus = Bus::default();
-        let live = Arc::new(LiveModel::default());
+        let live = Arc::new(LiveModel::new(Model::with_unknown_cap(
+            config.unknown_max_machines,
+        )));
         let cancel = CancellationToken::new();
         // If starting fails half-way, stop what already runs (the lanes'
         // threads would otherwise outlive the error).

@@ -406,6 +406,34 @@ fn monochrome_is_readable() {
     );
 }
 
+#[test]
+fn the_header_says_how_many_unknown_machines_aged_out() {
+    let mut model = Model::with_unknown_cap(16);
+    for e in events() {
+        model.apply(&e);
+    }
+    for n in 0..40u8 {
+        model.apply(&Event {
+            at: T0 + 30_000 + u64::from(n),
+            kind: seen(
+                &format!("02:00:00:00:01:{n:02x}"),
+                Firmware::Bios,
+                false,
+                None,
+                BootDecision::Hold,
+            ),
+        });
+    }
+    let dropped = model.unknown.dropped;
+    assert!(dropped > 0);
+    let a = App::new(model, Theme::builtin(false), Origin::Embedded);
+    let header = screen(&a, 160, 48);
+    assert!(
+        header.contains(&format!("unknown ({dropped} dropped)")),
+        "{header}"
+    );
+}
+
 // ---- keys --------------------------------------------------------------
 
 #[test]

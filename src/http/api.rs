@@ -13,15 +13,17 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::stream::{self, Stream};
+use bytes::Bytes;
+use futures_util::stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
@@ -29,6 +31,7 @@ use super::{HttpState, auth};
 use crate::control::{CommandError, Failure};
 use crate::event::Command;
 use crate::inventory::Adoption;
+use crate::live::SubscriberSlot;
 
 /// The API routes (mounted on their own listener).
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -66,8 +69,17 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `GET /api/v1/state`: the whole model, the same shared bytes the event
+/// stream's snapshot carries (serialised once per model generation).
 async fn full_state(State(s): State<Arc<HttpState>>) -> Response {
-    Json(&*s.model.lock()).into_response()
+    match s.model.shared_snapshot() {
+        Ok(snapshot) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(snapshot.json()),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn machines(State(s): State<Arc<HttpState>>) -> Response {
@@ -139,35 +151,83 @@ async fn profiles(State(s): State<Arc<HttpState>>) -> Response {
     Json(profiles).into_response()
 }
 
+/// How long an idle event stream waits before a keep-alive comment (as
+/// axum's SSE default): a client or proxy that went away is found out.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// `GET /api/v1/events`: Server-Sent Events. The first event (`snapshot`)
 /// is the whole model; every later one (`event`) is one [`crate::event::Event`]
 /// folded after it. A client that falls behind is disconnected and
 /// reconnects for a fresh snapshot, so it never shows a state with holes.
+///
+/// The snapshot is the model's shared serialisation: clients that connect
+/// at the same generation send the same bytes, and no client holds a copy
+/// of the model. At most `http.max_subscribers` streams run at once; the
+/// next is refused with 503 and counted.
 async fn events(State(s): State<Arc<HttpState>>) -> Response {
-    let (snapshot, rx) = s.model.snapshot_and_subscribe();
-    let first = match serde_json::to_string(&snapshot) {
-        Ok(json) => SseEvent::default().event("snapshot").data(json),
+    let cap = s.config.http.max_subscribers;
+    let Some(slot) = s.model.subscribers.join(cap) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            format!(
+                "too many event-stream clients: {cap} connected (http.max_subscribers); \
+                 try again later\n"
+            ),
+        )
+            .into_response();
+    };
+    let (snapshot, rx) = match s.model.shared_snapshot_and_subscribe() {
+        Ok(subscribed) => subscribed,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
-    let rest = stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await {
-            Ok(event) => {
-                let json = serde_json::to_string(&*event).ok()?;
-                Some((SseEvent::default().event("event").data(json), rx))
-            }
-            Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
-                None
-            }
-        }
+    let stream = EventStream {
+        first: Some(snapshot.sse_event()),
+        rx,
+        _slot: slot,
+    };
+    let body = stream::unfold(stream, |mut st| async move {
+        let frame = st.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), st))
     });
-    let all: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
-        Box::pin(futures_util::StreamExt::map(
-            futures_util::StreamExt::chain(stream::iter([first]), rest),
-            Ok,
-        ));
-    Sse::new(all)
-        .keep_alive(KeepAlive::default())
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
         .into_response()
+}
+
+/// One client's event stream: the shared snapshot, then its channel; it
+/// holds the client's subscriber slot until it is dropped.
+struct EventStream {
+    first: Option<Bytes>,
+    rx: broadcast::Receiver<Arc<crate::event::Event>>,
+    _slot: SubscriberSlot,
+}
+
+impl EventStream {
+    /// The next SSE frame, or None when the stream ends (the client fell
+    /// behind, or the model stopped).
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        match tokio::time::timeout(KEEP_ALIVE, self.rx.recv()).await {
+            Err(_idle) => Some(Bytes::from_static(b":\n\n")),
+            Ok(Ok(event)) => {
+                let mut frame = b"event: event\ndata: ".to_vec();
+                serde_json::to_writer(&mut frame, &*event).ok()?;
+                frame.extend_from_slice(b"\n\n");
+                Some(Bytes::from(frame))
+            }
+            Ok(Err(
+                broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed,
+            )) => None,
+        }
+    }
 }
 
 /// Runs a command (its token was checked by the layer over the route).
@@ -259,7 +319,7 @@ fn render_metrics(s: &HttpState) -> String {
     };
     let one = |v: u64| vec![(String::new(), v)];
     // Copy out the few numbers needed; the model is not cloned per scrape.
-    let (counters, problems, machines, http_active) = {
+    let (counters, problems, machines, dropped, http_active) = {
         let m = s.model.lock();
         let http_active = m
             .transfers
@@ -270,6 +330,7 @@ fn render_metrics(s: &HttpState) -> String {
             m.counters.clone(),
             m.inventory.problems.len(),
             m.machines.len(),
+            m.unknown.dropped,
             http_active,
         )
     };
@@ -406,6 +467,24 @@ fn render_metrics(s: &HttpState) -> String {
         "gauge",
         "Machines seen or in the inventory.",
         one(machines as u64),
+    );
+    family(
+        "pxedeck_machines_dropped_total",
+        "counter",
+        "Unknown machines dropped from the model over unknown.max_machines.",
+        one(dropped),
+    );
+    family(
+        "pxedeck_api_subscribers",
+        "gauge",
+        "Event-stream clients connected now.",
+        one(s.model.subscribers.active() as u64),
+    );
+    family(
+        "pxedeck_api_subscribers_refused_total",
+        "counter",
+        "Event-stream clients refused over http.max_subscribers.",
+        one(s.model.subscribers.refused()),
     );
     out
 }

@@ -129,6 +129,9 @@ impl Model {
                 self.machines.push(row);
             }
         }
+        // Machines that left the inventory are unknown now: back under
+        // the cap.
+        self.bound_unknown(0);
     }
 
     /// One machine's inventory entry changed (an adoption, a done callback,

@@ -57,8 +57,9 @@ impl Model {
             self.leases.remove(&ip);
             self.lease_of.remove(&mac);
         }
-        self.row(mac)
-            .step(at, StepKind::LeaseEnded { ip, why }, false);
+        if let Some(row) = self.existing_row(mac) {
+            row.step(at, StepKind::LeaseEnded { ip, why }, false);
+        }
     }
 
     pub(super) fn pool_exhausted(&mut self, at: Millis, subnet: &str, mac: Mac) {

@@ -144,13 +144,39 @@ impl Model {
         self.by_mac.get(mac).map(|&i| &self.machines[i])
     }
 
-    /// The machine's row, created on first sight.
+    /// The machine's row, created on first sight (within the cap on
+    /// unknown rows: making room may drop the oldest idle ones).
     pub(super) fn row(&mut self, mac: Mac) -> &mut MachineRow {
-        let i = *self.by_mac.entry(mac).or_insert_with(|| {
+        if !self.by_mac.contains_key(&mac) {
+            self.before_new_row();
+            self.by_mac.insert(mac, self.machines.len());
             self.machines.push(MachineRow::new(mac));
-            self.machines.len() - 1
-        });
+        }
+        let i = self.by_mac[&mac];
         &mut self.machines[i]
+    }
+
+    /// The machine's row if it has one: for news about a machine that
+    /// must not bring back a row the cap dropped (a lease running out,
+    /// the end of a transfer).
+    pub(super) fn existing_row(&mut self, mac: Mac) -> Option<&mut MachineRow> {
+        self.by_mac.get(&mac).map(|&i| &mut self.machines[i])
+    }
+
+    /// Whether a script request naming `mac` may list it. A `?mac=` in a
+    /// URL is anyone's to make up, so it alone never adds a row: the MAC
+    /// must already be listed (seen by DHCP, in the inventory), hold a
+    /// lease, or be named by the inventory (`hostname`). With DHCP off
+    /// there are no DHCP sightings or leases to go by, so the script is
+    /// all there is and the cap on unknown rows is the bound.
+    fn may_list_for_script(&self, mac: &Mac, hostname: Option<&str>) -> bool {
+        self.by_mac.contains_key(mac)
+            || self.lease_of.contains_key(mac)
+            || hostname.is_some()
+            || self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.dhcp_mode == crate::config::DhcpMode::Off)
     }
 
     /// The machine behind a client address: its lease, else the address
@@ -231,6 +257,9 @@ impl Model {
         let Some(mac) = mac.or_else(|| self.mac_of_ip(client)) else {
             return;
         };
+        if !self.may_list_for_script(&mac, hostname) {
+            return;
+        }
         let row = self.row(mac);
         row.last_seen = Some(at);
         if let Some(hostname) = hostname {

@@ -1,6 +1,7 @@
 //! The state the console shows, as a pure fold over events: `apply` routes
 //! each event to the fold of its area (machines, timeline, transfers,
-//! leases, inventory, log, alerts), one file each.
+//! leases, inventory, log, alerts), one file each; `bound` keeps the
+//! machines nobody vetted within a cap.
 //!
 //! The model stores state, not display text: steps and alerts are typed and
 //! worded only when shown. `Model::apply` does no I/O and reads no clock:
@@ -9,6 +10,7 @@
 //! the same events.
 
 mod alerts;
+mod bound;
 mod inventory;
 mod leases;
 mod log;
@@ -25,6 +27,7 @@ pub use alerts::{
     Alert, FAILURE_WINDOW_MS, FAILURES_ALERT, POOL_NEARLY_FULL_MIN_SIZE, POOL_NEARLY_FULL_PERCENT,
     ROGUE_QUIET_MS, ROGUE_SERVERS_KEPT, RogueServer,
 };
+pub use bound::UnknownBound;
 pub use inventory::InventoryStatus;
 pub use leases::LeaseRow;
 pub use log::{LOG_LINES, LogLine};
@@ -63,6 +66,13 @@ pub struct Model {
     pub machines: Vec<MachineRow>,
     #[serde(skip)]
     by_mac: HashMap<Mac, usize>,
+    /// The cap on unknown rows and how many it dropped (in the snapshot,
+    /// so `attach` folds under the server's cap).
+    #[serde(default)]
+    pub unknown: UnknownBound,
+    /// The row count at which the cap must be looked at again.
+    #[serde(skip)]
+    row_limit: usize,
     pub leases: BTreeMap<Ipv4Addr, LeaseRow>,
     /// Each MAC's lease address: a rebind moves a MAC without scanning
     /// every lease (a mass boot binds thousands per second).
@@ -92,6 +102,7 @@ impl Model {
     pub fn reindex(&mut self) {
         self.index_machines();
         self.index_leases();
+        self.row_limit = 0;
     }
 
     /// Folds one event into the model.

@@ -121,6 +121,64 @@ fn an_unknown_machine_appears_on_its_first_discover_and_stands_out() {
     assert_eq!(m.counters.dhcp_in[&DhcpMessage::Discover], 1);
 }
 
+fn script_for(mac: Mac) -> EventKind {
+    EventKind::ScriptServed {
+        client: "10.99.0.150".parse().unwrap(),
+        mac: Some(mac),
+        hostname: None,
+        kind: ScriptKind::Hold,
+        profile: None,
+    }
+}
+
+#[test]
+fn a_script_named_by_a_made_up_mac_is_counted_but_lists_no_machine() {
+    let mut m = Model::default();
+    let stranger: Mac = "02:de:ad:00:00:01".parse().unwrap();
+    m.apply(&ev(1000, script_for(stranger)));
+    assert!(m.machines.is_empty());
+    assert_eq!(m.counters.scripts, 1);
+    // A machine DHCP has seen, or one holding a lease, is updated.
+    m.apply(&ev(1100, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    m.apply(&ev(1200, script_for(mac())));
+    assert_eq!(m.machine(&mac()).unwrap().last_seen, Some(1200));
+    let leased: Mac = "02:de:ad:00:00:02".parse().unwrap();
+    m.apply(&ev(
+        1300,
+        EventKind::LeaseBound {
+            mac: leased,
+            ip: "10.99.0.101".parse().unwrap(),
+            hostname: None,
+            expires: 60_000,
+            fixed: false,
+        },
+    ));
+    m.apply(&ev(1400, script_for(leased)));
+    assert_eq!(m.machine(&leased).unwrap().last_seen, Some(1400));
+    assert_eq!(m.machines.len(), 2);
+}
+
+#[test]
+fn with_dhcp_off_a_script_is_all_there_is_and_lists_the_machine() {
+    let mut m = Model::default();
+    m.apply(&ev(
+        1,
+        EventKind::Started(ServerInfo {
+            address: "10.99.0.1".parse().unwrap(),
+            dhcp_mode: crate::config::DhcpMode::Off,
+            dhcp: None,
+            proxy: None,
+            tftp: "10.99.0.1:69".parse().unwrap(),
+            http: "10.99.0.1:80".parse().unwrap(),
+            api: "127.0.0.1:8081".parse().unwrap(),
+            pools: vec![],
+            unknown_policy: crate::config::UnknownPolicy::Hold,
+        }),
+    ));
+    m.apply(&ev(1000, script_for(mac())));
+    assert_eq!(m.machine(&mac()).unwrap().state, MachineState::Held);
+}
+
 #[test]
 fn a_rom_resending_discover_is_one_step_with_a_count() {
     let mut m = Model::default();

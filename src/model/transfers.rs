@@ -127,7 +127,9 @@ impl Model {
         let Some(mac) = self.transfers.remove(&id).and_then(|t| t.mac) else {
             return;
         };
-        let machine = self.row(mac);
+        let Some(machine) = self.existing_row(mac) else {
+            return;
+        };
         if machine.transfer == Some(id) {
             machine.transfer = None;
         }
@@ -143,8 +145,7 @@ impl Model {
             End::Done { millis } => (*millis, None),
             End::Failed { reason } => (at.saturating_sub(t.started), Some(reason)),
         };
-        if let Some(mac) = t.mac {
-            let machine = self.row(mac);
+        if let Some(machine) = t.mac.and_then(|mac| self.existing_row(mac)) {
             if machine.transfer == Some(id) {
                 machine.transfer = None;
             }

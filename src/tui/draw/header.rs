@@ -52,6 +52,14 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if unknown > 0 {
         line2.push(Span::styled(format!(" · {unknown} unknown"), t.unknown()));
     }
+    // Rows over unknown.max_machines aged out: say so, or a flood of
+    // invented MACs would look like nothing happened.
+    if m.unknown.dropped > 0 {
+        line2.push(Span::styled(
+            format!(" ({} dropped)", m.unknown.dropped),
+            t.muted(),
+        ));
+    }
     line2.push(Span::styled(
         format!(
             " · {} leases · {} transfers · {}/s",
