@@ -122,6 +122,12 @@ pub struct TftpConfig {
     pub max_blksize: u16,
     pub max_windowsize: u16,
     pub max_transfers: usize,
+    /// Concurrent transfers one client address may hold.
+    pub max_per_client: usize,
+    /// The longest retransmit timeout a client may ask for (RFC 2349).
+    pub max_timeout: Duration,
+    /// A transfer whose client is silent this long ends.
+    pub max_idle: Duration,
     /// Serve every transfer from the listening port (helps behind NAT).
     pub single_port: bool,
 }
@@ -135,6 +141,13 @@ pub struct HttpConfig {
     pub api_token: Option<String>,
     /// Addresses, besides the lease holder, that may fetch installer configs.
     pub config_allow: Vec<Ipv4Net>,
+    /// Open boot-HTTP connections; past it a client gets 503 at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (also between
+    /// requests on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// A connection that moves no bytes either way this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// A configuration error: one message naming the file and line.
@@ -235,6 +248,9 @@ struct WireTftp {
     max_blksize: u16,
     max_windowsize: u16,
     max_transfers: usize,
+    max_per_client: usize,
+    max_timeout: WireDuration,
+    max_idle: WireDuration,
     single_port: bool,
 }
 
@@ -246,6 +262,9 @@ impl Default for WireTftp {
             max_blksize: 1468,
             max_windowsize: 64,
             max_transfers: 1000,
+            max_per_client: 8,
+            max_timeout: WireDuration::Seconds(10),
+            max_idle: WireDuration::Seconds(30),
             single_port: false,
         }
     }
@@ -258,6 +277,9 @@ struct WireHttp {
     api_listen: SocketAddr,
     api_token: Option<String>,
     config_allow: Vec<Ipv4Net>,
+    max_connections: usize,
+    header_timeout: WireDuration,
+    idle_timeout: WireDuration,
 }
 
 impl Default for WireHttp {
@@ -267,6 +289,9 @@ impl Default for WireHttp {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             api_token: None,
             config_allow: Vec::new(),
+            max_connections: 1024,
+            header_timeout: WireDuration::Seconds(10),
+            idle_timeout: WireDuration::Seconds(60),
         }
     }
 }
@@ -448,6 +473,25 @@ impl Config {
                 "max_windowsize must be at least 1".into(),
             ));
         }
+        // Resource bounds: a zero would refuse everything or nothing.
+        let positive = |key: &str, d: &WireDuration| match to_duration(d) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(invalid(line_of(key), format!("{key} must be more than 0"))),
+            Err(m) => Err(invalid(line_of(key), m)),
+        };
+        let tftp_max_timeout = positive("tftp.max_timeout", &wire.tftp.max_timeout)?;
+        let tftp_max_idle = positive("tftp.max_idle", &wire.tftp.max_idle)?;
+        let http_header_timeout = positive("http.header_timeout", &wire.http.header_timeout)?;
+        let http_idle_timeout = positive("http.idle_timeout", &wire.http.idle_timeout)?;
+        for (key, n) in [
+            ("tftp.max_per_client", wire.tftp.max_per_client),
+            ("tftp.max_transfers", wire.tftp.max_transfers),
+            ("http.max_connections", wire.http.max_connections),
+        ] {
+            if n == 0 {
+                return Err(invalid(line_of(key), format!("{key} must be at least 1")));
+            }
+        }
         if wire.http.api_token.as_deref() == Some("") {
             return Err(invalid(
                 line_of("http.api_token"),
@@ -473,6 +517,9 @@ impl Config {
                 max_blksize: wire.tftp.max_blksize,
                 max_windowsize: wire.tftp.max_windowsize,
                 max_transfers: wire.tftp.max_transfers,
+                max_per_client: wire.tftp.max_per_client,
+                max_timeout: tftp_max_timeout,
+                max_idle: tftp_max_idle,
                 single_port: wire.tftp.single_port,
             },
             http: HttpConfig {
@@ -480,6 +527,9 @@ impl Config {
                 api_listen: wire.http.api_listen,
                 api_token: wire.http.api_token,
                 config_allow: wire.http.config_allow,
+                max_connections: wire.http.max_connections,
+                header_timeout: http_header_timeout,
+                idle_timeout: http_idle_timeout,
             },
             unknown,
             unknown_gets_address: wire.unknown.give_address,
