@@ -74,9 +74,18 @@ impl Services {
     /// Loads the inventory, binds every socket, and starts serving. Fails
     /// (with the address and the reason) when a socket cannot be bound; an
     /// inventory with problems starts empty and says why.
-    pub async fn start(config: Config) -> anyhow::Result<Services> {
-        let config = Arc::new(config);
+    pub async fn start(mut config: Config) -> anyhow::Result<Services> {
         let bus = Bus::default();
+        let open_files = raise_open_file_limit();
+        if let Some(why) = fit_to_open_files(&mut config, open_files) {
+            tracing::warn!("{why}");
+            bus.emit(EventKind::Log {
+                level: Level::Warn,
+                target: "limits".into(),
+                message: why,
+            });
+        }
+        let config = Arc::new(config);
         let live = Arc::new(LiveModel::default());
         let cancel = CancellationToken::new();
         // If starting fails half-way, stop what already runs (the lanes'
@@ -173,11 +182,15 @@ impl Services {
         tasks.spawn(http::serve(
             http_listener,
             http::boot_router(http_state.clone()),
+            http::ConnLimits::boot(&config.http),
+            http_state.clone(),
             cancel.clone(),
         ));
         tasks.spawn(http::serve(
             api_listener,
             http::api::router(http_state.clone()),
+            http::ConnLimits::api(&config.http),
+            http_state.clone(),
             cancel.clone(),
         ));
         tasks.spawn(sample_progress(
@@ -266,6 +279,48 @@ impl Services {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// File descriptors kept for everything but TFTP transfers and boot-HTTP
+/// connections: the API, DHCP, the lease journal, the inventory watch, logs.
+/// So when TFTP or HTTP is full, the API and DHCP still work.
+pub const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit (a mass boot
+/// holds a socket and a file per transfer; 1024 is the usual soft default)
+/// and returns the limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// Lowers the TFTP transfer cap and the boot-HTTP connection cap so that
+/// both full (a socket and a file each) still leave [`RESERVED_FILES`]
+/// under `open_files`. Says what it lowered, if anything.
+pub fn fit_to_open_files(config: &mut Config, open_files: u64) -> Option<String> {
+    // Half of what is left for each, two descriptors per transfer or
+    // connection.
+    let each = (open_files.saturating_sub(RESERVED_FILES) / 4).max(1) as usize;
+    let (tftp, http) = (config.tftp.max_transfers, config.http.max_connections);
+    config.tftp.max_transfers = tftp.min(each);
+    config.http.max_connections = http.min(each);
+    (config.tftp.max_transfers < tftp || config.http.max_connections < http).then(|| {
+        format!(
+            "the open-file limit is {open_files}: at most {} TFTP transfers and {} HTTP \
+             connections (raise LimitNOFILE to allow the configured {tftp} and {http})",
+            config.tftp.max_transfers, config.http.max_connections
+        )
+    })
 }
 
 /// Binds a TCP service; the error names the service, the port and why.
