@@ -188,3 +188,28 @@ async fn the_open_file_limit_is_raised_and_the_caps_fit_under_it() {
         (1000, 1024)
     );
 }
+
+/// Not a check: MB/s for 64 MiB over the boot HTTP server with curl
+/// (`cargo test --test http_bounds -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_of_64_mib() {
+    let (_world, addr) = start("").await;
+    let url = format!("http://{addr}/live.iso");
+    let mut rates = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-r", "0-67108863"])
+                .args(["-w", "%{speed_download}", &url])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let bytes_per_s: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        rates.push(bytes_per_s / 1e6);
+    }
+    println!("http 64 MiB with curl: {rates:.0?} MB/s");
+}
