@@ -82,6 +82,8 @@ fn start(name: &str, lab: &common::Lab, root: &std::path::Path) -> Server {
                 TftpSettings {
                     limits: Limits::default(),
                     max_transfers: 1000,
+                    // The concurrency runs fetch from one client address.
+                    max_per_client: 1000,
                     single_port: false,
                 },
                 BootFs::new([root.to_path_buf()]),

@@ -132,6 +132,12 @@ pub struct TftpConfig {
     pub max_blksize: u16,
     pub max_windowsize: u16,
     pub max_transfers: usize,
+    /// Concurrent transfers one client address may hold.
+    pub max_per_client: usize,
+    /// The longest retransmit timeout a client may ask for (RFC 2349).
+    pub max_timeout: Duration,
+    /// A transfer whose client is silent this long ends.
+    pub max_idle: Duration,
     /// Serve every transfer from the listening port (helps behind NAT).
     pub single_port: bool,
 }
@@ -161,6 +167,13 @@ pub struct HttpConfig {
     pub config_allow: Vec<Ipv4Net>,
     /// Event-stream clients served at once; more are refused with 503.
     pub max_subscribers: usize,
+    /// Open boot-HTTP connections; past it a client gets 503 at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (also between
+    /// requests on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// A connection that moves no bytes either way this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// A configuration error: one message naming the file and line.
@@ -261,6 +274,9 @@ struct WireTftp {
     max_blksize: u16,
     max_windowsize: u16,
     max_transfers: usize,
+    max_per_client: usize,
+    max_timeout: WireDuration,
+    max_idle: WireDuration,
     single_port: bool,
 }
 
@@ -272,6 +288,9 @@ impl Default for WireTftp {
             max_blksize: 1468,
             max_windowsize: 64,
             max_transfers: 1000,
+            max_per_client: 8,
+            max_timeout: WireDuration::Seconds(10),
+            max_idle: WireDuration::Seconds(30),
             single_port: false,
         }
     }
@@ -289,6 +308,9 @@ struct WireHttp {
     capability_lifetime: Option<WireDuration>,
     config_allow: Vec<Ipv4Net>,
     max_subscribers: usize,
+    max_connections: usize,
+    header_timeout: WireDuration,
+    idle_timeout: WireDuration,
 }
 
 impl Default for WireHttp {
@@ -303,6 +325,9 @@ impl Default for WireHttp {
             capability_lifetime: None,
             config_allow: Vec::new(),
             max_subscribers: 16,
+            max_connections: 1024,
+            header_timeout: WireDuration::Seconds(10),
+            idle_timeout: WireDuration::Seconds(60),
         }
     }
 }
@@ -490,6 +515,25 @@ impl Config {
                 "max_windowsize must be at least 1".into(),
             ));
         }
+        // Resource bounds: a zero would refuse everything or nothing.
+        let positive = |key: &str, d: &WireDuration| match to_duration(d) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(invalid(line_of(key), format!("{key} must be more than 0"))),
+            Err(m) => Err(invalid(line_of(key), m)),
+        };
+        let tftp_max_timeout = positive("tftp.max_timeout", &wire.tftp.max_timeout)?;
+        let tftp_max_idle = positive("tftp.max_idle", &wire.tftp.max_idle)?;
+        let http_header_timeout = positive("http.header_timeout", &wire.http.header_timeout)?;
+        let http_idle_timeout = positive("http.idle_timeout", &wire.http.idle_timeout)?;
+        for (key, n) in [
+            ("tftp.max_per_client", wire.tftp.max_per_client),
+            ("tftp.max_transfers", wire.tftp.max_transfers),
+            ("http.max_connections", wire.http.max_connections),
+        ] {
+            if n == 0 {
+                return Err(invalid(line_of(key), format!("{key} must be at least 1")));
+            }
+        }
         if wire.unknown.max_machines == 0 {
             return Err(invalid(
                 line_of("unknown.max_machines"),
@@ -557,6 +601,9 @@ impl Config {
                 max_blksize: wire.tftp.max_blksize,
                 max_windowsize: wire.tftp.max_windowsize,
                 max_transfers: wire.tftp.max_transfers,
+                max_per_client: wire.tftp.max_per_client,
+                max_timeout: tftp_max_timeout,
+                max_idle: tftp_max_idle,
                 single_port: wire.tftp.single_port,
             },
             http: HttpConfig {
@@ -572,6 +619,9 @@ impl Config {
                 capability_lifetime,
                 config_allow: wire.http.config_allow,
                 max_subscribers: wire.http.max_subscribers,
+                max_connections: wire.http.max_connections,
+                header_timeout: http_header_timeout,
+                idle_timeout: http_idle_timeout,
             },
             unknown,
             unknown_gets_address: wire.unknown.give_address,

@@ -11,16 +11,20 @@
 //! rename, even with the same size) makes the next request read it again.
 //! The least recently used files are evicted past the budget. Files larger
 //! than `max_file` (live images, ISOs) are never held: they stream from
-//! disk as before.
+//! disk, over HTTP and TFTP alike.
 
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+
+/// How long a request waits for another to read a file in before it
+/// streams the file itself.
+const LOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// What was loaded: equal identities mean the file did not change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,9 +174,36 @@ impl FileCache {
         Ok(data)
     }
 
-    /// For whole-file readers (TFTP, which keeps a transfer's file in
-    /// memory anyway): the held copy, or the file read now and held if it
-    /// fits (blocking).
+    /// For streaming readers (TFTP and HTTP): the file from memory — held
+    /// already, read in now by this request, or read in by another request
+    /// this one waits for. None: stream it from disk (too large to hold,
+    /// or it changed while being read).
+    pub async fn in_memory(self: &Arc<Self>, path: &Path, meta: &Metadata) -> Option<Bytes> {
+        for _ in 0..2 {
+            match self.lookup(path, meta) {
+                Lookup::Hit(data) => return Some(data),
+                Lookup::Stream => return None,
+                Lookup::Load(claim) => {
+                    let (files, path, meta) = (self.clone(), path.to_path_buf(), meta.clone());
+                    // Finishes (and releases the waiters) even if this
+                    // client goes away meanwhile.
+                    let read = tokio::task::spawn_blocking(move || {
+                        let data = files.load(claim, &path, &meta).ok()?;
+                        (data.len() as u64 == meta.len()).then_some(data)
+                    });
+                    return read.await.ok().flatten();
+                }
+                Lookup::Wait(mut loaded) => {
+                    let _ = tokio::time::timeout(LOAD_WAIT, loaded.wait_for(|done| *done)).await;
+                }
+            }
+        }
+        None
+    }
+
+    /// A whole file in memory: the held copy, or the file read now and held
+    /// if it fits (blocking). Reads a file too large to hold whole too, so
+    /// the servers use [`FileCache::in_memory`] and stream the rest.
     pub fn read(&self, path: &Path, meta: &Metadata) -> std::io::Result<Bytes> {
         if let Some(data) = Self::hit(&mut self.lock(), path, meta) {
             return Ok(data);

@@ -76,9 +76,11 @@ impl Services {
     /// Loads the inventory, binds every socket, and starts serving. Fails
     /// (with the address and the reason) when a socket cannot be bound; an
     /// inventory with problems starts empty and says why.
-    pub async fn start(config: Config) -> anyhow::Result<Services> {
-        let config = Arc::new(config);
+    pub async fn start(mut config: Config) -> anyhow::Result<Services> {
         let bus = Bus::default();
+        let open_files = raise_open_file_limit();
+        let limits_lowered = fit_to_open_files(&mut config, open_files);
+        let config = Arc::new(config);
         let live = Arc::new(LiveModel::new(Model::with_unknown_cap(
             config.unknown_max_machines,
         )));
@@ -89,6 +91,14 @@ impl Services {
         let mut tasks = JoinSet::new();
         // The model folds from the first event on.
         tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
+        if let Some(why) = limits_lowered {
+            tracing::warn!("{why}");
+            bus.emit(EventKind::Log {
+                level: Level::Warn,
+                target: "limits".into(),
+                message: why,
+            });
+        }
 
         let loaded = load(&config.inventory, &load_options(&config));
         let first_problems = (!loaded.is_ok()).then(|| loaded.problems.clone());
@@ -194,11 +204,15 @@ impl Services {
         tasks.spawn(http::serve(
             http_listener,
             http::boot_router(http_state.clone()),
+            http::ConnLimits::boot(&config.http),
+            http_state.clone(),
             cancel.clone(),
         ));
         tasks.spawn(http::serve(
             api_listener,
             http::api::router(http_state.clone()),
+            http::ConnLimits::api(&config.http),
+            http_state.clone(),
             cancel.clone(),
         ));
         tasks.spawn(sample_progress(
@@ -287,6 +301,48 @@ impl Services {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// File descriptors kept for everything but TFTP transfers and boot-HTTP
+/// connections: the API, DHCP, the lease journal, the inventory watch, logs.
+/// So when TFTP or HTTP is full, the API and DHCP still work.
+pub const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit (a mass boot
+/// holds a socket and a file per transfer; 1024 is the usual soft default)
+/// and returns the limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// Lowers the TFTP transfer cap and the boot-HTTP connection cap so that
+/// both full (a socket and a file each) still leave [`RESERVED_FILES`]
+/// under `open_files`. Says what it lowered, if anything.
+pub fn fit_to_open_files(config: &mut Config, open_files: u64) -> Option<String> {
+    // Half of what is left for each, two descriptors per transfer or
+    // connection.
+    let each = (open_files.saturating_sub(RESERVED_FILES) / 4).max(1) as usize;
+    let (tftp, http) = (config.tftp.max_transfers, config.http.max_connections);
+    config.tftp.max_transfers = tftp.min(each);
+    config.http.max_connections = http.min(each);
+    (config.tftp.max_transfers < tftp || config.http.max_connections < http).then(|| {
+        format!(
+            "the open-file limit is {open_files}: at most {} TFTP transfers and {} HTTP \
+             connections (raise LimitNOFILE to allow the configured {tftp} and {http})",
+            config.tftp.max_transfers, config.http.max_connections
+        )
+    })
 }
 
 /// Binds a TCP service; the error names the service, the port and why.

@@ -221,10 +221,21 @@ fn http_state(config: Arc<Config>, bus: Bus, model: Arc<LiveModel>, boot: PathBu
 }
 
 /// Serves `router` on a loopback port until `cancel`.
-async fn serve(router: axum::Router, cancel: &CancellationToken) -> SocketAddr {
+async fn serve(
+    state: &Arc<HttpState>,
+    router: axum::Router,
+    cancel: &CancellationToken,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(http::serve(listener, router, cancel.clone()));
+    let limits = http::ConnLimits::api(&state.config.http);
+    tokio::spawn(http::serve(
+        listener,
+        router,
+        limits,
+        state.clone(),
+        cancel.clone(),
+    ));
     addr
 }
 
@@ -243,7 +254,7 @@ async fn a_flood_of_mac_queries_adds_no_rows() {
         live.clone(),
         dir.path().to_path_buf(),
     ));
-    let addr = serve(http::boot_router(state), &cancel).await;
+    let addr = serve(&state, http::boot_router(state.clone()), &cancel).await;
     let opts = http::client::Options::default();
     for n in 0..FLOOD {
         let mac = Mac(random_mac(n));
@@ -374,7 +385,7 @@ async fn event_stream_clients_share_one_snapshot_up_to_a_cap() {
         live.clone(),
         dir.path().to_path_buf(),
     ));
-    let api = serve(http::api::router(state), &cancel).await;
+    let api = serve(&state, http::api::router(state.clone()), &cancel).await;
     let before = rss_bytes();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {

@@ -78,6 +78,7 @@ fn settings() -> TftpSettings {
         limits: Limits::default(),
         max_transfers: 100,
         single_port: false,
+        ..TftpSettings::default()
     }
 }
 
@@ -313,5 +314,303 @@ async fn a_full_server_says_busy() {
     match fetch(f.addr, "512.bin", &FetchOptions::default()).await {
         Err(FetchError::Server { code: 0, message }) => assert!(message.contains("busy")),
         other => panic!("{other:?}"),
+    }
+}
+
+// ---- issue 15: bounds a hostile segment must not break -------------------
+
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM).
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// The memory tests measure the whole process: one at a time.
+static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A sparse file: any size, no disk.
+fn sparse(f: &Fixture, name: &str, len: u64) {
+    let file = std::fs::File::create(f._root.path().join(name)).unwrap();
+    file.set_len(len).unwrap();
+}
+
+/// A raw client in the middle of a transfer: it asked, got the first
+/// window, and holds the transfer open until dropped.
+struct Holding {
+    sock: tokio::net::UdpSocket,
+    from: SocketAddr,
+}
+
+/// Requests `name` with `options`, acknowledges the OACK and then `acks`
+/// windows of data, and returns without finishing.
+async fn hold_transfer(
+    server: SocketAddr,
+    name: &str,
+    mode: &str,
+    options: &[(&str, &str)],
+    acks: usize,
+) -> Holding {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&packet::encode_rrq(name, mode, options), server)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut from = server;
+    let mut acked = 0;
+    while acked <= acks {
+        let (n, peer) = tokio::time::timeout(Duration::from_secs(20), sock.recv_from(&mut buf))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        from = peer;
+        match Packet::decode(&buf[..n]).unwrap() {
+            Packet::Oack { .. } => sock.send_to(&packet::encode_ack(0), from).await.unwrap(),
+            Packet::Data { block, .. } => {
+                acked += 1;
+                sock.send_to(&packet::encode_ack(block), from)
+                    .await
+                    .unwrap()
+            }
+            other => panic!("{other:?}"),
+        };
+    }
+    Holding { sock, from }
+}
+
+/// Waits until the server has let go of every transfer (and its memory).
+async fn all_ended(f: &Fixture) {
+    for _ in 0..250 {
+        if f.server.active_transfers() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} transfers still running", f.server.active_transfers());
+}
+
+impl Holding {
+    async fn abort(self) {
+        let _ = self
+            .sock
+            .send_to(
+                &packet::encode_error(packet::ErrorCode::NotDefined, "done"),
+                self.from,
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn files_past_the_cache_stream_in_bounded_memory() {
+    let _one = MEMORY.lock().await;
+    let f = start(settings()).await;
+    // Past the cache's 192 MiB per-file limit: before, each transfer read
+    // the whole file into a buffer of its own.
+    sparse(&f, "live.img", 300 << 20);
+    let before = status_kib("VmRSS");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(
+            hold_transfer(
+                f.addr,
+                "live.img",
+                "octet",
+                &[("blksize", "1468"), ("windowsize", "16")],
+                4,
+            )
+            .await,
+        );
+    }
+    let grown_mib = status_kib("VmRSS").saturating_sub(before) / 1024;
+    eprintln!("RSS {} -> {} MiB", before / 1024, before / 1024 + grown_mib);
+    assert_eq!(f.server.active_transfers(), 4);
+    for h in held {
+        h.abort().await;
+    }
+    all_ended(&f).await;
+    assert!(
+        grown_mib < 64,
+        "4 transfers of a 300 MiB file grew RSS by {grown_mib} MiB"
+    );
+}
+
+#[tokio::test]
+async fn netascii_converts_on_the_fly_without_a_copy_per_transfer() {
+    let _one = MEMORY.lock().await;
+    let f = start(settings()).await;
+    // Small enough to be held in the cache (once, 100 MiB, legitimately);
+    // before, netascii also copied it whole for every transfer.
+    sparse(&f, "big.txt", 100 << 20);
+    let before = status_kib("VmRSS");
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(hold_transfer(f.addr, "big.txt", "netascii", &[("blksize", "1468")], 4).await);
+    }
+    let grown_mib = status_kib("VmRSS").saturating_sub(before) / 1024;
+    eprintln!("RSS {} -> {} MiB", before / 1024, before / 1024 + grown_mib);
+    for h in held {
+        h.abort().await;
+    }
+    all_ended(&f).await;
+    assert!(
+        grown_mib < 100 + 64,
+        "5 netascii transfers of a 100 MiB file grew RSS by {grown_mib} MiB"
+    );
+}
+
+#[tokio::test]
+async fn a_client_acking_every_block_gets_each_block_about_once() {
+    let f = start(settings()).await;
+    // 715 blocks of 512 bytes, as measured in issue 15.
+    let size = 714 * 512 + 100;
+    std::fs::write(f._root.path().join("715.bin"), pattern(size)).unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(
+        &packet::encode_rrq("715.bin", "octet", &[("windowsize", "64")]),
+        f.addr,
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (mut data_packets, mut next, mut got) = (0u64, 1u64, Vec::new());
+    loop {
+        let wait = if got.len() == size {
+            Duration::from_millis(500) // count the stragglers, then stop
+        } else {
+            Duration::from_secs(5)
+        };
+        let Ok(r) = tokio::time::timeout(wait, sock.recv_from(&mut buf)).await else {
+            break;
+        };
+        let (n, from) = r.unwrap();
+        match Packet::decode(&buf[..n]).unwrap() {
+            Packet::Oack { .. } => sock.send_to(&packet::encode_ack(0), from).await.unwrap(),
+            Packet::Data { block, data } => {
+                data_packets += 1;
+                if u64::from(block) == next & 0xffff {
+                    got.extend_from_slice(data);
+                    next += 1;
+                }
+                // ACK every block received, in order or not.
+                sock.send_to(&packet::encode_ack(((next - 1) & 0xffff) as u16), from)
+                    .await
+                    .unwrap()
+            }
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(got, pattern(size));
+    assert!(
+        data_packets <= 715 * 5 / 4,
+        "{data_packets} DATA packets for a 715-block file"
+    );
+}
+
+#[tokio::test]
+async fn clients_that_leave_cannot_take_every_slot() {
+    let f = start(settings()).await; // 100 transfers in all
+    // An attacker on one address asks the longest timeout 100 times (a
+    // new port each time) and never answers.
+    let mut hogs = Vec::new();
+    let mut oack_timeouts = Vec::new();
+    for _ in 0..100 {
+        let hog = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        hog.send_to(
+            &packet::encode_rrq("1m.bin", "octet", &[("timeout", "255")]),
+            f.addr,
+        )
+        .await
+        .unwrap();
+        hogs.push(hog);
+    }
+    let mut buf = vec![0u8; 65536];
+    for hog in &hogs {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), hog.recv_from(&mut buf))
+            .await
+            .expect("every request is answered")
+            .unwrap();
+        match Packet::decode(&buf[..n]).unwrap() {
+            Packet::Oack { options } => oack_timeouts.extend(
+                options
+                    .into_iter()
+                    .filter(|(k, _)| k == "timeout")
+                    .map(|(_, v)| v),
+            ),
+            // No OACK at all: the only option asked was refused.
+            Packet::Data { block: 1, .. } => {}
+            Packet::Error { message, .. } => assert!(message.contains("too many"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        !oack_timeouts.iter().any(|t| t == "255"),
+        "a 255 s timeout was granted"
+    );
+    assert!(
+        f.server.active_transfers() <= 8,
+        "{} transfers held by one address",
+        f.server.active_transfers()
+    );
+    // A real machine on another address is still served.
+    let got = fetch(
+        f.addr,
+        "513.bin",
+        &FetchOptions {
+            bind: Some("127.0.0.2".parse().unwrap()),
+            ..FetchOptions::default()
+        },
+    )
+    .await
+    .expect("a legitimate client is served");
+    assert_eq!(got.data, pattern(513));
+}
+
+/// Not a check: MB/s for a 64 MiB file, held in memory and streamed from
+/// disk (`cargo test --test tftp_loopback -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_of_a_64_mib_file() {
+    for (label, cache) in [
+        ("held", pxedeck::filecache::FileCache::default()),
+        ("streamed", pxedeck::filecache::FileCache::new(0, 0)),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("64m.bin"), pattern(64 << 20)).unwrap();
+        let server = Arc::new(
+            TftpServer::new(
+                settings(),
+                BootFs::new([root.path().to_path_buf()]),
+                Bus::default(),
+                Arc::new(ProgressTable::default()),
+                None,
+            )
+            .sharing_cache(Arc::new(cache)),
+        );
+        let socket = udp_socket("127.0.0.1:0".parse().unwrap(), &UdpOptions::default()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(server.clone().serve(socket, cancel.clone()));
+        for (blksize, windowsize) in [(1468, 1), (1468, 16), (8192, 16)] {
+            let opts = FetchOptions {
+                blksize: Some(blksize),
+                windowsize: Some(windowsize),
+                keep: false,
+                ..FetchOptions::default()
+            };
+            fetch(addr, "64m.bin", &opts).await.unwrap(); // warm
+            let t = std::time::Instant::now();
+            let got = fetch(addr, "64m.bin", &opts).await.unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(got.bytes, 64 << 20);
+            println!(
+                "tftp {label} blksize {blksize} window {windowsize}: {:.1} MB/s",
+                64.0 * 1.048576 / secs
+            );
+        }
+        cancel.cancel();
     }
 }

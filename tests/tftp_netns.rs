@@ -58,6 +58,7 @@ fn setup() -> Setup {
             limits: Limits::default(),
             max_transfers: 100,
             single_port: false,
+            ..TftpSettings::default()
         },
         BootFs::new([root.path().to_path_buf()]),
         Bus::default(),

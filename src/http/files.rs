@@ -3,10 +3,8 @@
 //! redirects (firmware does not follow them), streamed from disk and tracked
 //! as transfers.
 
-use std::fs::Metadata;
 use std::io::SeekFrom;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,7 +21,6 @@ use tokio_util::io::ReaderStream;
 use super::{HttpResponse, HttpState, to_v4};
 use crate::bootfs::FsError;
 use crate::event::{EventKind, Protocol};
-use crate::filecache::{FileCache, Lookup};
 use crate::progress::Handle;
 
 /// Read size per chunk: large enough that a 1 GiB stream costs few trips
@@ -210,7 +207,7 @@ pub async fn serve(
             .body(Body::empty())
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
-    let inner = match held_copy(&state.files, &found.path, &found.metadata).await {
+    let inner = match state.files.in_memory(&found.path, &found.metadata).await {
         Some(data) => in_chunks(data, span).boxed(),
         None => {
             let mut file = match tokio::fs::File::open(&found.path).await {
@@ -252,36 +249,6 @@ pub async fn serve(
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
-
-/// The file from memory: held already, read in now by this request, or
-/// read in by another request this one waits for. None: stream it from
-/// disk (too large to hold, or it changed while being read).
-async fn held_copy(files: &Arc<FileCache>, path: &Path, meta: &Metadata) -> Option<Bytes> {
-    for _ in 0..2 {
-        match files.lookup(path, meta) {
-            Lookup::Hit(data) => return Some(data),
-            Lookup::Stream => return None,
-            Lookup::Load(claim) => {
-                let (files, path, meta) = (files.clone(), path.to_path_buf(), meta.clone());
-                // Finishes (and releases the waiters) even if this client
-                // goes away meanwhile.
-                let read = tokio::task::spawn_blocking(move || {
-                    let data = files.load(claim, &path, &meta).ok()?;
-                    (data.len() as u64 == meta.len()).then_some(data)
-                });
-                return read.await.ok().flatten();
-            }
-            Lookup::Wait(mut loaded) => {
-                let _ = tokio::time::timeout(LOAD_WAIT, loaded.wait_for(|done| *done)).await;
-            }
-        }
-    }
-    None
-}
-
-/// How long a request waits for another to read a file in before it
-/// streams the file itself.
-const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A held file's span as chunks that share its memory.
 fn in_chunks(data: Bytes, span: Span) -> impl Stream<Item = std::io::Result<Bytes>> {

@@ -4,6 +4,8 @@
 //!
 //! - `boot`: the entry script, installer configs, the install-done callback;
 //! - `files`: files under the boot root (Range, HEAD, streamed, tracked);
+//! - `conn`: the accept loop, with a connection cap, a header timeout and
+//!   an idle timeout;
 //! - `api`: JSON under `/api/v1`, the SSE event stream, `/metrics`,
 //!   `/healthz`;
 //! - `auth`: the API's bearer tokens and the secrets behind capability
@@ -17,17 +19,17 @@ pub mod auth;
 mod boot;
 pub use boot::ScriptCache;
 pub mod client;
+mod conn;
+pub use conn::{API_MAX_CONNECTIONS, ConnLimits, serve};
 mod files;
 pub mod remote;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::routing::{any, get};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::boot::render::Urls;
 use crate::bootfs::BootFs;
@@ -81,6 +83,10 @@ crate::reasons! {
         RenderError => "render_error",
         FileDone => "file_done",
         FileFailed => "file_failed",
+        /// A connection past the cap, answered 503 without being read.
+        Busy => "busy",
+        /// A connection closed by the header or the idle timeout.
+        TimedOut => "timed_out",
     }
 }
 
@@ -177,20 +183,4 @@ pub fn boot_router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(api::healthz))
         .fallback(files::serve)
         .with_state(state)
-}
-
-/// Serves a router until `cancel` fires; handlers see the client address.
-/// Cancelling stops accepting at once; running downloads end with the
-/// runtime (a boot server that is told to stop should not wait on a 4 GiB
-/// ISO).
-pub async fn serve(listener: TcpListener, router: Router, cancel: CancellationToken) {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::select! {
-        result = axum::serve(listener, service).into_future() => {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "http server stopped");
-            }
-        }
-        _ = cancel.cancelled() => {}
-    }
 }

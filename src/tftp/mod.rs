@@ -4,6 +4,7 @@
 pub mod client;
 pub mod packet;
 pub mod server;
+pub mod source;
 pub mod transfer;
 
 pub use server::{Generator, TftpServer, TftpSettings, TftpStats};

@@ -5,6 +5,11 @@
 //! slow client never delays another. In single-port mode every transfer
 //! shares the listening socket and packets are routed to their transfer by
 //! the client's address (for NAT and containers).
+//!
+//! Bounds against a hostile segment: `max_transfers` in all (set below the
+//! open-file limit by `services`), `max_per_client` per client address, and
+//! each transfer ends once its client is silent for `Limits::max_idle`.
+//! Files stream from disk a window at a time (`source`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,13 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::packet::{self, ErrorCode, Mode, Packet};
+pub use super::source::to_netascii;
+use super::source::{Raw, Source};
 use super::transfer::{Limits, Status, Transfer, Transmit, negotiate};
 use crate::bootfs::{BootFs, FsError};
 use crate::counters::Counts;
@@ -37,7 +43,21 @@ pub type Generator = Arc<dyn Fn(&str, IpAddr) -> Option<Vec<u8>> + Send + Sync>;
 pub struct TftpSettings {
     pub limits: Limits,
     pub max_transfers: usize,
+    /// Transfers one client address may hold at once: one address that
+    /// asks and leaves cannot take every slot.
+    pub max_per_client: usize,
     pub single_port: bool,
+}
+
+impl Default for TftpSettings {
+    fn default() -> Self {
+        TftpSettings {
+            limits: Limits::default(),
+            max_transfers: 1000,
+            max_per_client: 8,
+            single_port: false,
+        }
+    }
 }
 
 impl TftpSettings {
@@ -48,6 +68,8 @@ impl TftpSettings {
         let mut limits = Limits {
             max_blksize: t.max_blksize,
             max_windowsize: t.max_windowsize,
+            max_timeout: t.max_timeout,
+            max_idle: t.max_idle,
             ..Limits::default()
         };
         if let Some(mtu) = config
@@ -60,6 +82,7 @@ impl TftpSettings {
         TftpSettings {
             limits,
             max_transfers: t.max_transfers,
+            max_per_client: t.max_per_client,
             single_port: t.single_port,
         }
     }
@@ -83,6 +106,8 @@ crate::reasons! {
         DuplicateRequest => "duplicate_request",
         RefusedWrite => "refused_write",
         Busy => "busy",
+        /// The client's address already holds `max_per_client` transfers.
+        PerClientLimit => "per_client_limit",
         NotFound => "not_found",
         Denied => "denied",
         /// A packet for no running transfer.
@@ -289,6 +314,7 @@ impl TftpServer {
                 enum Admit {
                     Duplicate,
                     Busy,
+                    PerClient,
                     Start(Option<mpsc::Receiver<Vec<u8>>>),
                 }
                 let admit = {
@@ -297,6 +323,10 @@ impl TftpServer {
                         Admit::Duplicate
                     } else if active.len() >= self.settings.max_transfers {
                         Admit::Busy
+                    } else if active.keys().filter(|a| a.ip() == peer.ip()).count()
+                        >= self.settings.max_per_client
+                    {
+                        Admit::PerClient
                     } else if self.settings.single_port {
                         let (tx, rx) = mpsc::channel(256);
                         active.insert(peer, Some(tx));
@@ -320,6 +350,20 @@ impl TftpServer {
                                 &packet::encode_error(
                                     ErrorCode::NotDefined,
                                     "server busy, try again",
+                                ),
+                                peer,
+                            )
+                            .await;
+                        return;
+                    }
+                    Admit::PerClient => {
+                        self.stats.dropped.bump(TftpDrop::PerClientLimit);
+                        debug!(%peer, "tftp: too many transfers from one address");
+                        let _ = socket
+                            .send_to(
+                                &packet::encode_error(
+                                    ErrorCode::NotDefined,
+                                    "too many transfers from your address, try again",
                                 ),
                                 peer,
                             )
@@ -384,14 +428,15 @@ impl TftpServer {
         }
     }
 
-    /// Resolves and reads a file (or a generated one) off the async threads.
+    /// Resolves a file (or a generated one) off the async threads: the held
+    /// copy when the cache has or takes it, else the file open on disk.
     async fn content(
         self: &Arc<Self>,
         filename: &str,
         client: IpAddr,
-    ) -> Result<Bytes, (ErrorCode, String)> {
+    ) -> Result<Raw, (ErrorCode, String)> {
         if let Some(generated) = self.generator.as_ref().and_then(|g| g(filename, client)) {
-            return Ok(generated.into());
+            return Ok(Raw::Held(generated.into()));
         }
         let server = self.clone();
         let name = filename.to_string();
@@ -402,14 +447,11 @@ impl TftpServer {
                     "file too large for TFTP; serve it over HTTP",
                 ));
             }
-            server
-                .cache
-                .read(&found.path, &found.metadata)
-                .map_err(|_| FsError::NotFound)
+            Ok(found)
         })
         .await
         .map_err(|_| (ErrorCode::NotDefined, "internal error".to_string()))?;
-        found.map_err(|e| match e {
+        let found = found.map_err(|e| match e {
             FsError::NotFound => {
                 self.stats.dropped.bump(TftpDrop::NotFound);
                 (ErrorCode::FileNotFound, "file not found".to_string())
@@ -421,7 +463,22 @@ impl TftpServer {
                     format!("access violation: {why}"),
                 )
             }
-        })
+        })?;
+        if let Some(data) = self.cache.in_memory(&found.path, &found.metadata).await {
+            return Ok(Raw::Held(data));
+        }
+        let path = found.path.clone();
+        let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await;
+        match opened {
+            Ok(Ok(file)) => Ok(Raw::Disk {
+                file: Arc::new(file),
+                len: found.metadata.len(),
+            }),
+            _ => {
+                self.stats.dropped.bump(TftpDrop::NotFound);
+                Err((ErrorCode::FileNotFound, "file not found".to_string()))
+            }
+        }
     }
 
     async fn transfer(
@@ -442,13 +499,23 @@ impl TftpServer {
                 return;
             }
         };
-        let content: Bytes = match mode {
-            Mode::Octet => content,
-            Mode::Netascii => to_netascii(&content).into(),
+        let mut source = match mode {
+            Mode::Octet => Source::octet(content),
+            Mode::Netascii => match Source::netascii(content).await {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(%peer, %filename, error = %e, "tftp: netascii read failed");
+                    let _ = link
+                        .send(&packet::encode_error(ErrorCode::NotDefined, "read error"))
+                        .await;
+                    return;
+                }
+            },
         };
-        let size = content.len() as u64;
+        let size = source.size();
         let limits = &self.settings.limits;
         let negotiated = negotiate(&options, size, limits);
+        source.set_window(negotiated.windowsize, negotiated.blksize);
         let started = Instant::now();
         let (mut transfer, first) = Transfer::start(&negotiated, size, limits, started);
         let progress = self.progress.register();
@@ -466,16 +533,31 @@ impl TftpServer {
         let mut out = Vec::with_capacity(usize::from(negotiated.blksize) + 4);
         let mut buf = Vec::with_capacity(65536);
         let mut pending = Some(first);
+        let mut read_failed = None;
         let status = loop {
             if let Some(send) = pending.take() {
                 let sent = match send {
                     Transmit::Oack => link.send(&oack).await,
                     Transmit::Blocks(range) => {
                         let mut r = Ok(());
+                        let keep_from = transfer.bytes_acked();
                         for abs in range {
                             let (offset, len, wire) = transfer.block(abs);
-                            let offset = offset as usize;
-                            packet::encode_data(&mut out, wire, &content[offset..offset + len]);
+                            match source.bytes(offset, len, keep_from).await {
+                                Ok(data) => packet::encode_data(&mut out, wire, data),
+                                Err(e) => {
+                                    // Truncated or unreadable underneath us:
+                                    // end it rather than send wrong bytes.
+                                    let _ = link
+                                        .send(&packet::encode_error(
+                                            ErrorCode::NotDefined,
+                                            "read error",
+                                        ))
+                                        .await;
+                                    read_failed = Some(e.to_string());
+                                    break;
+                                }
+                            }
                             r = link.send(&out).await;
                             if r.is_err() {
                                 break;
@@ -490,6 +572,12 @@ impl TftpServer {
                 if let Err(e) = sent {
                     // Transient (ENOBUFS, an ICMP error): the timeout retries.
                     debug!(%peer, error = %e, "tftp send");
+                }
+                if let Some(why) = read_failed.take() {
+                    break Status::Failed {
+                        reason: format!("reading the file failed: {why}"),
+                        probe: false,
+                    };
                 }
             }
             let deadline = transfer.deadline();
@@ -562,19 +650,6 @@ async fn transfer_socket(listener: &UdpSocket, peer: SocketAddr) -> std::io::Res
     )?;
     socket.connect(peer).await?;
     Ok(socket)
-}
-
-/// RFC 1350 netascii: line ends as CR LF, a bare CR as CR NUL.
-pub fn to_netascii(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    for &b in data {
-        match b {
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            b'\r' => out.extend_from_slice(b"\r\0"),
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -5,9 +5,18 @@
 //! Blocks are counted with absolute `u64` numbers internally and put on the
 //! wire modulo 65536, so files past 32 MiB at 512-byte blocks wrap to 0
 //! (RFC 1350 defines no rollover; wrapping to 0 is what clients expect).
-//! With a window (RFC 7440) the sender sends up to
-//! `windowsize` blocks past the last acknowledged one; an ACK acknowledges
-//! everything up to its block and the next window starts right after it.
+//! With a window (RFC 7440) the sender keeps up to `windowsize` blocks past
+//! the last acknowledged one in flight. An ACK acknowledges everything up to
+//! its block and slides the window: only blocks never sent go out, so a
+//! client that ACKs every block gets each block once (resending the whole
+//! window on every ACK sent a 715-block file 58 times over). A client that
+//! saw a gap says so by repeating its ACK; that resends the window from the
+//! gap, at most once per window's worth of progress, so repeated ACKs
+//! cannot amplify either.
+//!
+//! Every transfer ends when its client has been silent for `max_idle`,
+//! whatever timeout it asked for: a slot is never held for long by a client
+//! that left.
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
@@ -22,6 +31,12 @@ pub struct Limits {
     pub max_windowsize: u16,
     /// Retransmit timeout when the client asks for none (RFC 2349).
     pub default_timeout: Duration,
+    /// The longest timeout a client may ask for; a larger one is not
+    /// acknowledged (RFC 2349 lets the server only echo or refuse it).
+    pub max_timeout: Duration,
+    /// A transfer whose client has not made progress for this long fails,
+    /// whatever its timeout and backoff would allow.
+    pub max_idle: Duration,
     /// Retransmissions of one window before giving up.
     pub max_retries: u32,
 }
@@ -42,6 +57,8 @@ impl Default for Limits {
             max_blksize: 1468,
             max_windowsize: 64,
             default_timeout: Duration::from_secs(1),
+            max_timeout: Duration::from_secs(10),
+            max_idle: Duration::from_secs(30),
             max_retries: 5,
         }
     }
@@ -85,7 +102,9 @@ pub fn negotiate(options: &[(String, String)], size: u64, limits: &Limits) -> Ne
                 n.oack.push((name.clone(), size.to_string()));
             }
             ("timeout", Some(v))
-                if (1..=255).contains(&v) && !n.oack.iter().any(|(k, _)| k == name) =>
+                if (1..=255).contains(&v)
+                    && Duration::from_secs(v) <= limits.max_timeout
+                    && !n.oack.iter().any(|(k, _)| k == name) =>
             {
                 n.timeout = Duration::from_secs(v);
                 n.oack.push((name.clone(), v.to_string()));
@@ -160,12 +179,18 @@ pub struct Transfer {
     /// The absolute number of the final (short, maybe empty) block.
     last: u64,
     acked: u64,
-    /// Highest absolute block sent in the current window.
+    /// Highest absolute block sent so far (at most a window past `acked`).
     sent: u64,
+    /// A repeated ACK resends the window only once `acked` has reached
+    /// this: the end of the last window resent that way.
+    resend_guard: u64,
     phase: Phase,
     retries: u32,
     max_retries: u32,
     base_timeout: Duration,
+    /// When the client last made progress (or the transfer started).
+    progressed: Instant,
+    max_idle: Duration,
     deadline: Instant,
     tsize_asked: bool,
 }
@@ -181,15 +206,20 @@ impl Transfer {
             last: size / blksize + 1,
             acked: 0,
             sent: 0,
+            resend_guard: 0,
             phase: Phase::Oack,
             retries: 0,
             max_retries: limits.max_retries,
             base_timeout: n.timeout,
-            deadline: now + n.timeout,
+            progressed: now,
+            max_idle: limits.max_idle,
+            deadline: now,
             tsize_asked: n.tsize_asked,
         };
+        t.arm(now);
         if n.oack.is_empty() {
-            let first = t.next_window(now);
+            // The first window is never empty: the last block is >= 1.
+            let first = t.next_window(now).unwrap_or(Transmit::Blocks(1..=1));
             (t, first)
         } else {
             (t, Transmit::Oack)
@@ -216,12 +246,21 @@ impl Transfer {
         (offset, len, (abs & 0xffff) as u16)
     }
 
-    fn next_window(&mut self, now: Instant) -> Transmit {
+    /// The next retransmission, never past the idle limit.
+    fn arm(&mut self, now: Instant) {
+        self.deadline = (now + self.timeout()).min(self.progressed + self.max_idle);
+    }
+
+    /// Fills the window after `acked` with blocks not sent yet.
+    fn next_window(&mut self, now: Instant) -> Option<Transmit> {
         self.phase = Phase::Data;
-        let from = self.acked + 1;
-        self.sent = (self.acked + self.window).min(self.last);
-        self.deadline = now + self.timeout();
-        Transmit::Blocks(from..=self.sent)
+        let from = self.sent.max(self.acked) + 1;
+        let to = (self.acked + self.window).min(self.last);
+        self.arm(now);
+        (from <= to).then(|| {
+            self.sent = to;
+            Transmit::Blocks(from..=to)
+        })
     }
 
     fn timeout(&self) -> Duration {
@@ -241,7 +280,8 @@ impl Transfer {
             (Phase::Finished, _) => Reaction::running(None),
             (Phase::Oack, Packet::Ack { block: 0 }) => {
                 self.retries = 0;
-                Reaction::running(Some(self.next_window(now)))
+                self.progressed = now;
+                Reaction::running(self.next_window(now))
             }
             (Phase::Oack, Packet::Error { code, message }) => {
                 self.phase = Phase::Finished;
@@ -262,12 +302,11 @@ impl Transfer {
                     return Reaction::running(None); // stale or foreign ACK
                 };
                 if abs == self.acked {
-                    // Duplicate ACK: never retransmit on it (Sorcerer's
-                    // Apprentice); the timeout covers real loss.
-                    return Reaction::running(None);
+                    return Reaction::running(self.on_repeated_ack(now));
                 }
                 self.acked = abs;
                 self.retries = 0;
+                self.progressed = now;
                 if self.acked == self.last {
                     self.phase = Phase::Finished;
                     return Reaction {
@@ -275,10 +314,11 @@ impl Transfer {
                         status: Status::Done,
                     };
                 }
-                // The next window starts right after the ACKed block, also
-                // when only part of the window was acknowledged (RFC 7440:
-                // the client saw a gap and asks for a resend from there).
-                Reaction::running(Some(self.next_window(now)))
+                // The window slides past the ACKed block. Blocks after it
+                // that are still in flight are not sent again here: a
+                // client that ACKs every block would otherwise get each
+                // one `windowsize` times.
+                Reaction::running(self.next_window(now))
             }
             (_, Packet::Error { code, message }) => {
                 self.phase = Phase::Finished;
@@ -295,10 +335,35 @@ impl Transfer {
         }
     }
 
+    /// The client ACKed `acked` again. With windowsize 1 that is the
+    /// Sorcerer's Apprentice case: never retransmit on it, the timeout
+    /// covers real loss. With a window it is how a receiver reports a gap
+    /// (RFC 7440 §4): resend what is in flight after `acked`, but only once
+    /// the previous resend of this kind has been acknowledged, so repeated
+    /// ACKs cost at most one extra window per window of progress.
+    fn on_repeated_ack(&mut self, now: Instant) -> Option<Transmit> {
+        if self.window == 1 || self.sent <= self.acked || self.acked < self.resend_guard {
+            return None;
+        }
+        self.resend_guard = self.sent;
+        self.arm(now);
+        Some(Transmit::Blocks(self.acked + 1..=self.sent))
+    }
+
     /// Called when `deadline` has passed without progress.
     pub fn on_timeout(&mut self, now: Instant) -> Reaction {
         if self.phase == Phase::Finished || now < self.deadline {
             return Reaction::running(None);
+        }
+        if now >= self.progressed + self.max_idle {
+            self.phase = Phase::Finished;
+            return Reaction::failed(
+                format!(
+                    "the client went silent for {} s",
+                    self.max_idle.as_secs_f64().round()
+                ),
+                false,
+            );
         }
         self.retries += 1;
         if self.retries > self.max_retries {
@@ -315,7 +380,7 @@ impl Transfer {
                 false,
             );
         }
-        self.deadline = now + self.timeout();
+        self.arm(now);
         match self.phase {
             Phase::Oack => Reaction::running(Some(Transmit::Oack)),
             _ => Reaction::running(Some(Transmit::Blocks(self.acked + 1..=self.sent))),
@@ -324,373 +389,4 @@ impl Transfer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tftp::packet::Packet;
-
-    fn opts(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn mtu_clamp() {
-        assert_eq!(Limits::default().clamp_to_mtu(1500).max_blksize, 1468);
-        assert_eq!(
-            Limits::default().clamp_to_mtu(9000).max_blksize,
-            1468,
-            "the configured cap still holds"
-        );
-        assert_eq!(
-            Limits {
-                max_blksize: 65464,
-                ..Limits::default()
-            }
-            .clamp_to_mtu(9000)
-            .max_blksize,
-            8968
-        );
-        assert_eq!(Limits::default().clamp_to_mtu(1280).max_blksize, 1248);
-    }
-
-    #[test]
-    fn negotiation_accepts_only_what_was_asked_and_never_raises() {
-        let l = Limits::default();
-        let n = negotiate(&opts(&[("blksize", "1432"), ("tsize", "0")]), 4242, &l);
-        assert_eq!(n.oack, opts(&[("blksize", "1432"), ("tsize", "4242")]));
-        assert_eq!((n.blksize, n.windowsize), (1432, 1));
-        let n = negotiate(&opts(&[("blksize", "65464"), ("windowsize", "500")]), 1, &l);
-        assert_eq!(n.oack, opts(&[("blksize", "1468"), ("windowsize", "64")]));
-        let n = negotiate(
-            &opts(&[
-                ("blksize", "7"),
-                ("timeout", "0"),
-                ("multicast", ""),
-                ("windowsize", "x"),
-            ]),
-            1,
-            &l,
-        );
-        assert!(
-            n.oack.is_empty(),
-            "invalid values and unknown options are not acknowledged: {:?}",
-            n.oack
-        );
-        assert_eq!(n.blksize, 512);
-        let n = negotiate(&opts(&[("timeout", "3")]), 1, &l);
-        assert_eq!(
-            (n.timeout, n.oack.clone()),
-            (Duration::from_secs(3), opts(&[("timeout", "3")]))
-        );
-    }
-
-    /// A receiver as RFC 1350/7440 clients behave: ACK every `window`
-    /// in-order blocks (and the last one); on a gap, ACK the last in-order
-    /// block; on a duplicate, re-ACK.
-    struct Client {
-        window: u64,
-        next: u64,
-        since_ack: u64,
-        data: Vec<u8>,
-        done: bool,
-        blksize: usize,
-    }
-
-    impl Client {
-        fn receive(&mut self, abs: u64, payload: &[u8]) -> Option<u16> {
-            if abs != self.next {
-                self.since_ack = 0;
-                return Some(((self.next - 1) & 0xffff) as u16);
-            }
-            self.data.extend_from_slice(payload);
-            self.next += 1;
-            self.since_ack += 1;
-            let last = payload.len() < self.blksize;
-            if last {
-                self.done = true;
-            }
-            if last || self.since_ack == self.window {
-                self.since_ack = 0;
-                return Some(((abs) & 0xffff) as u16);
-            }
-            None
-        }
-    }
-
-    /// Runs a whole transfer through a lossy "network": `drop_data(n)` and
-    /// `drop_ack(n)` decide, per packet sequence number, what is lost.
-    fn run(
-        size: usize,
-        blksize: u16,
-        window: u16,
-        drop_data: impl Fn(u64) -> bool,
-        drop_ack: impl Fn(u64) -> bool,
-    ) -> (Vec<u8>, u64) {
-        let file: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
-        let limits = Limits {
-            max_blksize: 65464,
-            max_windowsize: 1024,
-            max_retries: 50,
-            ..Limits::default()
-        };
-        let n = negotiate(
-            &opts(&[
-                ("blksize", &blksize.to_string()),
-                ("windowsize", &window.to_string()),
-            ]),
-            size as u64,
-            &limits,
-        );
-        let mut now = Instant::now();
-        let (mut t, first) = Transfer::start(&n, size as u64, &limits, now);
-        let mut client = Client {
-            window: u64::from(window),
-            next: 1,
-            since_ack: 0,
-            data: Vec::new(),
-            done: false,
-            blksize: usize::from(blksize),
-        };
-        let (mut data_seq, mut ack_seq, mut sent_packets) = (0u64, 0u64, 0u64);
-        let mut pending = Some(first);
-        for _round in 0..1_000_000 {
-            let mut acks = Vec::new();
-            match pending.take() {
-                Some(Transmit::Oack) => {
-                    sent_packets += 1;
-                    acks.push(0u16);
-                }
-                Some(Transmit::Blocks(range)) => {
-                    for abs in range {
-                        sent_packets += 1;
-                        data_seq += 1;
-                        if drop_data(data_seq) {
-                            continue;
-                        }
-                        let (off, len, wire) = t.block(abs);
-                        assert_eq!((abs & 0xffff) as u16, wire);
-                        let payload = &file[off as usize..off as usize + len];
-                        if let Some(a) = client.receive(abs, payload) {
-                            acks.push(a);
-                        }
-                    }
-                }
-                Some(Transmit::Error(..)) => panic!("server sent an error"),
-                None => {}
-            }
-            let mut progressed = false;
-            for a in acks {
-                ack_seq += 1;
-                if drop_ack(ack_seq) {
-                    continue;
-                }
-                let r = t.on_packet(&Packet::Ack { block: a }, now);
-                match r.status {
-                    Status::Done => return (client.data, sent_packets),
-                    Status::Failed { reason, .. } => panic!("{reason}"),
-                    Status::Running => {}
-                }
-                if r.send.is_some() {
-                    pending = r.send;
-                    progressed = true;
-                }
-            }
-            if !progressed && pending.is_none() {
-                now = t.deadline();
-                let r = t.on_timeout(now);
-                assert_eq!(r.status, Status::Running, "gave up");
-                pending = r.send;
-            }
-        }
-        panic!("transfer did not finish");
-    }
-
-    fn check(
-        size: usize,
-        blksize: u16,
-        window: u16,
-        drop_data: impl Fn(u64) -> bool,
-        drop_ack: impl Fn(u64) -> bool,
-    ) {
-        let (got, _) = run(size, blksize, window, drop_data, drop_ack);
-        let want: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
-        assert!(
-            got == want,
-            "size {size} blksize {blksize} window {window}: got {} bytes",
-            got.len()
-        );
-    }
-
-    #[test]
-    fn sizes_around_block_boundaries() {
-        for size in [0, 1, 511, 512, 513, 1024, 1468 * 3, 100_000] {
-            for window in [1, 4] {
-                check(size, 512, window, |_| false, |_| false);
-                check(size, 1468, window, |_| false, |_| false);
-            }
-        }
-    }
-
-    #[test]
-    fn loss_of_every_position_in_a_window_is_recovered() {
-        for window in [1u16, 2, 4, 8, 16] {
-            for lost in 1..=u64::from(window) * 2 + 1 {
-                check(20_000, 512, window, |n| n == lost, |_| false);
-                check(20_000, 512, window, |_| false, |n| n == lost);
-                check(
-                    20_000,
-                    512,
-                    window,
-                    |n| n % u64::from(window + 1) == lost % u64::from(window + 1),
-                    |_| false,
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn heavy_random_loss_still_delivers_byte_exact() {
-        // A fixed pseudo-random pattern: about 20% of DATA and 10% of ACKs lost.
-        let lose = |seed: u64, percent: u64| {
-            move |n: u64| {
-                (n.wrapping_mul(6364136223846793005).wrapping_add(seed) >> 33) % 100 < percent
-            }
-        };
-        for window in [1, 8, 64] {
-            check(300_000, 1468, window, lose(1, 20), lose(2, 10));
-        }
-    }
-
-    #[test]
-    fn block_numbers_wrap_past_65535() {
-        // 65536 blocks of 512 bytes + a bit: the wire numbers wrap to 0.
-        let size = 512 * 65_540 + 17;
-        let (got, sent) = run(size, 512, 8, |n| n == 65_537, |_| false);
-        assert_eq!(got.len(), size);
-        assert!(sent > 65_541);
-        let t = Transfer::start(
-            &negotiate(&[], size as u64, &Limits::default()),
-            size as u64,
-            &Limits::default(),
-            Instant::now(),
-        )
-        .0;
-        assert_eq!(t.block(65_536).2, 0);
-        assert_eq!(t.block(65_537).2, 1);
-    }
-
-    #[test]
-    fn duplicate_acks_do_not_trigger_retransmission() {
-        let limits = Limits::default();
-        let now = Instant::now();
-        let (mut t, first) = Transfer::start(&negotiate(&[], 2000, &limits), 2000, &limits, now);
-        assert_eq!(first, Transmit::Blocks(1..=1));
-        assert_eq!(
-            t.on_packet(&Packet::Ack { block: 1 }, now).send,
-            Some(Transmit::Blocks(2..=2))
-        );
-        for _ in 0..3 {
-            assert_eq!(
-                t.on_packet(&Packet::Ack { block: 1 }, now),
-                Reaction::running(None)
-            );
-        }
-    }
-
-    #[test]
-    fn timeouts_back_off_then_give_up() {
-        let limits = Limits {
-            max_retries: 3,
-            ..Limits::default()
-        };
-        let t0 = Instant::now();
-        let (mut t, _) = Transfer::start(&negotiate(&[], 10_000, &limits), 10_000, &limits, t0);
-        assert_eq!(t.on_timeout(t0), Reaction::running(None), "not yet");
-        let mut gaps = Vec::new();
-        let mut now = t0;
-        for _ in 0..3 {
-            let before = now;
-            now = t.deadline();
-            gaps.push((now - before).as_secs());
-            assert_eq!(t.on_timeout(now).send, Some(Transmit::Blocks(1..=1)));
-        }
-        assert_eq!(gaps, [1, 2, 4]);
-        let r = t.on_timeout(t.deadline());
-        assert_eq!(
-            r.status,
-            Status::Failed {
-                reason: "timed out waiting for the ACK of block 1 after 4 tries".into(),
-                probe: false
-            }
-        );
-    }
-
-    #[test]
-    fn oack_flow_and_size_probe() {
-        let limits = Limits::default();
-        let now = Instant::now();
-        let n = negotiate(&opts(&[("tsize", "0"), ("blksize", "1432")]), 5000, &limits);
-        let (mut t, first) = Transfer::start(&n, 5000, &limits, now);
-        assert_eq!(first, Transmit::Oack);
-        // Intel UNDI: reads the size from the OACK, then aborts.
-        let r = t.on_packet(
-            &Packet::Error {
-                code: 0,
-                message: "TFTP Aborted".into(),
-            },
-            now,
-        );
-        assert!(
-            matches!(r.status, Status::Failed { probe: true, .. }),
-            "{r:?}"
-        );
-        assert_eq!(r.send, None, "an ERROR reply to the OACK ends quietly");
-        // Without tsize, refusing the OACK is a (clean) failure.
-        let n = negotiate(&opts(&[("blksize", "1432")]), 5000, &limits);
-        let (mut t, _) = Transfer::start(&n, 5000, &limits, now);
-        let r = t.on_packet(
-            &Packet::Error {
-                code: 8,
-                message: "bad options".into(),
-            },
-            now,
-        );
-        assert!(
-            matches!(r.status, Status::Failed { probe: false, .. }),
-            "{r:?}"
-        );
-        // ACK 0 accepts the OACK and starts the data.
-        let (mut t, _) = Transfer::start(&n, 5000, &limits, now);
-        assert_eq!(
-            t.on_packet(&Packet::Ack { block: 0 }, now).send,
-            Some(Transmit::Blocks(1..=1))
-        );
-    }
-
-    #[test]
-    fn client_error_mid_transfer_fails_it() {
-        let limits = Limits::default();
-        let now = Instant::now();
-        let (mut t, _) = Transfer::start(&negotiate(&[], 5000, &limits), 5000, &limits, now);
-        let r = t.on_packet(
-            &Packet::Error {
-                code: 3,
-                message: "disk full".into(),
-            },
-            now,
-        );
-        assert_eq!(
-            r.status,
-            Status::Failed {
-                reason: "client error 3: disk full".into(),
-                probe: false
-            }
-        );
-        assert_eq!(
-            t.on_timeout(t.deadline()),
-            Reaction::running(None),
-            "finished transfers stay quiet"
-        );
-    }
-}
+mod tests;
