@@ -12,6 +12,7 @@ use pxedeck::demo::{self, DemoWorld};
 use pxedeck::embedded::EmbeddedBackend;
 use pxedeck::event::{EventKind, Level};
 use pxedeck::http::remote::RemoteBackend;
+use pxedeck::live::LiveModel;
 use pxedeck::services::Services;
 use pxedeck::sim::Target;
 use pxedeck::sim::bench::{self, BenchOptions, BenchResult};
@@ -44,6 +45,13 @@ fn env_filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
+/// A line for the operator on stderr. After the console lost its terminal
+/// stderr is `/dev/null`; a failed write is never worth a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Waits for SIGINT or SIGTERM.
 async fn terminated() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
@@ -71,8 +79,11 @@ fn embedded(services: &Services) -> Arc<EmbeddedBackend> {
 async fn headless_after_hangup(services: &Services) -> anyhow::Result<()> {
     info!(
         api = %services.bound.api,
-        "the terminal went away; boot services keep running headless (pxedeck attach http://{})",
-        services.bound.api
+        pid = std::process::id(),
+        "the terminal went away; boot services keep running headless \
+         (pxedeck attach http://{}; stop with kill {})",
+        services.bound.api,
+        std::process::id()
     );
     // A second SIGHUP must not kill the process now.
     let mut hup = signal(SignalKind::hangup())?;
@@ -93,13 +104,35 @@ pub async fn console(config: Config, theme_name: Option<String>) -> anyhow::Resu
         .join("pxedeck.log");
     log_to_file(&log)?;
     let services = Services::start(config).await?;
-    let exit = tui::run(embedded(&services), theme).await?;
-    if exit == Exit::TerminalLost {
-        headless_after_hangup(&services).await?;
+    let logging = tokio::spawn(log_events(services.live.clone()));
+    let exit = tui::run(embedded(&services), theme).await;
+    let stayed = stay_headless_if_lost(&services, exit).await;
+    stop(services, logging).await;
+    say(&format!("pxedeck: stopped (log: {})", log.display()));
+    stayed.map(|()| ExitCode::SUCCESS)
+}
+
+/// After the console: if its terminal died, the services serve on until
+/// SIGTERM. A console that failed is logged before the services stop.
+async fn stay_headless_if_lost(
+    services: &Services,
+    exit: anyhow::Result<Exit>,
+) -> anyhow::Result<()> {
+    match exit {
+        Ok(Exit::TerminalLost) => headless_after_hangup(services).await,
+        Ok(Exit::Quit) => Ok(()),
+        Err(e) => {
+            tracing::error!("the console failed: {e:#}");
+            Err(e)
+        }
     }
+}
+
+async fn stop(services: Services, logging: tokio::task::JoinHandle<()>) {
+    info!("stopping");
     services.shutdown().await;
-    eprintln!("pxedeck: stopped (log: {})", log.display());
-    Ok(ExitCode::SUCCESS)
+    logging.abort();
+    info!("stopped");
 }
 
 /// One line per event that changes something, for journald.
@@ -217,6 +250,47 @@ fn describe(kind: &EventKind) -> Option<(Level, String)> {
     }
 }
 
+/// Logs what the start-up said, then one line per event folded after it:
+/// stdout for `serve`, `pxedeck.log` for the console and the demo.
+async fn log_events(live: Arc<LiveModel>) {
+    // Start-up events are already folded into the model: log what they
+    // said, then every event folded after them. The snapshot is dropped
+    // once read: it can be large.
+    let mut rx = {
+        let (startup, rx) = live.snapshot_and_subscribe();
+        if let Some((_, line)) = startup
+            .server
+            .map(EventKind::Started)
+            .as_ref()
+            .and_then(describe)
+        {
+            info!("{line}");
+        }
+        for line in &startup.log {
+            info!("{}: {}", line.target, line.message);
+        }
+        rx
+    };
+    if !tracing::enabled!(tracing::Level::INFO) {
+        // Warnings only: nothing per event to log; do not wake per event.
+        std::future::pending::<()>().await;
+    }
+    loop {
+        match rx.recv().await {
+            Ok(e) => match describe(&e.kind) {
+                Some((Level::Error, s)) => tracing::error!("{s}"),
+                Some((Level::Warn, s)) => tracing::warn!("{s}"),
+                Some((_, s)) => info!("{s}"),
+                None => {}
+            },
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("log fell behind: {n} events not logged");
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     // Colour for a person at a terminal; plain text for journald and files.
@@ -225,40 +299,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::stdout().is_terminal())
         .try_init();
     let services = Services::start(config).await?;
-    // Start-up events are already folded into the model: log what they
-    // said, then every event folded after them.
-    let (startup, mut rx) = services.live.snapshot_and_subscribe();
-    if let Some((_, line)) = startup
-        .server
-        .map(EventKind::Started)
-        .as_ref()
-        .and_then(describe)
-    {
-        info!("{line}");
-    }
-    for line in &startup.log {
-        info!("{}: {}", line.target, line.message);
-    }
-    let logger = async {
-        if !tracing::enabled!(tracing::Level::INFO) {
-            // Warnings only: nothing per event to log; do not wake per event.
-            std::future::pending::<()>().await;
-        }
-        loop {
-            match rx.recv().await {
-                Ok(e) => match describe(&e.kind) {
-                    Some((Level::Error, s)) => tracing::error!("{s}"),
-                    Some((Level::Warn, s)) => tracing::warn!("{s}"),
-                    Some((_, s)) => info!("{s}"),
-                    None => {}
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!("log fell behind: {n} events not logged");
-                }
-                Err(_) => return,
-            }
-        }
-    };
+    let logger = log_events(services.live.clone());
     let mut hup = signal(SignalKind::hangup())?;
     tokio::select! {
         r = terminated() => r?,
@@ -318,6 +359,7 @@ pub async fn demo(
     let world = DemoWorld::create(dir.path(), api_port)?;
     log_to_file(&dir.path().join("pxedeck.log"))?;
     let services = Services::start(world.config.clone()).await?;
+    let logging = tokio::spawn(log_events(services.live.clone()));
     let mut target = Target::new(
         services.bound.dhcp.expect("the demo runs DHCP"),
         services.bound.tftp.port(),
@@ -329,20 +371,19 @@ pub async fn demo(
         target,
         Duration::from_secs_f64(every.max(0.0)),
     ));
-    let exit = tui::run(embedded(&services), theme).await?;
-    if exit == Exit::TerminalLost {
-        headless_after_hangup(&services).await?;
-    }
-    services.shutdown().await;
+    let exit = tui::run(embedded(&services), theme).await;
+    let stayed = stay_headless_if_lost(&services, exit).await;
+    stop(services, logging).await;
     let path = dir.path().to_path_buf();
     if keep {
         let kept: PathBuf = dir.keep();
-        eprintln!("pxedeck demo: files kept in {}", kept.display());
+        info!("files kept in {}", kept.display());
+        say(&format!("pxedeck demo: files kept in {}", kept.display()));
     } else {
         drop(dir);
-        eprintln!("pxedeck demo: removed {}", path.display());
+        say(&format!("pxedeck demo: removed {}", path.display()));
     }
-    Ok(ExitCode::SUCCESS)
+    stayed.map(|()| ExitCode::SUCCESS)
 }
 
 pub async fn bench(

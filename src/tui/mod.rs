@@ -7,7 +7,8 @@
 //! through a [`Backend`]; it imports neither the services nor the API.
 //! It redraws only when something changed, at most 20 times a second, and
 //! once a second for ages and throughput; ratatui's diff keeps what reaches
-//! the terminal small.
+//! the terminal small. A terminal that dies ends the console, never the
+//! process: see [`terminal`].
 
 pub mod adopt;
 pub mod app;
@@ -15,20 +16,14 @@ pub mod backend;
 pub mod draw;
 pub mod keymap;
 pub mod oui;
+pub mod terminal;
 pub mod theme;
 
-use std::io::Stdout;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use crossterm::execute;
-use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
-};
-use futures_util::StreamExt;
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use crossterm::event::{Event as TermEvent, KeyEventKind};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -36,6 +31,7 @@ use crate::clock::now_millis;
 use crate::model::Model;
 use app::{Action, App, Reply};
 pub use backend::{Backend, Feed, Origin};
+use terminal::Screen;
 use theme::Theme;
 
 /// Frames are at least this far apart (≤ 20 fps).
@@ -50,43 +46,24 @@ pub enum Exit {
     TerminalLost,
 }
 
-type Term = Terminal<CrosstermBackend<Stdout>>;
-
-fn restore_terminal() {
-    let _ = disable_raw_mode();
-    let _ = execute!(
-        std::io::stdout(),
-        LeaveAlternateScreen,
-        crossterm::cursor::Show
-    );
-}
-
-fn setup_terminal() -> std::io::Result<Term> {
-    enable_raw_mode()?;
-    execute!(std::io::stdout(), EnterAlternateScreen)?;
-    // A panic anywhere must leave the operator a usable terminal.
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
-        previous(info);
-    }));
-    Terminal::new(CrosstermBackend::new(std::io::stdout()))
-}
-
 /// Runs the console until the operator quits or the terminal goes away.
+/// A lost terminal is let go of (see [`terminal`]): the caller's services
+/// keep running, and nothing written afterwards can panic.
 pub async fn run<B: Backend>(backend: Arc<B>, theme: Theme) -> anyhow::Result<Exit> {
-    let mut terminal = setup_terminal()?;
-    let exit = event_loop(&mut terminal, backend, theme).await;
-    if exit.as_ref().is_ok_and(|e| *e == Exit::TerminalLost) {
-        let _ = disable_raw_mode();
-    } else {
-        restore_terminal();
+    // Before the terminal is taken: a hangup from here on is ours to handle.
+    let hangup = signal(SignalKind::hangup())?;
+    let mut screen = Screen::open()?;
+    let exit = event_loop(&mut screen, hangup, backend, theme).await;
+    match exit {
+        Ok(Exit::TerminalLost) => screen.abandon(),
+        Ok(Exit::Quit) | Err(_) => screen.close(),
     }
     exit
 }
 
 async fn event_loop<B: Backend>(
-    terminal: &mut Term,
+    screen: &mut Screen,
+    mut hangup: Signal,
     backend: Arc<B>,
     theme: Theme,
 ) -> anyhow::Result<Exit> {
@@ -94,21 +71,19 @@ async fn event_loop<B: Backend>(
     app.tick(now_millis());
     let mut feed = backend.feed();
     let (reply_tx, mut replies) = mpsc::channel::<Reply>(64);
-    let mut keys = EventStream::new();
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
     let mut next_frame = Instant::now();
     loop {
         if dirty && Instant::now() >= next_frame {
-            if terminal.draw(|f| draw::draw(f, &app)).is_err() {
+            if screen.draw(|f| draw::draw(f, &app)).is_err() {
                 return Ok(Exit::TerminalLost);
             }
             dirty = false;
             next_frame = Instant::now() + FRAME_INTERVAL;
         }
         tokio::select! {
-            key = keys.next() => match key {
+            key = screen.keys.recv() => match key {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
                     for action in app.on_key(k) {
                         match action {
@@ -156,6 +131,11 @@ async fn event_loop<B: Backend>(
                 dirty = true;
             }
             _ = tick.tick() => {
+                // An unchanged frame writes nothing, so a quiet console
+                // would not notice a dead terminal by drawing.
+                if !screen.alive() {
+                    return Ok(Exit::TerminalLost);
+                }
                 app.tick(now_millis());
                 dirty = true;
             }
