@@ -15,6 +15,8 @@ mod boot;
 pub use boot::ScriptCache;
 pub mod client;
 mod files;
+// Public for the fuzz targets (fuzz/): the request parsing only.
+pub use files::{Span, Wanted, percent_decode, wanted};
 pub mod remote;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
