@@ -67,4 +67,5 @@ for t in $targets; do
         echo "   corpus/$t: $(ls "corpus/$t" | wc -l) inputs kept"
     fi
 done
+rm -rf /dev/shm/pxedeck-fuzz-* "${TMPDIR:-/tmp}"/pxedeck-fuzz-*
 exit $status

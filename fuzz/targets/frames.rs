@@ -31,3 +31,19 @@ pub fn record(ctrl: u8, bytes: &[u8]) -> Vec<u8> {
     out.extend_from_slice(bytes);
     out
 }
+
+/// A scratch folder of the target's own, emptied at start: memory-backed
+/// where there is one (some targets write a file per input). A fuzzer is
+/// killed rather than stopped, so a fixed name leaves at most one behind.
+pub fn scratch(target: &str) -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("pxedeck-fuzz-{target}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}

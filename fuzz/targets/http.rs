@@ -15,7 +15,6 @@ use pxedeck::bootfs::BootFs;
 use pxedeck::http::{Wanted, percent_decode, wanted};
 
 struct Root {
-    _dir: tempfile::TempDir,
     real: PathBuf,
     fs: BootFs,
 }
@@ -23,9 +22,9 @@ struct Root {
 fn root() -> &'static Root {
     static ROOT: OnceLock<Root> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let boot = dir.path().join("boot");
-        let outside = dir.path().join("secret");
+        let dir = frames::scratch("http");
+        let boot = dir.join("boot");
+        let outside = dir.join("secret");
         std::fs::create_dir_all(boot.join("ubuntu")).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(boot.join("ipxe.efi"), b"loader").unwrap();
@@ -38,7 +37,6 @@ fn root() -> &'static Root {
         Root {
             fs: BootFs::new([real.clone()]),
             real,
-            _dir: dir,
         }
     })
 }

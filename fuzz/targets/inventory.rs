@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 use pxedeck::inventory::{LoadOptions, load};
 
 struct Tree {
-    _dir: tempfile::TempDir,
     root: PathBuf,
     slots: [PathBuf; 3],
 }
@@ -33,15 +32,7 @@ fn copy(from: &Path, to: &Path) {
 fn tree() -> &'static Tree {
     static TREE: OnceLock<Tree> = OnceLock::new();
     TREE.get_or_init(|| {
-        // Memory-backed where there is one: every input is a file write.
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .expect("a temporary folder");
-        let root = dir.path().join("nodes");
+        let root = frames::scratch("inventory").join("nodes");
         copy(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../nodes"),
             &root,
@@ -52,11 +43,7 @@ fn tree() -> &'static Tree {
             root.join("_profiles/fuzz.yaml"),
             root.join("fuzz/_defaults.yaml"),
         ];
-        Tree {
-            _dir: dir,
-            root,
-            slots,
-        }
+        Tree { root, slots }
     })
 }
 
