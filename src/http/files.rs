@@ -29,14 +29,14 @@ const CHUNK: usize = 256 * 1024;
 
 /// A byte range to send, inclusive start, exclusive end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Span {
+pub struct Span {
     pub start: u64,
     pub end: u64,
 }
 
 /// What a `Range` header asks of a file of `size` bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Wanted {
+pub enum Wanted {
     Whole,
     Part(Span),
     Unsatisfiable,
@@ -45,7 +45,7 @@ pub(super) enum Wanted {
 /// Parses a `Range` header (RFC 9110 §14). Only single ranges are honoured;
 /// a list, another unit or a malformed value is ignored and the whole file
 /// served, which the RFC allows and every client handles.
-pub(super) fn wanted(range: Option<&str>, size: u64) -> Wanted {
+pub fn wanted(range: Option<&str>, size: u64) -> Wanted {
     let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
         return Wanted::Whole;
     };
@@ -103,7 +103,7 @@ pub(super) fn content_type(path: &str) -> &'static str {
 }
 
 /// Decodes `%XX` escapes; None for malformed escapes or non-UTF-8.
-fn percent_decode(path: &str) -> Option<String> {
+pub fn percent_decode(path: &str) -> Option<String> {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -22,6 +22,8 @@ pub mod client;
 mod conn;
 pub use conn::{API_MAX_CONNECTIONS, ConnLimits, serve};
 mod files;
+// Public for the fuzz targets (fuzz/): the request parsing only.
+pub use files::{Span, Wanted, percent_decode, wanted};
 pub mod remote;
 
 use std::net::{IpAddr, Ipv4Addr};
