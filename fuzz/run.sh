@@ -67,5 +67,8 @@ for t in $targets; do
         echo "   corpus/$t: $(ls "corpus/$t" | wc -l) inputs kept"
     fi
 done
-rm -rf /dev/shm/pxedeck-fuzz-* "${TMPDIR:-/tmp}"/pxedeck-fuzz-*
+# Only this run's scratch folders: another run.sh may be fuzzing beside it.
+for t in $targets; do
+    rm -rf "/dev/shm/pxedeck-fuzz-$t" "${TMPDIR:-/tmp}/pxedeck-fuzz-$t"
+done
 exit $status

@@ -40,6 +40,7 @@ fn world() -> &'static World {
             &root,
             &LoadOptions {
                 pools: config.dhcp.pools.clone(),
+                ..Default::default()
             },
         )
         .inventory;
