@@ -6,6 +6,7 @@
 //! shell, [`server`], turns its outcomes into events.
 
 pub mod classify;
+pub mod commit;
 pub mod handler;
 pub mod leases;
 pub mod loaders;
