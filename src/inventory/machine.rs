@@ -246,7 +246,7 @@ pub(super) fn extract_machine(
             ..e.node.origin
         };
         match crate::bmc::spec::parse(&e.node, at) {
-            Ok(spec) => m.bmc = Some(spec),
+            Ok(spec) => m.bmc = spec,
             Err(problems) => errors.extend(problems.into_iter().map(|p| FieldError {
                 origin: p.origin,
                 message: p.message,
