@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use crate::bmc::BmcSpec;
 use crate::boot::arch::Firmware;
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Node, Origin, Value};
@@ -30,6 +31,8 @@ pub struct Machine {
     pub boot: Option<BootSpec>,
     /// Installer configs served to this machine, by name.
     pub configs: BTreeMap<String, ConfigTemplate>,
+    /// Its BMC, when the machine or its group names one (`bmc:`).
+    pub bmc: Option<BmcSpec>,
     /// Every effective value: defaults chain → profile → machine file.
     pub values: Node,
 }
@@ -166,6 +169,7 @@ pub(super) fn extract_machine(
         arch: None,
         boot: None,
         configs: BTreeMap::new(),
+        bmc: None,
         values: Node::empty_map(Origin { file, line: 1 }),
     };
     let mut run = |r: Result<(), FieldError>| {
@@ -235,6 +239,19 @@ pub(super) fn extract_machine(
     }
     if let Some(n) = values.get("configs") {
         run(configs(n).map(|c| m.configs = c));
+    }
+    if let Some(e) = values.entry("bmc") {
+        let at = Origin {
+            line: e.key_line,
+            ..e.node.origin
+        };
+        match crate::bmc::spec::parse(&e.node, at) {
+            Ok(spec) => m.bmc = spec,
+            Err(problems) => errors.extend(problems.into_iter().map(|p| FieldError {
+                origin: p.origin,
+                message: p.message,
+            })),
+        }
     }
     if m.macs.is_empty() && m.uuid.is_none() && m.serial.is_none() {
         errors.push(FieldError {

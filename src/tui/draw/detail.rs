@@ -12,6 +12,23 @@ use crate::ident::Mac;
 use crate::tui::app::App;
 use crate::tui::oui;
 
+/// The BMC's part of the detail: power, or why it is not known, and the
+/// last action.
+fn power_words(m: &crate::model::MachineRow) -> String {
+    let Some(p) = &m.power else {
+        return String::new();
+    };
+    let state = match (&p.error, p.state) {
+        (Some(e), _) => format!(" · power ? (BMC {e})"),
+        (None, Some(s)) => format!(" · power {}", s.label()),
+        (None, None) => " · power ?".into(),
+    };
+    match &p.last_action {
+        Some(a) => format!("{state} · last BMC action {a}"),
+        None => state,
+    }
+}
+
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
     let t = &app.theme;
     let Some(m) = app.model.machine(&mac) else {
@@ -43,7 +60,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
                 m.ip.map_or("-".into(), |i| i.to_string()),
                 m.uuid.map_or("-".into(), |u| u.to_string()),
                 m.relay.map_or(String::new(), |r| format!(" · relay {r}")),
-            ),
+            ) + &power_words(m),
             t.muted(),
         )),
         match &m.last_error {
