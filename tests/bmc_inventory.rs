@@ -99,3 +99,32 @@ fn the_example_inventory_has_a_machine_with_a_bmc() {
         PasswordRef::Env("PXEDECK_BMC_PASSWORD".into())
     );
 }
+
+#[test]
+fn the_bmc_config_section_is_bounded() {
+    use pxedeck::config::Config;
+    let ok = Config::from_text(
+        "bmc:\n  poll_interval: 0\n  max_concurrent: 64\n  timeout: 5m\n",
+        None,
+    )
+    .unwrap();
+    assert!(ok.bmc.poll_interval.is_zero(), "0 turns the poll off");
+    assert_eq!(ok.bmc.max_concurrent, 64);
+    for (text, needle) in [
+        (
+            "bmc:\n  max_concurrent: 0\n",
+            "bmc.max_concurrent must be 1-64",
+        ),
+        (
+            "bmc:\n  max_concurrent: 65\n",
+            "bmc.max_concurrent must be 1-64",
+        ),
+        ("bmc:\n  timeout: 0\n", "bmc.timeout must be more than 0"),
+        ("bmc:\n  timeout: 10m\n", "bmc.timeout must be at most 5m"),
+        ("bmc:\n  poll_interval: 100ms\n", "unknown unit"),
+        ("bmc:\n  colour: red\n", "colour"),
+    ] {
+        let err = Config::from_text(text, None).unwrap_err().to_string();
+        assert!(err.contains(needle), "{text:?}: {err}");
+    }
+}

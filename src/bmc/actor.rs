@@ -358,3 +358,30 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_counts() {
+        let inventory: SharedInventory = Arc::new(arc_swap::ArcSwap::from_pointee(
+            crate::inventory::Inventory::default(),
+        ));
+        let settings = BmcConfig {
+            poll_interval: Duration::ZERO,
+            max_concurrent: 1,
+            timeout: Duration::from_secs(1),
+        };
+        // The actor never runs: nothing drains the queue.
+        let (_actor, handle) = BmcActor::new(inventory, Bus::new(16), settings);
+        for i in 0..MAX_QUEUED_JOBS {
+            handle
+                .submit(&format!("m{i}"), Plan::Action(PowerAction::Status))
+                .unwrap();
+        }
+        let refused = handle.submit("one-more", Plan::Reinstall).unwrap_err();
+        assert!(refused.contains("queue is full"), "{refused}");
+        assert_eq!(handle.stats.refused.load(Ordering::Relaxed), 1);
+    }
+}
