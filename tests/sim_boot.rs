@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use pxedeck::boot::ScriptKind;
 use pxedeck::event::Command;
 use pxedeck::http::HttpResponse;
 use pxedeck::inventory::Adoption;
-use pxedeck::model::MachineState;
+use pxedeck::model::{MachineState, StepKind};
 use pxedeck::services::Services;
 use pxedeck::sim::world::{World, WorldSpec};
 use pxedeck::sim::{Outcome, Phase, Report, Target, boot_all};
@@ -37,8 +38,10 @@ async fn fifty_machines_boot_and_held_ones_boot_once_adopted() {
         async move { boot_all(&machines, &target, Duration::from_millis(500), 1).await }
     });
 
-    // Wait until every unknown machine sits in the hold loop, then adopt
-    // them all in one command, as the console's bulk adopt does.
+    // Wait until every unknown machine sits in the hold loop — it has
+    // fetched the hold script, not only been told by DHCP it will be held
+    // (adopted before that, it boots straight into its install) — then
+    // adopt them all in one command, as the console's bulk adopt does.
     let unknown_macs: Vec<_> = world.unknown.iter().map(|m| m.mac).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -47,9 +50,18 @@ async fn fifty_machines_boot_and_held_ones_boot_once_adopted() {
             unknown_macs
                 .iter()
                 .filter(|m| {
-                    model
-                        .machine(m)
-                        .is_some_and(|r| r.state == MachineState::Held)
+                    model.machine(m).is_some_and(|r| {
+                        r.state == MachineState::Held
+                            && r.timeline.iter().any(|step| {
+                                matches!(
+                                    step.kind,
+                                    StepKind::Script {
+                                        kind: ScriptKind::Hold,
+                                        ..
+                                    }
+                                )
+                            })
+                    })
                 })
                 .count()
         };
