@@ -111,7 +111,7 @@ impl Fixture {
             tftp: None,
             scripts: Default::default(),
             files: Default::default(),
-            secrets,
+            secrets: secrets.into(),
         });
         Fixture {
             _dir: dir,
@@ -804,7 +804,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
         tftp: None,
         scripts: Default::default(),
         files: Default::default(),
-        secrets,
+        secrets: secrets.into(),
     });
     let api = http::api::router(state);
     let r = call(

@@ -331,7 +331,7 @@ fn boot_text(spec: &BootSpec, ctx: &Value, urls: &Urls) -> Result<String, Render
     }
 }
 
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -347,7 +347,7 @@ fn environment() -> Environment<'static> {
     env
 }
 
-fn render(what: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
+pub(super) fn render(what: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
     // Most boot strings are plain paths: no template work for them.
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return Ok(source.to_string());
@@ -428,7 +428,7 @@ pub fn machine_context(m: &Machine, mac: &Mac, urls: &Urls) -> Value {
     )
 }
 
-fn discovery_context(layer: &Node, mac: &Mac, urls: &Urls) -> Value {
+pub(super) fn discovery_context(layer: &Node, mac: &Mac, urls: &Urls) -> Value {
     let name = format!("unknown-{}", mac.to_string().replace(':', ""));
     with_standard(
         layer,
