@@ -160,6 +160,12 @@ pub fn first_stage(
     let firmware = firmware?;
     let http = firmware.is_http_boot();
     let loader = match chain_for(Some(firmware), chain, &exists) {
+        // Tried in QEMU (docs/operating.md): under UEFI HTTP Boot the
+        // firmware loads shim and shim loads GRUB over HTTP, but Debian's
+        // GRUB then has neither an `http` module nor a TFTP server (no PXE
+        // DHCP answer to take it from) and stops at its prompt. Offer
+        // nothing, so the firmware moves on to PXE, where the chain works.
+        Chain::Grub if http => return None,
         Chain::Grub => {
             let (shim, grub) = match firmware {
                 Firmware::UefiArm64 | Firmware::HttpArm64 => (LOADER_SHIM_ARM64, LOADER_GRUB_ARM64),
@@ -347,8 +353,10 @@ mod tests {
         assert_eq!(f(Firmware::UefiX64, Chain::Ipxe), tftp("ipxe.efi"));
         assert_eq!(
             f(Firmware::HttpX64, Chain::Grub),
-            Some(BootFile::Http("http://10.99.0.1/shimx64.efi".into()))
+            None,
+            "HTTP Boot cannot reach GRUB's config: no offer, the firmware tries PXE"
         );
+        assert_eq!(f(Firmware::HttpArm64, Chain::Ipxe), None);
         assert_eq!(
             f(Firmware::UefiArm64, Chain::Ipxe),
             tftp("shimaa64.efi"),

@@ -30,7 +30,7 @@ pub fn linux() -> &'static Linux {
             fetch_kernel(&dir);
         }
         let initrd = dir.join("initrd.gz");
-        build_initrd(&modules, &initrd);
+        build_initrd(Path::new("/bin/busybox"), &modules, MODULES, &initrd);
         Linux { vmlinuz, initrd }
     })
 }
@@ -143,13 +143,15 @@ case $1 in
 esac
 "#;
 
-fn build_initrd(modules: &Path, out: &Path) {
-    let busybox = Path::new("/bin/busybox");
+/// The initrd: a static `busybox` (of the guest's architecture), the NIC
+/// modules named in `names` from the folder `modules`, and [`INIT`].
+pub fn build_initrd(busybox: &Path, modules: &Path, names: &[&str], out: &Path) {
     let kind = Command::new("file").arg(busybox).output();
     if let Ok(k) = kind {
         assert!(
             String::from_utf8_lossy(&k.stdout).contains("statically linked"),
-            "/bin/busybox must be static (.ci/run installs busybox-static)"
+            "{} must be static (.ci/run installs busybox-static)",
+            busybox.display()
         );
     }
     let root = tempfile::tempdir().unwrap();
@@ -158,7 +160,7 @@ fn build_initrd(modules: &Path, out: &Path) {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
-    for name in MODULES {
+    for name in names {
         std::fs::copy(
             modules.join(format!("{name}.ko")),
             r.join(format!("modules/{name}.ko")),
