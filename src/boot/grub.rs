@@ -605,6 +605,27 @@ mod tests {
     }
 
     #[test]
+    fn the_served_report_shows_the_grub_config_and_secure_boot() {
+        let (_d, inv) = world("mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: true\n");
+        let report = render::served_report(
+            &inv,
+            &UnknownPolicy::Hold,
+            &mac("52:54:00:5b:00:01"),
+            &Urls::new("http://10.99.0.1:8080"),
+        );
+        assert!(
+            report.contains("chain: shim → GRUB, Secure Boot expected"),
+            "{report}"
+        );
+        assert!(report.contains("── GRUB config (TFTP grub/machine/52:54:00:5b:00:01.cfg) ──"));
+        assert!(
+            report.contains("if linux '(tftp,10.99.0.1)/debian/vmlinuz'"),
+            "{report}"
+        );
+        assert!(!report.contains("iPXE script"), "{report}");
+    }
+
+    #[test]
     fn requests_are_parsed_strictly() {
         let m = mac("52:54:00:5b:00:01");
         assert_eq!(parse("/grub/grub.cfg"), Some(Request::Entry));

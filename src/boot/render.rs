@@ -512,8 +512,35 @@ pub fn served_report(
         BootDecision::Ignore => "ignore: no boot answer".into(),
         BootDecision::NotPxe => "not a PXE client".into(),
     };
-    let s = script(inv, machine, &decision, mac, urls);
-    let mut out = format!("decision: {decided}\n\n── iPXE script ──\n{}", s.text);
+    // A machine on the GRUB chain is shown its GRUB config, as served over
+    // TFTP from the address in the boot URLs (always an IP literal:
+    // `decide::http_base`). ARM64 without an `arch:` override is known to
+    // be on that chain only once its firmware has asked.
+    let grub_server = machine
+        .filter(|m| m.chain == super::decide::Chain::Grub)
+        .and_then(|_| {
+            let host = urls.base.trim_start_matches("http://");
+            host.split(':').next()?.parse::<std::net::Ipv4Addr>().ok()
+        });
+    let mut out = match grub_server {
+        Some(server) => {
+            let s = super::grub::machine(inv, machine, &decision, mac, urls, server);
+            format!(
+                "decision: {decided}\nchain: shim → GRUB{}\n\n── GRUB config (TFTP {}/machine/{mac}.cfg) ──\n{}",
+                if machine.is_some_and(|m| m.secure_boot) {
+                    ", Secure Boot expected"
+                } else {
+                    ""
+                },
+                super::grub::DIR,
+                s.text
+            )
+        }
+        None => {
+            let s = script(inv, machine, &decision, mac, urls);
+            format!("decision: {decided}\n\n── iPXE script ──\n{}", s.text)
+        }
+    };
     if let Some(m) = machine {
         if !m.configs.is_empty() {
             out.push_str("\n── installer configs ──\n");
