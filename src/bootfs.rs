@@ -24,6 +24,10 @@ pub enum FsError {
 pub struct BootFs {
     /// Roots in priority order.
     roots: Vec<Root>,
+    /// Single packaged files served under a name of their own, looked up
+    /// after the roots (the signed shim and GRUB: Debian names them
+    /// `*.efi.signed`, firmware and shim ask for `*.efi`).
+    files: Vec<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +62,16 @@ impl BootFs {
     pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> BootFs {
         BootFs {
             roots: roots.into_iter().map(|r| Root::new(r, false)).collect(),
+            files: Vec::new(),
         }
+    }
+
+    /// Serves the packaged file `path` as `name` (a plain name at the top
+    /// of the tree) where no root has a file of that name. Like the
+    /// packaged root, its symlinks are followed: the operator configured it.
+    pub fn and_file(mut self, name: &str, path: &Path) -> BootFs {
+        self.files.push((PathBuf::from(name), path.to_path_buf()));
+        self
     }
 
     /// Adds a packaged loader directory below the other roots; its own
@@ -139,6 +152,14 @@ impl BootFs {
                 path: real,
                 metadata,
             });
+        }
+        if let Some((_, path)) = self.files.iter().find(|(name, _)| *name == rel) {
+            let metadata = std::fs::metadata(path).map_err(|_| FsError::NotFound)?;
+            if !metadata.is_file() {
+                return Err(FsError::Denied("not a regular file"));
+            }
+            let path = path.canonicalize().map_err(|_| FsError::NotFound)?;
+            return Ok(Found { path, metadata });
         }
         if absolute {
             return Err(FsError::Denied("absolute path outside the root"));
@@ -257,5 +278,44 @@ mod tests {
             fs.find("null").unwrap_err(),
             FsError::Denied("not a regular file")
         );
+    }
+
+    #[test]
+    fn a_named_file_is_served_under_its_name_below_the_roots() {
+        let (boot, _i, fs) = fixture();
+        let pkg = tempfile::tempdir().unwrap();
+        let signed = pkg.path().join("shimx64.efi.signed");
+        std::fs::write(&signed, b"signed shim").unwrap();
+        let fs = fs
+            .and_file("shimx64.efi", &signed)
+            .and_file("grubx64.efi", &pkg.path().join("absent.efi.signed"))
+            .and_file("ipxe.efi", &signed);
+        assert_eq!(read(&fs, "shimx64.efi").unwrap(), "signed shim");
+        assert_eq!(
+            read(&fs, "/shimx64.efi").unwrap(),
+            "signed shim",
+            "as shim asks"
+        );
+        assert_eq!(read(&fs, "\\shimx64.efi").unwrap(), "signed shim");
+        assert_eq!(
+            read(&fs, "grubx64.efi"),
+            Err(FsError::NotFound),
+            "not installed"
+        );
+        assert_eq!(
+            read(&fs, "ipxe.efi").unwrap(),
+            "custom",
+            "a root's file wins"
+        );
+        assert_eq!(
+            read(&fs, "x/shimx64.efi"),
+            Err(FsError::NotFound),
+            "only the top"
+        );
+        assert!(
+            read(&fs, "shimx64.efi.signed").is_err(),
+            "nor the package's name"
+        );
+        drop(boot);
     }
 }

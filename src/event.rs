@@ -18,6 +18,8 @@ use tokio::sync::broadcast;
 
 use crate::bmc::{PowerAction, PowerState};
 use crate::boot::ScriptKind;
+use crate::boot::decide::Chain;
+use crate::boot::grub::Stage;
 use crate::clock::{Millis, now_millis};
 use crate::config::{DhcpMode, UnknownPolicy};
 pub use crate::dhcp::DhcpSeen;
@@ -165,12 +167,24 @@ pub enum EventKind {
         /// normal, not a failure.
         probe: bool,
     },
+    /// A boot script served: iPXE's over HTTP, or a machine's GRUB config
+    /// over TFTP (`chain` says which).
     ScriptServed {
         client: IpAddr,
         mac: Option<Mac>,
         hostname: Option<String>,
         kind: ScriptKind,
         profile: Option<String>,
+        #[serde(default)]
+        chain: Chain,
+    },
+    /// A loader reported a boot step it could not take (GRUB fetching its
+    /// failure report: `boot::grub::Request::Failed`).
+    BootFailed {
+        mac: Mac,
+        hostname: Option<String>,
+        stage: Stage,
+        reason: String,
     },
     ConfigServed {
         client: IpAddr,

@@ -234,7 +234,59 @@ fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
         inv.profiles.len(),
         started.elapsed().as_millis()
     ));
+    for warning in missing_loaders(config, inv) {
+        eprintln!("warning: {warning}");
+    }
     ExitCode::SUCCESS
+}
+
+/// The signed loaders some machine needs that are not installed: the x64
+/// pair for every machine on the GRUB chain (and unknown machines under
+/// `unknown.loader: grub`), the arm64 pair for `arch: arm64` machines.
+fn missing_loaders(config: &Config, inv: &inventory::Inventory) -> Vec<String> {
+    use pxedeck::boot::arch::Firmware;
+    use pxedeck::boot::decide::Chain;
+    let arm =
+        |m: &&inventory::Machine| matches!(m.arch, Some(Firmware::UefiArm64 | Firmware::HttpArm64));
+    let x64: Vec<&str> = inv
+        .machines
+        .iter()
+        .filter(|m| m.chain == Chain::Grub && !arm(m))
+        .map(|m| m.hostname.as_str())
+        .chain((config.unknown_chain == Chain::Grub).then_some("unknown machines"))
+        .collect();
+    let arm64: Vec<&str> = inv
+        .machines
+        .iter()
+        .filter(arm)
+        .map(|m| m.hostname.as_str())
+        .collect();
+    let l = &config.loaders;
+    let mut out = Vec::new();
+    for (who, path, package) in [
+        (&x64, &l.shim_x64, "shim-signed"),
+        (&x64, &l.grub_x64, "grub-efi-amd64-signed"),
+        (&arm64, &l.shim_arm64, "shim-signed:arm64"),
+        (&arm64, &l.grub_arm64, "grub-efi-arm64-signed:arm64"),
+    ] {
+        if who.is_empty() || path.is_file() {
+            continue;
+        }
+        let shown: Vec<&str> = who.iter().take(3).copied().collect();
+        let more = who.len().saturating_sub(3);
+        out.push(format!(
+            "{} not installed, needed by {}{} on the shim/GRUB chain \
+             (apt-get install {package}, or set loaders: in the config)",
+            path.display(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+        ));
+    }
+    out
 }
 
 /// Writes command output; a closed pipe (`pxedeck render x | head`) is not

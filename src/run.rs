@@ -195,14 +195,31 @@ fn describe(kind: &EventKind) -> Option<(Level, String)> {
             client,
             hostname,
             kind,
+            chain,
             ..
         } => info(format!(
-            "script {} to {client}{}",
+            "{} script {} to {client}{}",
+            chain.label(),
             kind.name(),
             hostname
                 .as_deref()
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default()
+        )),
+        E::BootFailed {
+            mac,
+            hostname,
+            stage,
+            reason,
+        } => Some((
+            Level::Error,
+            format!(
+                "{}: GRUB {} failed: {reason}",
+                hostname
+                    .as_deref()
+                    .map_or_else(|| mac.to_string(), str::to_string),
+                stage.name()
+            ),
         )),
         E::ConfigServed {
             client,

@@ -3,7 +3,7 @@
 //! together. `serve`, the console, `demo`, `bench` and the integration tests
 //! all start pxedeck through [`Services::start`].
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::boot::decide::http_base;
+use crate::boot::decide::{Chain, decide, http_base};
+use crate::boot::grub;
 use crate::boot::render::Urls;
 use crate::bootfs::BootFs;
 use crate::config::{Config, DhcpMode};
@@ -29,7 +30,7 @@ use crate::live::{LiveModel, sample_progress};
 use crate::model::Model;
 use crate::net::{Transport, UdpOptions, bind_error, udp_socket};
 use crate::progress::ProgressTable;
-use crate::tftp::server::{TftpServer, TftpSettings};
+use crate::tftp::server::{Generator, TftpServer, TftpSettings};
 
 /// Socket buffer for the UDP services: a mass boot bursts.
 const UDP_BUFFER: usize = 4 << 20;
@@ -121,7 +122,13 @@ impl Services {
         let api_addr = api_listener.local_addr()?;
         let base = http_base(address, http_addr.port());
 
-        let tftp_fs = BootFs::for_tftp(&config.boot_root, config.tftp.root.as_deref());
+        let tftp_fs = with_signed_loaders(
+            BootFs::for_tftp(&config.boot_root, config.tftp.root.as_deref()),
+            &config,
+        );
+        let urls = Urls::new(base.clone());
+        let (secrets, secret_notes) = http::auth::Secrets::load_or_create(&config)?;
+        let secrets = Arc::new(secrets);
         let progress = Arc::new(ProgressTable::default());
         // Loaders, kernels and initrds are held once for both services.
         let files = Arc::new(FileCache::default());
@@ -131,7 +138,13 @@ impl Services {
                 tftp_fs.clone(),
                 bus.clone(),
                 progress.clone(),
-                None,
+                Some(grub_configs(
+                    config.clone(),
+                    inventory.clone(),
+                    urls.clone(),
+                    secrets.clone(),
+                    bus.clone(),
+                )),
             )
             .sharing_cache(files.clone()),
         );
@@ -171,15 +184,14 @@ impl Services {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
             _ => Arc::new(NoLeases),
         };
-        let (secrets, secret_notes) = http::auth::Secrets::load_or_create(&config)?;
         let http_state = Arc::new(HttpState {
             config: config.clone(),
             inventory: inventory.clone(),
             bus: bus.clone(),
-            fs: BootFs::with_loaders(&config.boot_root),
+            fs: with_signed_loaders(BootFs::with_loaders(&config.boot_root), &config),
             progress: progress.clone(),
             leases,
-            urls: Urls::new(base),
+            urls,
             stats: Default::default(),
             control: Some(control.clone()),
             model: live.clone(),
@@ -304,6 +316,78 @@ impl Services {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Adds the shim and GRUB of `loaders:` under the names DHCP offers.
+fn with_signed_loaders(fs: BootFs, config: &Config) -> BootFs {
+    config
+        .loaders
+        .files()
+        .into_iter()
+        .fold(fs, |fs, (name, path)| fs.and_file(name, path))
+}
+
+/// The TFTP generator of the GRUB chain: `grub/grub.cfg`, each machine's
+/// config (the decision DHCP and HTTP take, with fresh capability tokens,
+/// as an iPXE script gets), and GRUB's failure reports, which become
+/// events.
+fn grub_configs(
+    config: Arc<Config>,
+    inventory: SharedInventory,
+    urls: Urls,
+    secrets: Arc<http::auth::Secrets>,
+    bus: Bus,
+) -> Generator {
+    Arc::new(move |path: &str, client: IpAddr| {
+        let server = config.address;
+        let text = match grub::parse(path)? {
+            grub::Request::Entry => grub::entry(server),
+            grub::Request::Machine(mac) => {
+                let inv = inventory.load();
+                let (decision, machine) = decide(&inv, &config.unknown, &mac, None);
+                let script = grub::machine(&inv, machine, &decision, &mac, &urls, server);
+                if let Some(reason) = &script.error {
+                    bus.emit(EventKind::Log {
+                        level: Level::Error,
+                        target: "grub".into(),
+                        message: format!("GRUB config for {mac}: {reason}"),
+                    });
+                }
+                let hostname = machine.map(|m| m.hostname.clone());
+                bus.emit(EventKind::ScriptServed {
+                    client,
+                    mac: Some(mac),
+                    hostname: hostname.clone(),
+                    kind: script.kind,
+                    profile: script.profile.clone(),
+                    chain: Chain::Grub,
+                });
+                match (&hostname, machine) {
+                    (Some(host), Some(m)) => {
+                        let boot = secrets.capabilities.mint(
+                            crate::clock::now_millis() / 1000,
+                            config.http.capability_lifetime.as_secs(),
+                        );
+                        secrets
+                            .capabilities
+                            .fill(&script.text, host, m.macs.first(), &boot)
+                    }
+                    _ => script.text,
+                }
+            }
+            grub::Request::Failed { mac, stage } => {
+                let inv = inventory.load();
+                bus.emit(EventKind::BootFailed {
+                    mac,
+                    hostname: inv.by_mac(&mac).map(|m| m.hostname.clone()),
+                    stage,
+                    reason: stage.reason().into(),
+                });
+                grub::failure_noted(stage)
+            }
+        };
+        Some(text.into_bytes())
+    })
 }
 
 /// File descriptors kept for everything but TFTP transfers and boot-HTTP

@@ -41,7 +41,7 @@ fn check_on_the_example_inventory_prints_one_line_and_succeeds() {
     assert!(o.status.success(), "{out}{err}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(
-        out.starts_with("nodes: ok — 8 machines in 2 groups, 3 profiles"),
+        out.starts_with("nodes: ok — 9 machines in 3 groups, 4 profiles"),
         "{out}"
     );
 }
@@ -223,4 +223,41 @@ fn a_second_serve_on_the_same_udp_ports_fails_naming_the_port_and_holder() {
         )),
         "{err}"
     );
+}
+
+#[test]
+fn check_warns_about_signed_loaders_that_are_not_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("nodes")).unwrap();
+    std::fs::write(d.join("shim.signed"), b"shim").unwrap();
+    std::fs::write(
+        d.join("pxedeck.yaml"),
+        "loaders:\n  shim_x64: shim.signed\n  grub_x64: missing/grubnetx64.efi.signed\n  \
+         shim_arm64: shim.signed\n  grub_arm64: shim.signed\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("nodes/sb-1.yaml"),
+        "mac: \"52:54:00:5b:00:01\"\nsecure_boot: true\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("nodes/plain.yaml"), "mac: \"52:54:00:5b:00:02\"\n").unwrap();
+    let o = pxedeck(&["check"], d);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "a warning, not a failure: {out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("missing/grubnetx64.efi.signed not installed, needed by sb-1")
+            && err.contains("apt-get install grub-efi-amd64-signed"),
+        "{err}"
+    );
+    // With every loader present there is nothing to say.
+    std::fs::write(
+        d.join("pxedeck.yaml"),
+        "loaders:\n  shim_x64: shim.signed\n  grub_x64: shim.signed\n",
+    )
+    .unwrap();
+    let (_, err) = text(&pxedeck(&["check"], d));
+    assert!(err.is_empty(), "{err}");
 }

@@ -111,7 +111,7 @@ impl Fixture {
             tftp: None,
             scripts: Default::default(),
             files: Default::default(),
-            secrets,
+            secrets: secrets.into(),
         });
         Fixture {
             _dir: dir,
@@ -804,7 +804,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
         tftp: None,
         scripts: Default::default(),
         files: Default::default(),
-        secrets,
+        secrets: secrets.into(),
     });
     let api = http::api::router(state);
     let r = call(
@@ -841,7 +841,7 @@ async fn api_reads_metrics_and_event_stream() {
     assert_eq!(rows[0]["hostname"], "dev-01");
     let nodes: serde_json::Value =
         serde_json::from_slice(&api_get(f.api(), "/api/v1/nodes").await.body).unwrap();
-    assert_eq!(nodes.as_array().unwrap().len(), 8);
+    assert_eq!(nodes.as_array().unwrap().len(), 9);
     let profiles: serde_json::Value =
         serde_json::from_slice(&api_get(f.api(), "/api/v1/profiles").await.body).unwrap();
     assert_eq!(profiles[0]["name"], "local");

@@ -220,7 +220,12 @@ fn the_example_inventory_is_clean() {
     let inv = loaded.inventory;
     assert_eq!(
         inv.profiles.keys().collect::<Vec<_>>(),
-        ["local", "talos-worker", "ubuntu-2404"]
+        [
+            "local",
+            "secureboot-debian12",
+            "talos-worker",
+            "ubuntu-2404"
+        ]
     );
     assert!(inv.machines.len() >= 6);
     assert!(

@@ -202,7 +202,9 @@ impl LeaseView for NoLeases {
 
 fn http_state(config: Arc<Config>, bus: Bus, model: Arc<LiveModel>, boot: PathBuf) -> HttpState {
     HttpState {
-        secrets: pxedeck::http::auth::Secrets::ephemeral(&config).unwrap(),
+        secrets: pxedeck::http::auth::Secrets::ephemeral(&config)
+            .unwrap()
+            .into(),
         inventory: inventory(&config),
         config,
         bus,

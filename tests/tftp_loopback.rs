@@ -614,3 +614,147 @@ async fn throughput_of_a_64_mib_file() {
         cancel.cancel();
     }
 }
+
+/// The GRUB chain over real sockets: a pxedeck started as `serve` starts
+/// it serves the signed loaders under the names DHCP offers, the entry
+/// `grub/grub.cfg`, each machine's generated config (with live capability
+/// tokens the HTTP side accepts), and turns GRUB's failure report into a
+/// failed step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grub_configs_are_generated_per_machine_over_tftp() {
+    use pxedeck::config::Config;
+    use pxedeck::model::MachineState;
+    use pxedeck::services::Services;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for sub in ["boot/debian", "nodes/_profiles", "nodes/lab", "pkg"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("pkg/shim.signed"), b"signed shim").unwrap();
+    std::fs::write(d.join("pkg/grub.signed"), b"signed grub").unwrap();
+    std::fs::write(
+        d.join("nodes/_profiles/sb.yaml"),
+        "secure_boot: true\nboot:\n  kernel: debian/vmlinuz\n  initrd: debian/initrd.gz\n  \
+         cmdline: console=ttyS0 pxedeck.config={{ config_url }}/marker pxedeck.done={{ done_url }}\n\
+         configs:\n  marker: \"hello {{ hostname }}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("nodes/lab/sb-1.yaml"),
+        "mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: true\n",
+    )
+    .unwrap();
+    let config = Config::from_text(
+        &format!(
+            "server:\n  address: 127.0.0.1\n\
+             dhcp:\n  mode: off\n  lease_file: {d}/leases.jsonl\n\
+             tftp:\n  port: 0\n\
+             http:\n  port: 0\n  api_listen: 127.0.0.1:0\n  api_token: t0ken\n  \
+             config_allow: [127.0.0.0/8]\n\
+             unknown:\n  policy: hold\n  loader: grub\n\
+             loaders:\n  shim_x64: {d}/pkg/shim.signed\n  grub_x64: {d}/pkg/grub.signed\n\
+             boot_root: {d}/boot\ninventory: {d}/nodes\n",
+            d = d.display()
+        ),
+        None,
+    )
+    .unwrap();
+    let services = Services::start(config).await.unwrap();
+    let tftp = services.bound.tftp;
+    let get = |name: &'static str| async move {
+        let got = fetch(tftp, name, &FetchOptions::default()).await;
+        String::from_utf8(got.unwrap_or_else(|e| panic!("{name}: {e}")).data).unwrap()
+    };
+
+    assert_eq!(get("shimx64.efi").await, "signed shim");
+    assert_eq!(
+        get("/grubx64.efi").await,
+        "signed grub",
+        "as shim asks for it"
+    );
+    let entry = get("/grub/grub.cfg").await;
+    assert!(
+        entry.contains("source (tftp,127.0.0.1)/grub/machine/${net_default_mac}.cfg"),
+        "{entry}"
+    );
+
+    let own = get("/grub/machine/52:54:00:5b:00:01.cfg").await;
+    assert!(
+        own.contains("echo 'pxedeck: 52:54:00:5b:00:01 is sb-1, booting sb'"),
+        "{own}"
+    );
+    assert!(
+        own.contains("if linux '(tftp,127.0.0.1)/debian/vmlinuz' 'console=ttyS0'"),
+        "{own}"
+    );
+    assert!(
+        !own.contains("pxedeck-capability"),
+        "slots filled per fetch:\n{own}"
+    );
+    // The installer (Linux, over HTTP) fetches its config with the token.
+    let config_url = own
+        .split('\'')
+        .find_map(|w| w.strip_prefix("pxedeck.config="))
+        .expect("a config URL on the command line")
+        .to_string();
+    let opts = pxedeck::http::client::Options::default();
+    let marker = pxedeck::http::client::get_text(&config_url, &opts)
+        .await
+        .unwrap();
+    assert_eq!(marker, "hello sb-1");
+    let again = get("/grub/machine/52:54:00:5b:00:01.cfg").await;
+    assert_ne!(own, again, "each fetch is a boot with tokens of its own");
+
+    let held = get("/grub/machine/52:54:00:99:00:01.cfg").await;
+    assert!(held.contains("is not in the inventory"), "{held}");
+    let noted = get("/grub/failed/52:54:00:5b:00:01/kernel").await;
+    assert!(noted.contains("kernel failed"), "{noted}");
+    for bad in [
+        "/grub/machine/nonsense.cfg",
+        "/grub/failed/52:54:00:5b:00:01/x",
+    ] {
+        assert!(
+            matches!(
+                fetch(tftp, bad, &FetchOptions::default()).await,
+                Err(FetchError::Server { .. })
+            ),
+            "{bad}"
+        );
+    }
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (steps, state, error, chain) = {
+            let model = services.live.lock();
+            let row = model.machine(&"52:54:00:5b:00:01".parse().unwrap());
+            (
+                row.map(|r| r.timeline.iter().map(|s| s.what()).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                row.map(|r| r.state),
+                row.and_then(|r| r.last_error.clone()),
+                row.and_then(|r| r.chain),
+            )
+        };
+        let wanted = ["grub.cfg install (sb)", "GRUB kernel failed"];
+        if wanted.iter().all(|w| steps.iter().any(|s| s == w))
+            || tokio::time::Instant::now() > deadline
+        {
+            assert!(
+                steps.iter().any(|s| s == "grub.cfg install (sb)"),
+                "{steps:?}"
+            );
+            assert!(steps.iter().any(|s| s == "GRUB kernel failed"), "{steps:?}");
+            assert!(
+                !steps.iter().any(|s| s.contains("/grub/")),
+                "generated files are not transfers: {steps:?}"
+            );
+            assert_eq!(state, Some(MachineState::Failed));
+            assert!(error.unwrap_or_default().contains("not signed"));
+            assert_eq!(chain, Some(pxedeck::boot::decide::Chain::Grub));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    services.shutdown().await;
+}

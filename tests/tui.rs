@@ -161,6 +161,7 @@ fn events() -> Vec<Event> {
             hostname: Some("dev-01".into()),
             kind: ScriptKind::Install,
             profile: Some("ubuntu-2404".into()),
+            chain: Default::default(),
         },
         EventKind::TransferStarted {
             id: 2,

@@ -70,6 +70,7 @@ fn run(input: &[u8]) {
             inventory: &w.inventory,
             unknown: &w.config.unknown,
             unknown_gets_address: w.config.unknown_gets_address,
+            unknown_chain: w.config.unknown_chain,
             server_ip: Ipv4Addr::new(10, 99, 0, 1),
             http_base: "http://10.99.0.1",
             loaders: Loaders::only(["undionly.kpxe", "ipxe.efi"]),

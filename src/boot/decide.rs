@@ -4,6 +4,8 @@
 
 use std::net::Ipv4Addr;
 
+use serde::{Deserialize, Serialize};
+
 use super::arch::Firmware;
 use crate::boot::BootDecision;
 use crate::config::UnknownPolicy;
@@ -73,34 +75,122 @@ pub const LOADER_ARM64: &str = "ipxe-arm64.efi";
 pub const LOADER_ARM32: &str = "ipxe-arm32.efi";
 /// The iPXE entry script every iPXE client is pointed at.
 pub const SCRIPT_PATH: &str = "boot.ipxe";
+/// The signed chain's names on pxedeck's TFTP server. Shim loads
+/// `grub<arch>.efi` from the directory it was loaded from, so both sit at
+/// the root; `config::LoaderPaths` says which packaged file each one is.
+pub const LOADER_SHIM_X64: &str = "shimx64.efi";
+pub const LOADER_GRUB_X64: &str = "grubx64.efi";
+pub const LOADER_SHIM_ARM64: &str = "shimaa64.efi";
+pub const LOADER_GRUB_ARM64: &str = "grubaa64.efi";
+
+/// Which boot chain a machine takes after its firmware.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chain {
+    /// Debian's iPXE, then pxedeck's HTTP script (unsigned: no Secure Boot).
+    #[default]
+    Ipxe,
+    /// Microsoft-signed shim, Debian-signed GRUB, configs pxedeck generates
+    /// over TFTP: the chain Secure Boot accepts, and the one ARM64 takes.
+    Grub,
+}
+
+impl Chain {
+    pub fn name(self) -> &'static str {
+        match self {
+            Chain::Ipxe => "ipxe",
+            Chain::Grub => "grub",
+        }
+    }
+
+    /// How the console and the API word the chain.
+    pub fn label(self) -> &'static str {
+        match self {
+            Chain::Ipxe => "iPXE",
+            Chain::Grub => "shim/GRUB",
+        }
+    }
+}
+
+impl std::str::FromStr for Chain {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Chain, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ipxe" => Ok(Chain::Ipxe),
+            "grub" => Ok(Chain::Grub),
+            other => Err(format!("unknown loader `{other}`, expected ipxe or grub")),
+        }
+    }
+}
+
+/// The chain DHCP offers a firmware: the machine's own choice, except that
+/// ARM64 takes GRUB when the boot root has no iPXE build for it (Debian
+/// ships none), and firmware with no signed GRUB build (BIOS, 32-bit) stays
+/// on iPXE.
+pub fn chain_for(
+    firmware: Option<Firmware>,
+    wanted: Chain,
+    exists: impl Fn(&str) -> bool,
+) -> Chain {
+    match firmware {
+        Some(Firmware::UefiX64 | Firmware::HttpX64) => wanted,
+        Some(Firmware::UefiArm64 | Firmware::HttpArm64) if !exists(LOADER_ARM64) => Chain::Grub,
+        Some(Firmware::UefiArm64 | Firmware::HttpArm64) => wanted,
+        _ => Chain::Ipxe,
+    }
+}
 
 /// The two-stage chainload: PXE firmware gets the iPXE binary for its
 /// architecture over TFTP, UEFI HTTP Boot gets an EFI binary over HTTP, and
-/// iPXE gets its script URL. `exists` says whether a loader is available
-/// (the boot root or the iPXE package has it). None: nothing to offer.
+/// iPXE gets its script URL. On the GRUB chain the firmware gets shim (or
+/// GRUB itself when no shim is installed: it boots without Secure Boot).
+/// `exists` says whether a loader is available (the boot root or the
+/// packages have it). None: nothing to offer.
 pub fn first_stage(
     firmware: Option<Firmware>,
     ipxe: bool,
+    chain: Chain,
     http_base: &str,
     exists: impl Fn(&str) -> bool,
 ) -> Option<BootFile> {
     if ipxe {
         return Some(BootFile::Http(format!("{http_base}/{SCRIPT_PATH}")));
     }
-    let (loader, http) = match firmware? {
-        Firmware::Bios => (LOADER_BIOS, false),
-        Firmware::UefiX64 => (LOADER_UEFI_X64, false),
-        Firmware::UefiIa32 => (LOADER_UEFI_IA32, false),
-        Firmware::UefiArm64 => (LOADER_ARM64, false),
-        Firmware::UefiArm32 => (LOADER_ARM32, false),
-        Firmware::HttpX64 => (LOADER_UEFI_X64, true),
-        Firmware::HttpArm64 => (LOADER_ARM64, true),
-        Firmware::HttpArm32 => (LOADER_ARM32, true),
-        Firmware::Other(_) => return None,
+    let firmware = firmware?;
+    let http = firmware.is_http_boot();
+    let loader = match chain_for(Some(firmware), chain, &exists) {
+        // Tried in QEMU (docs/operating.md): under UEFI HTTP Boot the
+        // firmware loads shim and shim loads GRUB over HTTP, but Debian's
+        // GRUB then has neither an `http` module nor a TFTP server (no PXE
+        // DHCP answer to take it from) and stops at its prompt. Offer
+        // nothing, so the firmware moves on to PXE, where the chain works.
+        Chain::Grub if http => return None,
+        Chain::Grub => {
+            let (shim, grub) = match firmware {
+                Firmware::UefiArm64 | Firmware::HttpArm64 => (LOADER_SHIM_ARM64, LOADER_GRUB_ARM64),
+                _ => (LOADER_SHIM_X64, LOADER_GRUB_X64),
+            };
+            if !exists(grub) {
+                return None;
+            }
+            if exists(shim) { shim } else { grub }
+        }
+        Chain::Ipxe => {
+            let loader = match firmware {
+                Firmware::Bios => LOADER_BIOS,
+                Firmware::UefiX64 | Firmware::HttpX64 => LOADER_UEFI_X64,
+                Firmware::UefiIa32 => LOADER_UEFI_IA32,
+                Firmware::UefiArm64 | Firmware::HttpArm64 => LOADER_ARM64,
+                Firmware::UefiArm32 | Firmware::HttpArm32 => LOADER_ARM32,
+                Firmware::Other(_) => return None,
+            };
+            if !exists(loader) {
+                return None;
+            }
+            loader
+        }
     };
-    if !exists(loader) {
-        return None;
-    }
     Some(if http {
         BootFile::Http(format!("{http_base}/{loader}"))
     } else {
@@ -205,7 +295,7 @@ mod tests {
     fn first_stage_per_firmware() {
         let base = http_base("10.99.0.1".parse().unwrap(), 80);
         let x86_only = |name: &str| [LOADER_BIOS, LOADER_UEFI_X64].contains(&name);
-        let f = |fw, ipxe| first_stage(fw, ipxe, &base, x86_only);
+        let f = |fw, ipxe| first_stage(fw, ipxe, Chain::Ipxe, &base, x86_only);
         assert_eq!(
             f(Some(Firmware::Bios), false),
             Some(BootFile::Tftp("undionly.kpxe".into()))
@@ -221,7 +311,7 @@ mod tests {
         assert_eq!(
             f(Some(Firmware::UefiArm64), false),
             None,
-            "no arm64 build in the boot root"
+            "no arm64 build in the boot root, and no GRUB either"
         );
         assert_eq!(f(Some(Firmware::Other(27)), false), None);
         assert_eq!(
@@ -233,11 +323,72 @@ mod tests {
             f(None, true),
             Some(BootFile::Http("http://10.99.0.1/boot.ipxe".into()))
         );
-        let with_arm = first_stage(Some(Firmware::UefiArm64), false, &base, |_| true);
+        let with_arm = first_stage(Some(Firmware::UefiArm64), false, Chain::Ipxe, &base, |_| {
+            true
+        });
         assert_eq!(with_arm, Some(BootFile::Tftp("ipxe-arm64.efi".into())));
         assert_eq!(
             http_base("127.0.0.1".parse().unwrap(), 8080),
             "http://127.0.0.1:8080"
         );
+    }
+
+    #[test]
+    fn the_grub_chain_offers_shim_and_arm64_takes_it_without_an_ipxe_build() {
+        let base = http_base("10.99.0.1".parse().unwrap(), 80);
+        let debian = |name: &str| {
+            [
+                LOADER_BIOS,
+                LOADER_UEFI_X64,
+                LOADER_SHIM_X64,
+                LOADER_GRUB_X64,
+                LOADER_SHIM_ARM64,
+                LOADER_GRUB_ARM64,
+            ]
+            .contains(&name)
+        };
+        let f = |fw, chain| first_stage(Some(fw), false, chain, &base, debian);
+        let tftp = |s: &str| Some(BootFile::Tftp(s.into()));
+        assert_eq!(f(Firmware::UefiX64, Chain::Grub), tftp("shimx64.efi"));
+        assert_eq!(f(Firmware::UefiX64, Chain::Ipxe), tftp("ipxe.efi"));
+        assert_eq!(
+            f(Firmware::HttpX64, Chain::Grub),
+            None,
+            "HTTP Boot cannot reach GRUB's config: no offer, the firmware tries PXE"
+        );
+        assert_eq!(f(Firmware::HttpArm64, Chain::Ipxe), None);
+        assert_eq!(
+            f(Firmware::UefiArm64, Chain::Ipxe),
+            tftp("shimaa64.efi"),
+            "arch 11 with no iPXE build goes to the GRUB chain"
+        );
+        assert_eq!(
+            f(Firmware::Bios, Chain::Grub),
+            tftp("undionly.kpxe"),
+            "BIOS has no signed GRUB: iPXE"
+        );
+        let no_shim = |name: &str| name == LOADER_GRUB_X64;
+        assert_eq!(
+            first_stage(Some(Firmware::UefiX64), false, Chain::Grub, &base, no_shim),
+            tftp("grubx64.efi"),
+            "without shim, GRUB itself (no Secure Boot)"
+        );
+        assert_eq!(
+            first_stage(
+                Some(Firmware::UefiX64),
+                false,
+                Chain::Grub,
+                &base,
+                |n: &str| n == LOADER_SHIM_X64
+            ),
+            None,
+            "shim without GRUB would fail at its next step: offer nothing"
+        );
+        assert_eq!(
+            f(Firmware::UefiX64, Chain::Grub).map(|_| ()),
+            first_stage(Some(Firmware::UefiX64), true, Chain::Grub, &base, debian).map(|_| ()),
+        );
+        assert_eq!("GRUB".parse::<Chain>(), Ok(Chain::Grub));
+        assert!("pxelinux".parse::<Chain>().is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod decide;
+pub mod grub;
 pub mod render;
 
 use serde::{Deserialize, Serialize};

@@ -331,7 +331,7 @@ fn boot_text(spec: &BootSpec, ctx: &Value, urls: &Urls) -> Result<String, Render
     }
 }
 
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -347,7 +347,7 @@ fn environment() -> Environment<'static> {
     env
 }
 
-fn render(what: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
+pub(super) fn render(what: &str, source: &str, ctx: &Value) -> Result<String, RenderError> {
     // Most boot strings are plain paths: no template work for them.
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return Ok(source.to_string());
@@ -428,7 +428,7 @@ pub fn machine_context(m: &Machine, mac: &Mac, urls: &Urls) -> Value {
     )
 }
 
-fn discovery_context(layer: &Node, mac: &Mac, urls: &Urls) -> Value {
+pub(super) fn discovery_context(layer: &Node, mac: &Mac, urls: &Urls) -> Value {
     let name = format!("unknown-{}", mac.to_string().replace(':', ""));
     with_standard(
         layer,
@@ -512,8 +512,35 @@ pub fn served_report(
         BootDecision::Ignore => "ignore: no boot answer".into(),
         BootDecision::NotPxe => "not a PXE client".into(),
     };
-    let s = script(inv, machine, &decision, mac, urls);
-    let mut out = format!("decision: {decided}\n\n── iPXE script ──\n{}", s.text);
+    // A machine on the GRUB chain is shown its GRUB config, as served over
+    // TFTP from the address in the boot URLs (always an IP literal:
+    // `decide::http_base`). ARM64 without an `arch:` override is known to
+    // be on that chain only once its firmware has asked.
+    let grub_server = machine
+        .filter(|m| m.chain == super::decide::Chain::Grub)
+        .and_then(|_| {
+            let host = urls.base.trim_start_matches("http://");
+            host.split(':').next()?.parse::<std::net::Ipv4Addr>().ok()
+        });
+    let mut out = match grub_server {
+        Some(server) => {
+            let s = super::grub::machine(inv, machine, &decision, mac, urls, server);
+            format!(
+                "decision: {decided}\nchain: shim → GRUB{}\n\n── GRUB config (TFTP {}/machine/{mac}.cfg) ──\n{}",
+                if machine.is_some_and(|m| m.secure_boot) {
+                    ", Secure Boot expected"
+                } else {
+                    ""
+                },
+                super::grub::DIR,
+                s.text
+            )
+        }
+        None => {
+            let s = script(inv, machine, &decision, mac, urls);
+            format!("decision: {decided}\n\n── iPXE script ──\n{}", s.text)
+        }
+    };
     if let Some(m) = machine {
         if !m.configs.is_empty() {
             out.push_str("\n── installer configs ──\n");

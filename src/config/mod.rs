@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use crate::boot::decide::Chain;
 use crate::yaml;
 
 /// What the DHCP side does on the provisioning segment.
@@ -75,11 +76,49 @@ pub struct Config {
     pub unknown_gets_address: bool,
     /// Unknown machines the model keeps; the ones idle longest go first.
     pub unknown_max_machines: usize,
+    /// The chain machines outside the inventory take (`unknown.loader`):
+    /// `grub` where unknown machines boot with Secure Boot on.
+    pub unknown_chain: Chain,
     pub boot_root: PathBuf,
     pub inventory: PathBuf,
     pub theme: String,
     pub bmc: BmcConfig,
+    pub loaders: LoaderPaths,
 }
+
+/// The signed loaders of the shim → GRUB chain, served over TFTP (and HTTP)
+/// under the names in [`crate::boot::decide`]. By default the files Debian's
+/// `shim-signed`, `grub-efi-amd64-signed` and `grub-efi-arm64-signed`
+/// install.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoaderPaths {
+    pub shim_x64: PathBuf,
+    pub grub_x64: PathBuf,
+    pub shim_arm64: PathBuf,
+    pub grub_arm64: PathBuf,
+}
+
+impl LoaderPaths {
+    /// Each served name with the file behind it.
+    pub fn files(&self) -> [(&'static str, &Path); 4] {
+        use crate::boot::decide::{
+            LOADER_GRUB_ARM64, LOADER_GRUB_X64, LOADER_SHIM_ARM64, LOADER_SHIM_X64,
+        };
+        [
+            (LOADER_SHIM_X64, &self.shim_x64),
+            (LOADER_GRUB_X64, &self.grub_x64),
+            (LOADER_SHIM_ARM64, &self.shim_arm64),
+            (LOADER_GRUB_ARM64, &self.grub_arm64),
+        ]
+        .map(|(name, path)| (name, path.as_path()))
+    }
+}
+
+/// Where Debian's packages put the signed loaders.
+pub const SHIM_X64_PATH: &str = "/usr/lib/shim/shimx64.efi.signed";
+pub const GRUB_X64_PATH: &str = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed";
+pub const SHIM_ARM64_PATH: &str = "/usr/lib/shim/shimaa64.efi.signed";
+pub const GRUB_ARM64_PATH: &str = "/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed";
 
 /// How pxedeck drives the machines' BMCs (`bmc:` in pxedeck.yaml).
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +261,16 @@ struct WireConfig {
     inventory: Option<String>,
     theme: Option<String>,
     bmc: WireBmc,
+    loaders: WireLoaders,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct WireLoaders {
+    shim_x64: Option<String>,
+    grub_x64: Option<String>,
+    shim_arm64: Option<String>,
+    grub_arm64: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +423,7 @@ struct WireUnknown {
     profile: Option<String>,
     give_address: bool,
     max_machines: usize,
+    loader: String,
 }
 
 impl Default for WireUnknown {
@@ -383,6 +433,7 @@ impl Default for WireUnknown {
             profile: None,
             give_address: true,
             max_machines: DEFAULT_UNKNOWN_MACHINES,
+            loader: "ipxe".into(),
         }
     }
 }
@@ -532,6 +583,12 @@ impl Config {
             }
         };
 
+        let unknown_chain = wire
+            .unknown
+            .loader
+            .parse::<Chain>()
+            .map_err(|m| invalid(line_of("unknown.loader"), m))?;
+
         let firmware_lease_time = match &wire.dhcp.firmware_lease_time {
             Some(d) => {
                 Some(to_duration(d).map_err(|m| invalid(line_of("dhcp.firmware_lease_time"), m))?)
@@ -677,6 +734,7 @@ impl Config {
             unknown,
             unknown_gets_address: wire.unknown.give_address,
             unknown_max_machines: wire.unknown.max_machines,
+            unknown_chain,
             boot_root: resolve(wire.boot_root.as_deref().unwrap_or("boot")),
             inventory: resolve(wire.inventory.as_deref().unwrap_or("nodes")),
             theme: wire.theme.unwrap_or_else(|| "default".into()),
@@ -684,6 +742,18 @@ impl Config {
                 poll_interval: bmc_poll,
                 max_concurrent: wire.bmc.max_concurrent,
                 timeout: bmc_timeout,
+            },
+            loaders: {
+                let l = &wire.loaders;
+                let path = |set: &Option<String>, default: &str| {
+                    resolve(set.as_deref().unwrap_or(default))
+                };
+                LoaderPaths {
+                    shim_x64: path(&l.shim_x64, SHIM_X64_PATH),
+                    grub_x64: path(&l.grub_x64, GRUB_X64_PATH),
+                    shim_arm64: path(&l.shim_arm64, SHIM_ARM64_PATH),
+                    grub_arm64: path(&l.grub_arm64, GRUB_ARM64_PATH),
+                }
             },
         })
     }

@@ -153,3 +153,34 @@ fn durations() {
     assert!(parse_duration("5w").is_err());
     assert!(parse_duration("m").is_err());
 }
+
+#[test]
+fn signed_loaders_default_to_debian_paths_and_follow_the_config_file() {
+    let c = Config::builtin();
+    assert_eq!(c.unknown_chain, Chain::Ipxe);
+    assert_eq!(
+        c.loaders.shim_x64,
+        PathBuf::from("/usr/lib/shim/shimx64.efi.signed")
+    );
+    assert_eq!(
+        c.loaders.grub_x64,
+        PathBuf::from("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")
+    );
+    let c = Config::from_text(
+        "unknown:\n  loader: grub\nloaders:\n  grub_arm64: arm/grubnetaa64.efi.signed\n",
+        Some(Path::new("/srv/pxe/pxedeck.yaml")),
+    )
+    .unwrap();
+    assert_eq!(c.unknown_chain, Chain::Grub);
+    assert_eq!(
+        c.loaders.grub_arm64,
+        PathBuf::from("/srv/pxe/arm/grubnetaa64.efi.signed")
+    );
+    let names: Vec<&str> = c.loaders.files().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["shimx64.efi", "grubx64.efi", "shimaa64.efi", "grubaa64.efi"]
+    );
+    assert!(err("unknown:\n  loader: pxelinux\n").contains(":2: unknown loader `pxelinux`"));
+    assert!(err("loaders:\n  shim: /x\n").contains(":2: loaders.shim: unknown field"));
+}

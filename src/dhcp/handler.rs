@@ -12,7 +12,7 @@ use super::reply::{Addressing, nak, offer_or_ack};
 use super::wire::{Packet, msg};
 use crate::boot::BootDecision;
 use crate::boot::arch::Firmware;
-use crate::boot::decide::{BootFile, decide, first_stage};
+use crate::boot::decide::{BootFile, Chain, decide, first_stage};
 use crate::clock::Millis;
 use crate::config::{DhcpMode, Pool, UnknownPolicy};
 use crate::dhcp::{DhcpMessage, DhcpReply, DhcpSeen, LeaseEnd, Unanswered};
@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     pub inventory: &'a Inventory,
     pub unknown: &'a UnknownPolicy,
     pub unknown_gets_address: bool,
+    /// The boot chain machines outside the inventory take (`unknown.loader`).
+    pub unknown_chain: Chain,
     /// The address of the interface the request came in on (option 54).
     pub server_ip: Ipv4Addr,
     /// `http://<server>[:port]` for iPXE scripts and HTTP Boot.
@@ -143,7 +145,13 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
     let client = Client {
         req,
         hostname: machine.map(|m| m.hostname.as_str()),
-        boot: boot_answer(req, &decision, arch, ctx),
+        boot: boot_answer(
+            req,
+            &decision,
+            arch,
+            machine.map_or(ctx.unknown_chain, |m| m.chain),
+            ctx,
+        ),
     };
     let out = Outcome {
         seen: DhcpSeen {
@@ -404,6 +412,7 @@ fn boot_answer(
     req: &Request,
     decision: &BootDecision,
     arch: Option<Firmware>,
+    chain: Chain,
     ctx: &Ctx<'_>,
 ) -> Option<BootFile> {
     if matches!(decision, BootDecision::Ignore | BootDecision::NotPxe) {
@@ -414,7 +423,7 @@ fn boot_answer(
     // Option 93 came after the PXE spec: a PXE ROM that omits it is BIOS.
     let pxe_default = (!req.http_boot).then_some(Firmware::Bios);
     let firmware = arch.or(req.firmware).or(pxe_default);
-    first_stage(firmware, req.ipxe, ctx.http_base, |name: &str| {
+    first_stage(firmware, req.ipxe, chain, ctx.http_base, |name: &str| {
         ctx.loaders.contains(name)
     })
 }

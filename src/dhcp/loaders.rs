@@ -6,21 +6,26 @@
 //! then costs a bit test, not three `stat`s under the lease lock.
 
 use crate::boot::decide::{
-    LOADER_ARM32, LOADER_ARM64, LOADER_BIOS, LOADER_UEFI_IA32, LOADER_UEFI_X64,
+    LOADER_ARM32, LOADER_ARM64, LOADER_BIOS, LOADER_GRUB_ARM64, LOADER_GRUB_X64, LOADER_SHIM_ARM64,
+    LOADER_SHIM_X64, LOADER_UEFI_IA32, LOADER_UEFI_X64,
 };
 
 /// Every loader name [`crate::boot::decide::first_stage`] can ask for.
-const ALL: [&str; 5] = [
+const ALL: [&str; 9] = [
     LOADER_BIOS,
     LOADER_UEFI_X64,
     LOADER_UEFI_IA32,
     LOADER_ARM64,
     LOADER_ARM32,
+    LOADER_SHIM_X64,
+    LOADER_GRUB_X64,
+    LOADER_SHIM_ARM64,
+    LOADER_GRUB_ARM64,
 ];
 
 /// A set of available loaders: bit `i` stands for `ALL[i]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Loaders(u8);
+pub struct Loaders(u16);
 
 impl Loaders {
     /// Asks `exists` about every loader name.
@@ -50,12 +55,12 @@ impl Loaders {
             .is_some_and(|i| self.0 & (1 << i) != 0)
     }
 
-    /// The set as one byte, for an atomic.
-    pub fn bits(self) -> u8 {
+    /// The set as one word, for an atomic.
+    pub fn bits(self) -> u16 {
         self.0
     }
 
-    pub fn from_bits(bits: u8) -> Loaders {
+    pub fn from_bits(bits: u16) -> Loaders {
         Loaders(bits)
     }
 }
@@ -64,7 +69,7 @@ impl Loaders {
 mod tests {
     use super::*;
     use crate::boot::arch::Firmware;
-    use crate::boot::decide::first_stage;
+    use crate::boot::decide::{Chain, first_stage};
     use std::cell::RefCell;
 
     #[test]
@@ -81,10 +86,15 @@ mod tests {
             Firmware::HttpArm32,
         ];
         for firmware in firmwares {
-            first_stage(Some(firmware), false, "http://x", |name: &str| {
-                asked.borrow_mut().push(name.to_string());
-                true
-            });
+            for chain in [Chain::Ipxe, Chain::Grub] {
+                // All present, and none: each branch asks for its names.
+                for present in [true, false] {
+                    first_stage(Some(firmware), false, chain, "http://x", |name: &str| {
+                        asked.borrow_mut().push(name.to_string());
+                        present
+                    });
+                }
+            }
         }
         for name in asked.into_inner() {
             assert!(ALL.contains(&name.as_str()), "{name} is not probed");

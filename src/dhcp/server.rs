@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
@@ -95,7 +95,7 @@ pub struct DhcpServer {
     http_base: String,
     loader_probe: LoaderProbe,
     /// The last probe's [`Loaders`], as bits.
-    loaders: AtomicU8,
+    loaders: AtomicU16,
     rate: Mutex<HashMap<Mac, (Millis, u32)>>,
     rogues: Mutex<HashMap<Ipv4Addr, Millis>>,
     /// When a journal failure was last reported (0: never).
@@ -143,7 +143,7 @@ impl DhcpServer {
             stats: DhcpStats::default(),
             http_base,
             loader_probe,
-            loaders: AtomicU8::new(0),
+            loaders: AtomicU16::new(0),
             rate: Mutex::new(HashMap::new()),
             rogues: Mutex::new(HashMap::new()),
             store_error_reported: AtomicU64::new(0),
@@ -416,6 +416,7 @@ impl DhcpServer {
             inventory: &inventory,
             unknown: &self.config.unknown,
             unknown_gets_address: self.config.unknown_gets_address,
+            unknown_chain: self.config.unknown_chain,
             server_ip: match local {
                 Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip,
                 _ => self.config.address,

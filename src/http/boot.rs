@@ -114,6 +114,7 @@ pub async fn script(
         hostname: cached.hostname.clone(),
         kind: script.kind,
         profile: script.profile.clone(),
+        chain: crate::boot::decide::Chain::Ipxe,
     });
     // Each script served is a boot of its own: fresh tokens in its URLs.
     let text = match cached.hostname.as_deref() {

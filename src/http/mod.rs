@@ -134,7 +134,8 @@ pub struct HttpState {
     /// Hot boot files in memory (shared with TFTP in `serve`).
     pub files: Arc<crate::filecache::FileCache>,
     /// The API's tokens and the key that signs config and done URLs.
-    pub secrets: auth::Secrets,
+    /// Shared with the TFTP side, whose GRUB configs carry tokens too.
+    pub secrets: Arc<auth::Secrets>,
 }
 
 impl HttpState {

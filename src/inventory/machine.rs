@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use crate::bmc::BmcSpec;
 use crate::boot::arch::Firmware;
+use crate::boot::decide::Chain;
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Node, Origin, Value};
 
@@ -27,6 +28,12 @@ pub struct Machine {
     pub install: bool,
     /// Firmware override for machines whose option 93 lies.
     pub arch: Option<Firmware>,
+    /// The boot chain after the firmware (`loader: ipxe | grub`; `grub` when
+    /// `secure_boot: true`).
+    pub chain: Chain,
+    /// The machine boots with Secure Boot on (`secure_boot: true`): it must
+    /// take the signed shim → GRUB chain.
+    pub secure_boot: bool,
     /// What to boot when `install` is true (from the merged `boot:` map).
     pub boot: Option<BootSpec>,
     /// Installer configs served to this machine, by name.
@@ -167,6 +174,8 @@ pub(super) fn extract_machine(
         profile: None,
         install: false,
         arch: None,
+        chain: Chain::Ipxe,
+        secure_boot: false,
         boot: None,
         configs: BTreeMap::new(),
         bmc: None,
@@ -233,6 +242,36 @@ pub(super) fn extract_machine(
                 .map(|f| m.arch = Some(f))
                 .map_err(|e| field_err(n, e))
         }));
+    }
+    if let Some(n) = values.get("secure_boot") {
+        run(match n.value {
+            Value::Bool(b) => {
+                m.secure_boot = b;
+                Ok(())
+            }
+            ref other => Err(field_err(
+                n,
+                format!("secure_boot must be true or false, not {}", other.kind()),
+            )),
+        });
+    }
+    let loader = values.get("loader");
+    if let Some(n) = loader {
+        run(string(n, "loader").and_then(|s| {
+            s.parse::<Chain>()
+                .map(|c| m.chain = c)
+                .map_err(|e| field_err(n, e))
+        }));
+    }
+    if m.secure_boot {
+        match loader {
+            Some(n) if m.chain == Chain::Ipxe => run(Err(field_err(
+                n,
+                "secure_boot: true needs loader: grub (Debian's iPXE is unsigned; \
+                 Secure Boot refuses it)",
+            ))),
+            _ => m.chain = Chain::Grub,
+        }
     }
     if let Some(n) = values.get("boot") {
         run(boot_spec(n).map(|b| m.boot = Some(b)));

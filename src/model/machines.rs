@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::Model;
 use super::timeline::{self, DhcpStage, Step, StepKind};
 use crate::boot::arch::Firmware;
+use crate::boot::decide::Chain;
+use crate::boot::grub::Stage;
 use crate::boot::{BootDecision, ScriptKind};
 use crate::clock::Millis;
 use crate::dhcp::DhcpReply;
@@ -73,6 +75,8 @@ pub struct MachineRow {
     /// The transfer running now, if any (id into `Model::transfers`).
     pub transfer: Option<u64>,
     pub last_error: Option<String>,
+    /// The chain its last boot script came over (iPXE, shim/GRUB).
+    pub chain: Option<Chain>,
     pub timeline: VecDeque<Step>,
     /// Its power as its BMC reports it; None for machines without a BMC
     /// (or not polled yet).
@@ -98,6 +102,7 @@ impl MachineRow {
             last_seen: None,
             transfer: None,
             last_error: None,
+            chain: None,
             timeline: VecDeque::new(),
             power: None,
         }
@@ -255,7 +260,7 @@ impl Model {
         mac: Option<Mac>,
         client: IpAddr,
         hostname: Option<&str>,
-        kind: ScriptKind,
+        (kind, chain): (ScriptKind, Chain),
         profile: Option<&str>,
     ) {
         self.counters.scripts += 1;
@@ -274,11 +279,32 @@ impl Model {
             row.profile = Some(profile.to_string());
         }
         row.state = state_after_script(kind);
+        row.chain = Some(chain);
         let step = StepKind::Script {
             kind,
             profile: profile.map(str::to_string),
+            chain,
         };
         row.step(at, step, kind == ScriptKind::Error);
+    }
+
+    /// A loader said a boot step failed (GRUB refusing an unsigned kernel).
+    pub(super) fn boot_failed(
+        &mut self,
+        at: Millis,
+        mac: Mac,
+        hostname: Option<&str>,
+        stage: Stage,
+        reason: &str,
+    ) {
+        if !self.may_list_for_script(&mac, hostname) {
+            return;
+        }
+        let row = self.row(mac);
+        row.last_seen = Some(at);
+        row.state = MachineState::Failed;
+        row.last_error = Some(reason.to_string());
+        row.step(at, StepKind::BootFailed { stage }, true);
     }
 
     pub(super) fn config_served(&mut self, at: Millis, client: IpAddr, hostname: &str, name: &str) {

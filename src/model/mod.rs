@@ -181,14 +181,21 @@ impl Model {
                 hostname,
                 kind,
                 profile,
+                chain,
             } => self.script_served(
                 at,
                 *mac,
                 *client,
                 hostname.as_deref(),
-                *kind,
+                (*kind, *chain),
                 profile.as_deref(),
             ),
+            EventKind::BootFailed {
+                mac,
+                hostname,
+                stage,
+                reason,
+            } => self.boot_failed(at, *mac, hostname.as_deref(), *stage, reason),
             EventKind::ConfigServed {
                 client,
                 hostname,

@@ -128,6 +128,7 @@ fn script_for(mac: Mac) -> EventKind {
         hostname: None,
         kind: ScriptKind::Hold,
         profile: None,
+        chain: Default::default(),
     }
 }
 
@@ -272,6 +273,7 @@ fn a_full_boot_walks_through_the_states() {
             hostname: Some("dev-01".into()),
             kind: ScriptKind::Install,
             profile: Some("ubuntu-2404".into()),
+            chain: Default::default(),
         },
     ));
     m.apply(&ev(

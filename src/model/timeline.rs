@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::boot::ScriptKind;
 use crate::boot::arch::Firmware;
+use crate::boot::decide::Chain;
+use crate::boot::grub::Stage;
 use crate::clock::Millis;
 use crate::dhcp::{DhcpMessage, DhcpReply, LeaseEnd};
 use crate::event::Protocol;
@@ -79,9 +81,16 @@ pub enum StepKind {
     SizeProbe {
         path: String,
     },
+    /// A boot script: iPXE's, or (chain `grub`) the machine's GRUB config.
     Script {
         kind: ScriptKind,
         profile: Option<String>,
+        #[serde(default)]
+        chain: Chain,
+    },
+    /// GRUB could not take a step (`linux`, `initrd`, `boot`) and said so.
+    BootFailed {
+        stage: Stage,
     },
     Config {
         name: String,
@@ -131,12 +140,20 @@ impl fmt::Display for StepKind {
             StepKind::SizeProbe { path } => write!(f, "TFTP size probe {path}"),
             StepKind::Script {
                 kind,
-                profile: Some(p),
-            } => write!(f, "script {} ({p})", kind.name()),
-            StepKind::Script {
-                kind,
-                profile: None,
-            } => write!(f, "script {}", kind.name()),
+                profile,
+                chain,
+            } => {
+                let what = match chain {
+                    Chain::Ipxe => "script",
+                    Chain::Grub => "grub.cfg",
+                };
+                write!(f, "{what} {}", kind.name())?;
+                match profile {
+                    Some(p) => write!(f, " ({p})"),
+                    None => Ok(()),
+                }
+            }
+            StepKind::BootFailed { stage } => write!(f, "GRUB {} failed", stage.name()),
             StepKind::Config { name } => write!(f, "config {name}"),
             StepKind::InstallDone => f.write_str("install done"),
         }
@@ -296,6 +313,28 @@ mod tests {
                 "TFTP size probe undionly.kpxe",
             ),
             (StepKind::InstallDone, "install done"),
+            (
+                StepKind::Script {
+                    kind: ScriptKind::Install,
+                    profile: Some("sb".into()),
+                    chain: Chain::Grub,
+                },
+                "grub.cfg install (sb)",
+            ),
+            (
+                StepKind::Script {
+                    kind: ScriptKind::Hold,
+                    profile: None,
+                    chain: Chain::Ipxe,
+                },
+                "script hold",
+            ),
+            (
+                StepKind::BootFailed {
+                    stage: Stage::Kernel,
+                },
+                "GRUB kernel failed",
+            ),
         ];
         for (kind, words) in cases {
             assert_eq!(kind.to_string(), words);

@@ -189,6 +189,13 @@ pub struct TftpServer {
     active: Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Vec<u8>>>>>,
 }
 
+/// Where a transfer's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    File,
+    Generated,
+}
+
 /// How a transfer talks to its client.
 enum Link {
     /// Its own socket, connected to the client (the normal case).
@@ -434,9 +441,9 @@ impl TftpServer {
         self: &Arc<Self>,
         filename: &str,
         client: IpAddr,
-    ) -> Result<Raw, (ErrorCode, String)> {
+    ) -> Result<(Raw, Origin), (ErrorCode, String)> {
         if let Some(generated) = self.generator.as_ref().and_then(|g| g(filename, client)) {
-            return Ok(Raw::Held(generated.into()));
+            return Ok((Raw::Held(generated.into()), Origin::Generated));
         }
         let server = self.clone();
         let name = filename.to_string();
@@ -465,15 +472,18 @@ impl TftpServer {
             }
         })?;
         if let Some(data) = self.cache.in_memory(&found.path, &found.metadata).await {
-            return Ok(Raw::Held(data));
+            return Ok((Raw::Held(data), Origin::File));
         }
         let path = found.path.clone();
         let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await;
         match opened {
-            Ok(Ok(file)) => Ok(Raw::Disk {
-                file: Arc::new(file),
-                len: found.metadata.len(),
-            }),
+            Ok(Ok(file)) => Ok((
+                Raw::Disk {
+                    file: Arc::new(file),
+                    len: found.metadata.len(),
+                },
+                Origin::File,
+            )),
             _ => {
                 self.stats.dropped.bump(TftpDrop::NotFound);
                 Err((ErrorCode::FileNotFound, "file not found".to_string()))
@@ -491,7 +501,7 @@ impl TftpServer {
         cancel: CancellationToken,
     ) {
         let _active = ActiveGuard(&self, peer);
-        let content = match self.content(&filename, peer.ip()).await {
+        let (content, origin) = match self.content(&filename, peer.ip()).await {
             Ok(c) => c,
             Err((code, message)) => {
                 debug!(%peer, %filename, %message, "tftp: request refused");
@@ -519,7 +529,16 @@ impl TftpServer {
         let started = Instant::now();
         let (mut transfer, first) = Transfer::start(&negotiated, size, limits, started);
         let progress = self.progress.register();
-        self.bus.emit(EventKind::TransferStarted {
+        // A generated file (a GRUB config) is announced by the generator's
+        // own event; as transfers, a hold loop's rounds would bury the
+        // machine's timeline.
+        let announce = origin == Origin::File;
+        let emit = |kind| {
+            if announce {
+                self.bus.emit(kind);
+            }
+        };
+        emit(EventKind::TransferStarted {
             id: progress.id,
             protocol: Protocol::Tftp,
             client: peer,
@@ -611,7 +630,7 @@ impl TftpServer {
                 bump(&self.stats.done);
                 let millis = started.elapsed().as_millis() as u64;
                 debug!(%peer, %filename, bytes, millis, "tftp: done");
-                self.bus.emit(EventKind::TransferDone {
+                emit(EventKind::TransferDone {
                     id: progress.id,
                     bytes,
                     millis,
@@ -624,7 +643,7 @@ impl TftpServer {
                     &self.stats.failed
                 });
                 debug!(%peer, %filename, %reason, probe, "tftp: ended");
-                self.bus.emit(EventKind::TransferFailed {
+                emit(EventKind::TransferFailed {
                     id: progress.id,
                     bytes,
                     reason,

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod ipmi_sim;
+pub mod linux;
 pub mod segment;
 
 use std::net::Ipv4Addr;

@@ -57,6 +57,7 @@ fn run(w: &mut World, req: &Request, port: Port, mode: DhcpMode) -> Outcome {
         inventory: &w.inventory,
         unknown: &w.config.unknown,
         unknown_gets_address: w.config.unknown_gets_address,
+        unknown_chain: w.config.unknown_chain,
         server_ip: "10.99.0.1".parse().unwrap(),
         http_base: base,
         loaders: Loaders::only(["undionly.kpxe", "ipxe.efi"]),

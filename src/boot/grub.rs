@@ -1,0 +1,677 @@
+//! The GRUB configuration of the shim → GRUB chain, generated per request
+//! and served over TFTP.
+//!
+//! Debian's signed network GRUB (`grubnetx64.efi`, `grubnetaa64.efi`) reads
+//! only `<prefix>/grub.cfg`, with the prefix `(tftp,<next-server>)/grub`,
+//! and has no HTTP: everything it loads comes over TFTP. So the one file
+//! every machine reads, [`entry`], loops: it sources the machine's own
+//! config by `$net_default_mac` ([`machine`]), which boots, exits to the
+//! firmware, or returns (hold, error) to be asked again a few seconds later.
+//! A held machine that is adopted boots on its next round, without a reset.
+//!
+//! A failed `linux`/`initrd`/`boot` is reported back by fetching
+//! `grub/failed/<mac>/<stage>` ([`Request::Failed`]): GRUB has no other way
+//! to tell the server, and the shell turns it into a failed timeline step.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use super::render::{self, RenderError, Script, Urls};
+use crate::boot::{BootDecision, ScriptKind};
+use crate::ident::Mac;
+use crate::inventory::{BootSpec, Inventory, Machine};
+
+/// GRUB's prefix directory on the TFTP server.
+pub const DIR: &str = "grub";
+/// Seconds between rounds of the entry loop while a machine is held.
+pub const HOLD_SECONDS: u32 = render::HOLD_SECONDS;
+/// Seconds before a machine whose boot failed (or whose config could not
+/// be built) asks again.
+pub const ERROR_RETRY_SECONDS: u32 = render::ERROR_RETRY_SECONDS;
+/// Longest request path the generator looks at; anything longer is not one
+/// of its names.
+const MAX_PATH: usize = 96;
+
+/// A GRUB request the generator answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `grub/grub.cfg`: the entry loop every machine reads.
+    Entry,
+    /// `grub/machine/<mac>.cfg`: one machine's config.
+    Machine(Mac),
+    /// `grub/failed/<mac>/<stage>`: GRUB reporting a failed boot step.
+    Failed { mac: Mac, stage: Stage },
+}
+
+/// The GRUB command that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Kernel,
+    Initrd,
+    Boot,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Kernel => "kernel",
+            Stage::Initrd => "initrd",
+            Stage::Boot => "boot",
+        }
+    }
+
+    /// What most likely went wrong, for the operator.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Stage::Kernel => {
+                "GRUB could not load the kernel: not signed by a key shim trusts \
+                 (Secure Boot), or not on the TFTP server"
+            }
+            Stage::Initrd => "GRUB could not load an initrd (not on the TFTP server?)",
+            Stage::Boot => "GRUB could not start the kernel",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Stage> {
+        [Stage::Kernel, Stage::Initrd, Stage::Boot]
+            .into_iter()
+            .find(|st| st.name() == s)
+    }
+}
+
+/// Which generated file a TFTP request names, if any. Accepts the leading
+/// `/` (or `\`) GRUB and firmware put in front.
+pub fn parse(path: &str) -> Option<Request> {
+    if path.len() > MAX_PATH {
+        return None;
+    }
+    let path = path.trim_start_matches(['/', '\\']);
+    let rest = path.strip_prefix(DIR)?.strip_prefix('/')?;
+    if rest == "grub.cfg" {
+        return Some(Request::Entry);
+    }
+    if let Some(mac) = rest
+        .strip_prefix("machine/")
+        .and_then(|m| m.strip_suffix(".cfg"))
+    {
+        return mac.parse().ok().map(Request::Machine);
+    }
+    let (mac, stage) = rest.strip_prefix("failed/")?.split_once('/')?;
+    Some(Request::Failed {
+        mac: mac.parse().ok()?,
+        stage: Stage::parse(stage)?,
+    })
+}
+
+/// A TFTP location GRUB reads: `(tftp,<server>)/<path>`.
+fn tftp(server: Ipv4Addr, path: &str) -> String {
+    format!("(tftp,{server})/{}", path.trim_start_matches('/'))
+}
+
+/// The entry file: every machine on the GRUB chain reads it, then its own
+/// config, round after round until that config boots or exits.
+pub fn entry(server: Ipv4Addr) -> String {
+    format!(
+        "# pxedeck: the GRUB chain's entry (generated). Each round reads this\n\
+         # machine's own config; it boots, exits, or asks again.\n\
+         set timeout=0\n\
+         while true; do\n\
+         \x20 set pxedeck_wait={HOLD_SECONDS}\n\
+         \x20 source {machine}\n\
+         \x20 sleep ${{pxedeck_wait}}\n\
+         done\n",
+        machine = tftp(server, &format!("{DIR}/machine/${{net_default_mac}}.cfg")),
+    )
+}
+
+/// The answer to a failure report: GRUB sources it, so it only says so.
+pub fn failure_noted(stage: Stage) -> String {
+    format!(
+        "echo {}\n",
+        quote(&format!(
+            "pxedeck: {} failed; reported to pxedeck",
+            stage.name()
+        ))
+    )
+}
+
+/// One machine's config, for the decision taken on it (the same decision
+/// DHCP and the iPXE script take: [`super::decide::decide`]).
+pub fn machine(
+    inv: &Inventory,
+    machine: Option<&Machine>,
+    decision: &BootDecision,
+    mac: &Mac,
+    urls: &Urls,
+    server: Ipv4Addr,
+) -> Script {
+    let ok = |kind, profile: Option<String>, text| Script {
+        kind,
+        profile,
+        text,
+        error: None,
+    };
+    match decision {
+        BootDecision::Install { profile } => {
+            let Some(m) = machine else {
+                return error(mac, None, "no machine behind the decision".into());
+            };
+            let header = format!(
+                "# pxedeck: {host} ({group}) boots profile {profile}\n\
+                 echo {}\n",
+                quote(&format!(
+                    "pxedeck: {mac} is {host}, booting {profile}",
+                    host = m.hostname
+                )),
+                host = m.hostname,
+                group = m.group_label(),
+            );
+            let ctx = render::machine_context(m, mac, urls);
+            match m.boot.as_ref().map(|b| boot_text(b, &ctx, mac, server)) {
+                Some(Ok(body)) => ok(ScriptKind::Install, Some(profile.clone()), header + &body),
+                Some(Err(e)) => error(mac, Some(profile.clone()), e.to_string()),
+                None => error(
+                    mac,
+                    Some(profile.clone()),
+                    format!("{} has install: true but nothing to boot", m.hostname),
+                ),
+            }
+        }
+        BootDecision::Local => {
+            let who = machine.map_or_else(|| mac.to_string(), |m| m.hostname.clone());
+            ok(
+                ScriptKind::Local,
+                machine.and_then(|m| m.profile.clone()),
+                local_text(&who),
+            )
+        }
+        BootDecision::Hold => ok(
+            ScriptKind::Hold,
+            None,
+            format!(
+                "# pxedeck: {mac} is not in the inventory; held until someone adopts it\n\
+                 echo {}\n\
+                 echo {}\n",
+                quote(&format!("pxedeck: {mac} is not in the inventory.")),
+                quote(&format!(
+                    "pxedeck: adopt it in the pxedeck console; asking again every {HOLD_SECONDS} s."
+                )),
+            ),
+        ),
+        BootDecision::Discover { profile } => {
+            let found = inv.profiles.get(profile);
+            let rendered = match found.and_then(|p| p.boot.as_ref().map(|b| (p, b))) {
+                Some((p, boot)) => {
+                    let mut values = inv.root_defaults.clone().unwrap_or_else(|| p.layer.clone());
+                    crate::yaml::deep_merge(&mut values, &p.layer);
+                    boot_text(
+                        boot,
+                        &render::discovery_context(&values, mac, urls),
+                        mac,
+                        server,
+                    )
+                }
+                None => Err(RenderError {
+                    what: format!("discovery profile {profile}"),
+                    message: "no such profile, or it has no boot section".into(),
+                }),
+            };
+            match rendered {
+                Ok(body) => ok(
+                    ScriptKind::Discover,
+                    Some(profile.clone()),
+                    format!(
+                        "# pxedeck: unknown machine {mac}, discovery profile {profile}\n\
+                         echo {}\n{body}",
+                        quote(&format!(
+                            "pxedeck: {mac} is not in the inventory, booting {profile}"
+                        ))
+                    ),
+                ),
+                Err(e) => error(mac, Some(profile.clone()), e.to_string()),
+            }
+        }
+        BootDecision::Ignore | BootDecision::NotPxe => ok(
+            ScriptKind::Local,
+            None,
+            format!(
+                "echo {}\nexit\n",
+                quote("pxedeck: this machine is not served; returning to the firmware")
+            ),
+        ),
+    }
+}
+
+fn local_text(who: &str) -> String {
+    // GRUB has no sanboot: `exit` hands the machine back to the firmware,
+    // which tries its next boot option (the disk).
+    format!(
+        "# pxedeck: {who} boots its local disk\necho {}\nexit\n",
+        quote(&format!("pxedeck: {who}: local disk"))
+    )
+}
+
+/// A config that says why the machine cannot boot and asks again later.
+fn error(mac: &Mac, profile: Option<String>, reason: String) -> Script {
+    let text = format!(
+        "# pxedeck: cannot build a GRUB config for {mac}\n\
+         echo {}\n\
+         echo {}\n\
+         set pxedeck_wait={ERROR_RETRY_SECONDS}\n",
+        quote(&format!("pxedeck: cannot boot {mac}: {reason}")),
+        quote(&format!(
+            "pxedeck: fix the inventory; asking again in {ERROR_RETRY_SECONDS} s."
+        )),
+    );
+    Script {
+        kind: ScriptKind::Error,
+        profile,
+        text,
+        error: Some(reason),
+    }
+}
+
+/// The body that boots a spec, after the header lines.
+fn boot_text(
+    spec: &BootSpec,
+    ctx: &minijinja::Value,
+    mac: &Mac,
+    server: Ipv4Addr,
+) -> Result<String, RenderError> {
+    let r = |what: &str, src: &str| render::render(what, src, ctx);
+    match spec {
+        BootSpec::Kernel {
+            kernel,
+            initrds,
+            cmdline,
+        } => {
+            let file = |what: &str, path: &str| -> Result<String, RenderError> {
+                if path.contains("://") {
+                    return Err(RenderError {
+                        what: what.into(),
+                        message: format!(
+                            "{path} is a URL: the signed GRUB has no HTTP, so the file must \
+                             be under the boot root (it is fetched over TFTP)"
+                        ),
+                    });
+                }
+                Ok(quote(&tftp(server, path)))
+            };
+            let kernel = file("boot.kernel", &r("boot.kernel", kernel)?)?;
+            let initrds = initrds
+                .iter()
+                .map(|i| file("boot.initrd", &r("boot.initrd", i)?))
+                .collect::<Result<Vec<_>, _>>()?;
+            let args: Vec<String> = kernel_args(&render::one_line(&r("boot.cmdline", cmdline)?))
+                .iter()
+                .map(|a| quote(a))
+                .collect();
+            let mut out = String::new();
+            let _ = write!(
+                out,
+                "set pxedeck_failed=kernel\n\
+                 if linux {kernel}{sep}{args}; then\n",
+                sep = if args.is_empty() { "" } else { " " },
+                args = args.join(" "),
+            );
+            if initrds.is_empty() {
+                out.push_str("  set pxedeck_failed=boot\n  boot\n");
+            } else {
+                let _ = write!(
+                    out,
+                    "  set pxedeck_failed=initrd\n\
+                     \x20 if initrd {}; then\n\
+                     \x20   set pxedeck_failed=boot\n\
+                     \x20   boot\n\
+                     \x20 fi\n",
+                    initrds.join(" ")
+                );
+            }
+            let _ = write!(
+                out,
+                "fi\n\
+                 echo \"pxedeck: the ${{pxedeck_failed}} step failed; asking again in \
+                 {ERROR_RETRY_SECONDS} s\"\n\
+                 source {report}/${{pxedeck_failed}}\n\
+                 set pxedeck_wait={ERROR_RETRY_SECONDS}\n",
+                report = tftp(server, &format!("{DIR}/failed/{mac}")),
+            );
+            Ok(out)
+        }
+        BootSpec::Script(_) => Err(RenderError {
+            what: "boot.script".into(),
+            message: "a raw iPXE script cannot run on the GRUB chain (loader: grub); \
+                      use boot.kernel"
+                .into(),
+        }),
+        BootSpec::Chain(_) => Err(RenderError {
+            what: "boot.chain".into(),
+            message: "the GRUB chain cannot chain to a URL (loader: grub); use boot.kernel".into(),
+        }),
+        BootSpec::Local { .. } => Ok(local_text(&mac.to_string())),
+    }
+}
+
+/// Splits a kernel command line as the kernel does: at blanks outside
+/// double quotes, the quotes removed. GRUB joins its arguments again and
+/// puts double quotes around any that hold a blank, so a `key="a b"` comes
+/// out as `"key=a b"`, which the kernel reads as the same parameter (GRUB
+/// would escape a literal quote with a backslash, which the kernel would
+/// keep).
+fn kernel_args(cmdline: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any || !current.is_empty() {
+                    args.push(std::mem::take(&mut current));
+                }
+                any = false;
+            }
+            c => current.push(c),
+        }
+    }
+    if any || !current.is_empty() {
+        args.push(current);
+    }
+    args
+}
+
+/// One GRUB word: single quotes, in which GRUB expands nothing; a quote
+/// inside ends the quoting, is escaped, and starts it again. Control
+/// characters (which GRUB would take as line ends) become blanks.
+fn quote(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("'{}'", clean.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UnknownPolicy;
+    use crate::inventory::{LoadOptions, load};
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    fn world(machine: &str) -> (tempfile::TempDir, Inventory) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("_profiles")).unwrap();
+        std::fs::create_dir_all(d.join("lab")).unwrap();
+        std::fs::write(
+            d.join("_profiles/sb.yaml"),
+            "secure_boot: true\n\
+             boot:\n  kernel: debian/vmlinuz\n  initrd: [debian/initrd.gz, extra.img]\n  \
+             cmdline: console=ttyS0 pxedeck.config={{ config_url }}/marker \
+             pxedeck.done={{ done_url }} note=\"two words\" it's\n\
+             configs:\n  marker: \"hello {{ hostname }}\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("lab/sb-1.yaml"), machine).unwrap();
+        let loaded = load(d, &LoadOptions::default());
+        assert!(loaded.is_ok(), "{:?}", loaded.problems);
+        (dir, loaded.inventory)
+    }
+
+    fn config_for(inv: &Inventory, policy: &UnknownPolicy, m: &str) -> Script {
+        let mac = mac(m);
+        let (decision, machine) = super::super::decide::decide(inv, policy, &mac, None);
+        super::machine(
+            inv,
+            machine,
+            &decision,
+            &mac,
+            &Urls::new("http://10.99.0.1"),
+            SERVER,
+        )
+    }
+
+    #[test]
+    fn the_entry_loops_over_the_machines_own_config() {
+        insta::assert_snapshot!(entry(SERVER), @r#"
+        # pxedeck: the GRUB chain's entry (generated). Each round reads this
+        # machine's own config; it boots, exits, or asks again.
+        set timeout=0
+        while true; do
+          set pxedeck_wait=5
+          source (tftp,10.99.0.1)/grub/machine/${net_default_mac}.cfg
+          sleep ${pxedeck_wait}
+        done
+        "#);
+    }
+
+    #[test]
+    fn an_installing_machine_boots_its_kernel_over_tftp_and_reports_a_failure() {
+        let (_d, inv) = world("mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: true\n");
+        assert_eq!(
+            inv.by_hostname("sb-1").unwrap().chain,
+            crate::boot::decide::Chain::Grub
+        );
+        let s = config_for(&inv, &UnknownPolicy::Hold, "52:54:00:5b:00:01");
+        assert_eq!(
+            (s.kind, s.profile.as_deref(), s.error),
+            (ScriptKind::Install, Some("sb"), None)
+        );
+        insta::assert_snapshot!(s.text, @r#"
+        # pxedeck: sb-1 (lab) boots profile sb
+        echo 'pxedeck: 52:54:00:5b:00:01 is sb-1, booting sb'
+        set pxedeck_failed=kernel
+        if linux '(tftp,10.99.0.1)/debian/vmlinuz' 'console=ttyS0' 'pxedeck.config=http://10.99.0.1/config/sb-1/pxedeck-capability-config/marker' 'pxedeck.done=http://10.99.0.1/done/sb-1/pxedeck-capability-done' 'note=two words' 'it'\''s'; then
+          set pxedeck_failed=initrd
+          if initrd '(tftp,10.99.0.1)/debian/initrd.gz' '(tftp,10.99.0.1)/extra.img'; then
+            set pxedeck_failed=boot
+            boot
+          fi
+        fi
+        echo "pxedeck: the ${pxedeck_failed} step failed; asking again in 30 s"
+        source (tftp,10.99.0.1)/grub/failed/52:54:00:5b:00:01/${pxedeck_failed}
+        set pxedeck_wait=30
+        "#);
+    }
+
+    #[test]
+    fn local_hold_discover_and_errors() {
+        let (_d, inv) = world("mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: false\n");
+        let local = config_for(&inv, &UnknownPolicy::Hold, "52:54:00:5b:00:01");
+        assert_eq!(local.kind, ScriptKind::Local);
+        assert!(
+            local
+                .text
+                .ends_with("echo 'pxedeck: sb-1: local disk'\nexit\n"),
+            "{}",
+            local.text
+        );
+
+        let held = config_for(&inv, &UnknownPolicy::Hold, "52:54:00:99:99:99");
+        assert_eq!(held.kind, ScriptKind::Hold);
+        assert!(
+            held.text.contains("asking again every 5 s"),
+            "{}",
+            held.text
+        );
+        assert!(
+            !held.text.contains("pxedeck_wait") && !held.text.contains("exit"),
+            "a held machine returns to the entry loop, which waits and asks again"
+        );
+
+        let disc = config_for(
+            &inv,
+            &UnknownPolicy::Discover {
+                profile: "sb".into(),
+            },
+            "52:54:00:99:99:99",
+        );
+        assert_eq!(disc.kind, ScriptKind::Discover);
+        assert!(
+            disc.text
+                .contains("if linux '(tftp,10.99.0.1)/debian/vmlinuz'"),
+            "{}",
+            disc.text
+        );
+        assert!(
+            disc.text
+                .contains("'pxedeck.config=http://10.99.0.1/config/marker'"),
+            "{}",
+            disc.text
+        );
+
+        let missing = config_for(
+            &inv,
+            &UnknownPolicy::Discover {
+                profile: "nope".into(),
+            },
+            "52:54:00:99:99:99",
+        );
+        assert_eq!(missing.kind, ScriptKind::Error);
+        assert!(
+            missing.text.contains("set pxedeck_wait=30"),
+            "{}",
+            missing.text
+        );
+        let ignored = config_for(&inv, &UnknownPolicy::Ignore, "52:54:00:99:99:99");
+        assert!(ignored.text.ends_with("exit\n"));
+    }
+
+    #[test]
+    fn what_grub_cannot_boot_is_an_error_config_that_says_why() {
+        for (boot, why) in [
+            (
+                "boot:\n  kernel: http://mirror/vmlinuz\n",
+                "the signed GRUB has no HTTP",
+            ),
+            ("boot:\n  script: \"#!ipxe\\nshell\"\n", "raw iPXE script"),
+            ("boot:\n  chain: http://x/y\n", "cannot chain"),
+            ("boot:\n  kernel: \"{{ nope }}\"\n", "undefined"),
+        ] {
+            let (_d, inv) = world(&format!(
+                "mac: \"52:54:00:5b:00:01\"\nloader: grub\ninstall: true\n{boot}"
+            ));
+            let s = config_for(&inv, &UnknownPolicy::Hold, "52:54:00:5b:00:01");
+            assert_eq!(s.kind, ScriptKind::Error, "{boot}");
+            let reason = s.error.unwrap_or_default();
+            assert!(reason.contains(why), "{boot}: {reason}");
+            assert!(s.text.contains("set pxedeck_wait=30"));
+            assert!(!s.text.contains("\nlinux"));
+        }
+    }
+
+    #[test]
+    fn loader_and_secure_boot_keys_are_validated() {
+        for (machine, problem) in [
+            ("loader: ipxe\n", "secure_boot: true needs loader: grub"),
+            ("loader: pxelinux\n", "unknown loader `pxelinux`"),
+            (
+                "secure_boot: \"yes\"\n",
+                "secure_boot must be true or false",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("_profiles")).unwrap();
+            std::fs::write(dir.path().join("_profiles/sb.yaml"), "secure_boot: true\n").unwrap();
+            std::fs::write(
+                dir.path().join("m.yaml"),
+                format!("mac: \"52:54:00:5b:00:09\"\nprofile: sb\n{machine}"),
+            )
+            .unwrap();
+            let loaded = load(dir.path(), &LoadOptions::default());
+            let all: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+            assert!(
+                all.iter().any(|p| p.contains(problem)),
+                "{machine}: {all:?}"
+            );
+            assert!(
+                all.iter().any(|p| p.contains("m.yaml:3")),
+                "{machine}: {all:?}"
+            );
+        }
+        let (_d, inv) = world("mac: \"52:54:00:5b:00:01\"\nprofile: sb\nloader: grub\n");
+        let m = inv.by_hostname("sb-1").unwrap();
+        assert!(m.secure_boot && m.chain == crate::boot::decide::Chain::Grub);
+    }
+
+    #[test]
+    fn the_served_report_shows_the_grub_config_and_secure_boot() {
+        let (_d, inv) = world("mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: true\n");
+        let report = render::served_report(
+            &inv,
+            &UnknownPolicy::Hold,
+            &mac("52:54:00:5b:00:01"),
+            &Urls::new("http://10.99.0.1:8080"),
+        );
+        assert!(
+            report.contains("chain: shim → GRUB, Secure Boot expected"),
+            "{report}"
+        );
+        assert!(report.contains("── GRUB config (TFTP grub/machine/52:54:00:5b:00:01.cfg) ──"));
+        assert!(
+            report.contains("if linux '(tftp,10.99.0.1)/debian/vmlinuz'"),
+            "{report}"
+        );
+        assert!(!report.contains("iPXE script"), "{report}");
+    }
+
+    #[test]
+    fn requests_are_parsed_strictly() {
+        let m = mac("52:54:00:5b:00:01");
+        assert_eq!(parse("/grub/grub.cfg"), Some(Request::Entry));
+        assert_eq!(parse("grub/grub.cfg"), Some(Request::Entry));
+        assert_eq!(parse("\\grub/grub.cfg"), Some(Request::Entry));
+        assert_eq!(
+            parse("/grub/machine/52:54:00:5b:00:01.cfg"),
+            Some(Request::Machine(m))
+        );
+        assert_eq!(
+            parse("/grub/failed/52:54:00:5b:00:01/kernel"),
+            Some(Request::Failed {
+                mac: m,
+                stage: Stage::Kernel
+            })
+        );
+        for other in [
+            "/grub/x86_64-efi/grub.cfg",
+            "/grub/machine/.cfg",
+            "/grub/machine/52:54:00:5b:00:01",
+            "/grub/machine/zz:54:00:5b:00:01.cfg",
+            "/grub/failed/52:54:00:5b:00:01/reboot",
+            "/grub/failed/52:54:00:5b:00:01",
+            "/grub/grub.cfg/",
+            "/grubx64.efi",
+            "/other/grub/grub.cfg",
+            "",
+        ] {
+            assert_eq!(parse(other), None, "{other:?}");
+        }
+        assert_eq!(
+            parse(&format!("/grub/machine/{}.cfg", "5".repeat(200))),
+            None
+        );
+    }
+
+    #[test]
+    fn words_are_quoted_so_grub_expands_nothing() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("$x"), "'$x'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote("line\nbreak"), "'line break'");
+        assert_eq!(
+            kernel_args(r#"a b="c d" "e" x="""#),
+            ["a", "b=c d", "e", "x="]
+        );
+        assert!(kernel_args("  ").is_empty());
+    }
+}
