@@ -24,6 +24,9 @@ use crate::dhcp::{DhcpReply, LeaseEnd};
 use crate::ident::Mac;
 use crate::inventory::{Adoption, Problem};
 
+mod display;
+pub use display::Subsystem;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Millis,

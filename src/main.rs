@@ -9,6 +9,7 @@ use pxedeck::boot::BootDecision;
 use pxedeck::boot::decide::decide_known;
 use pxedeck::config::Config;
 use pxedeck::inventory::{self, LoadOptions};
+use pxedeck::logging::LogFormat;
 
 mod run;
 
@@ -23,6 +24,10 @@ struct Cli {
     #[arg(long, short, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log lines as text or as one JSON object per line (journald, Loki)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,7 +41,12 @@ enum Command {
         theme: Option<String>,
     },
     /// Run the boot services headless, logging to stdout (for systemd)
-    Serve,
+    Serve {
+        /// Log to this file instead of stdout (reopened on SIGHUP, for
+        /// logrotate)
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
+    },
     /// Open the console on a running `pxedeck serve`
     Attach {
         /// The server's API address
@@ -139,8 +149,16 @@ fn main() -> ExitCode {
     match command {
         Command::Check { dir } => check(&config, dir),
         Command::Render { machine, dir } => render(&config, dir, &machine),
-        Command::Console { theme } => runtime(|| run::console(config, theme)),
-        Command::Serve => runtime(|| run::serve(config)),
+        Command::Console { theme } => runtime(|| run::console(config, theme, cli.log_format)),
+        Command::Serve { log_file } => runtime(|| {
+            run::serve(
+                config,
+                run::ServeLog {
+                    format: cli.log_format,
+                    file: log_file,
+                },
+            )
+        }),
         Command::Attach { url, token, theme } => {
             runtime(|| run::attach(url, token, &config, theme))
         }
@@ -149,7 +167,7 @@ fn main() -> ExitCode {
             every,
             keep,
             theme,
-        } => runtime(|| run::demo(unknown, every, keep, theme)),
+        } => runtime(|| run::demo(unknown, every, keep, theme, cli.log_format)),
         Command::Bench {
             machines,
             loader_mib,
