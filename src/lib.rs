@@ -15,6 +15,7 @@ pub mod dhcp;
 pub mod embedded;
 pub mod event;
 pub mod filecache;
+pub mod git;
 pub mod http;
 pub mod ident;
 pub mod inventory;

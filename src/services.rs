@@ -22,6 +22,7 @@ use crate::dhcp::leases::LeaseState;
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
 use crate::filecache::FileCache;
+use crate::git::GitRecorder;
 use crate::http::{self, HttpState, LeaseView, NoLeases};
 use crate::inventory::watch::{Watcher, watch};
 use crate::inventory::{Inventory, InventoryService, LoadOptions, SharedInventory, load};
@@ -112,6 +113,24 @@ impl Services {
             },
         ));
         let inventory: SharedInventory = inventory_service.shared().clone();
+        // Every write becomes a commit when the inventory is in git.
+        let git = GitRecorder::start(&config.inventory, &config.git, bus.clone());
+        if let Some(g) = &git {
+            inventory_service.set_recorder(g.clone());
+            bus.emit(EventKind::Log {
+                level: Level::Info,
+                target: "git".into(),
+                message: format!(
+                    "the inventory is a git work tree: every write is a commit by {}{}",
+                    config.git.author,
+                    if config.git.push {
+                        ", pushed to its upstream"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
 
         let address = config.address;
         let http_listener =
@@ -229,7 +248,11 @@ impl Services {
         let watcher = {
             let control = control.clone();
             match watch(inventory_service, move |reload| {
-                control.report_reload(reload)
+                control.report_reload(reload);
+                // A pull moves the branch: show where it stands now.
+                if let Some(g) = &git {
+                    g.refresh();
+                }
             }) {
                 Ok(w) => Some(w),
                 Err(e) => {

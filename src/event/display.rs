@@ -76,7 +76,8 @@ impl EventKind {
             E::InventoryReloaded { .. }
             | E::InventoryMachineChanged { .. }
             | E::InventoryError { .. }
-            | E::InventoryWritten { .. } => Subsystem::Inventory,
+            | E::InventoryWritten { .. }
+            | E::GitStatus(_) => Subsystem::Inventory,
             E::CommandFailed { .. } => Subsystem::Api,
             E::Log { target, .. } => Subsystem::named(target),
         }
@@ -87,7 +88,9 @@ impl EventKind {
     pub fn level(&self) -> Level {
         use EventKind as E;
         match self {
-            E::Progress { .. } | E::TransferFailed { probe: true, .. } => Level::Debug,
+            E::Progress { .. } | E::TransferFailed { probe: true, .. } | E::GitStatus(_) => {
+                Level::Debug
+            }
             E::PoolExhausted { .. }
             | E::RogueDhcp { .. }
             | E::TransferFailed { .. }
@@ -294,6 +297,15 @@ impl fmt::Display for EventKind {
             } => write!(f, "{hostname}: {change} ({path})"),
             E::CommandFailed { command, error } => write!(f, "{command} failed: {error}"),
             E::Log { message, .. } => f.write_str(message),
+            E::GitStatus(g) => write!(
+                f,
+                "git: branch {}, {} uncommitted, {} ahead, {} behind {}",
+                g.branch.as_deref().unwrap_or("(detached)"),
+                g.uncommitted,
+                g.ahead,
+                g.behind,
+                g.upstream.as_deref().unwrap_or("(no upstream)")
+            ),
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod validate;
 pub mod watch;
 mod write;
 pub use edit::Scalar;
-pub use service::{InventoryService, Published, SharedInventory, Written};
+pub use service::{InventoryService, Published, SharedInventory, WriteRecorder, Written};
 pub use write::{machine_file_text, write_atomic};
 
 use std::collections::{BTreeMap, HashMap};

@@ -217,6 +217,7 @@ impl Model {
                 target,
                 message,
             } => self.log_record(at, *level, target, message),
+            EventKind::GitStatus(git) => self.inventory.git = Some(git.clone()),
         }
     }
 }
