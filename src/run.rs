@@ -194,13 +194,24 @@ pub async fn serve(config: Config, log: ServeLog) -> anyhow::Result<ExitCode> {
     served.map(|()| ExitCode::SUCCESS)
 }
 
+/// The API address a server with this config listens on, as a URL; a
+/// wildcard listen address is reached on loopback.
+pub fn api_url(config: &Config) -> String {
+    let mut addr = config.http.api_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
 pub async fn attach(
-    url: String,
+    url: Option<String>,
     token: Option<String>,
     config: &Config,
     theme_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let theme = theme(theme_name, "default")?;
+    let theme = theme(theme_name, &config.theme)?;
+    let url = url.unwrap_or_else(|| api_url(config));
     let token = token.or_else(|| config_token(config));
     if token.is_none() {
         eprintln!(
@@ -331,4 +342,31 @@ pub async fn bench(
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_reaches_the_api_the_config_names() {
+        let mut c = Config::from_text(
+            "http:\n  api_listen: 127.0.0.1:9123\n  api_token: tok\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(api_url(&c), "http://127.0.0.1:9123");
+        assert_eq!(config_token(&c).as_deref(), Some("tok"));
+        c.http.api_listen = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(
+            api_url(&c),
+            "http://127.0.0.1:9000",
+            "a wildcard is reached on loopback"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        c.http.api_token = None;
+        c.http.api_token_file = dir.path().join("api.token");
+        std::fs::write(&c.http.api_token_file, "from-file\n").unwrap();
+        assert_eq!(config_token(&c).as_deref(), Some("from-file"));
+    }
 }
