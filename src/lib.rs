@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod event;
 pub mod filecache;
 pub mod git;
+pub mod history;
 pub mod http;
 pub mod ident;
 pub mod inventory;

@@ -90,8 +90,26 @@ impl Services {
         // threads would otherwise outlive the error).
         let stop_on_error = cancel.clone().drop_guard();
         let mut tasks = JoinSet::new();
-        // The model folds from the first event on.
+        // The model folds from the first event on (it subscribes now).
         tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
+        // Last night's boots, folded before any service starts; the
+        // history records from here on.
+        let (replayed, history) = crate::history::restore(
+            &config.history.file,
+            crate::history::Bounds {
+                per_machine: config.history.per_machine,
+                total: config.history.total,
+            },
+            &bus,
+        );
+        {
+            let mut model = live.lock();
+            for e in &replayed {
+                model.apply(e);
+            }
+        }
+        drop(replayed);
+        tasks.spawn(history.run(cancel.clone()));
         if let Some(why) = limits_lowered {
             tracing::warn!("{why}");
             bus.emit(EventKind::Log {
