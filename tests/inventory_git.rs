@@ -238,3 +238,49 @@ async fn last_status(
         }
     }
 }
+
+/// The Inventory view's git line, drawn from a GitStatus event.
+#[test]
+fn the_inventory_view_shows_branch_uncommitted_files_ahead_behind_and_a_push_failure() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use pxedeck::event::Event;
+    use pxedeck::model::Model;
+    use pxedeck::tui::Origin;
+    use pxedeck::tui::app::App;
+    use pxedeck::tui::theme::Theme;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    let mut model = Model::default();
+    model.apply(&Event {
+        at: 1,
+        kind: EventKind::GitStatus(GitState {
+            branch: Some("main".into()),
+            upstream: Some("origin/main".into()),
+            uncommitted: 2,
+            ahead: 1,
+            behind: 0,
+            last_commit: Some("abc1234 dev-04: install: true".into()),
+            error: Some("git push failed: fatal: not a repository".into()),
+        }),
+    });
+    let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
+    app.on_key(KeyEvent::new(KeyCode::Char('4'), KeyModifiers::NONE));
+    let mut terminal = Terminal::new(TestBackend::new(120, 24)).unwrap();
+    terminal
+        .draw(|f| pxedeck::tui::draw::draw(f, &app))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let text: String = (0..24)
+        .map(|y| {
+            (0..120)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    assert!(
+        text.contains("git main → origin/main · 2 uncommitted · ↑1 ↓0 · git push failed: fatal: not a repository"),
+        "{text}"
+    );
+}
