@@ -27,6 +27,9 @@ use crate::dhcp::{DhcpReply, LeaseEnd};
 use crate::ident::Mac;
 use crate::inventory::{Adoption, Problem};
 
+mod display;
+pub use display::Subsystem;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Millis,
@@ -244,6 +247,27 @@ pub enum EventKind {
         target: String,
         message: String,
     },
+    /// Where the inventory's git work tree stands (after each commit, a
+    /// reload, and every little while).
+    GitStatus(GitState),
+}
+
+/// The inventory's git work tree, as the Inventory view shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitState {
+    /// The branch checked out; None on a detached HEAD.
+    pub branch: Option<String>,
+    /// The branch's upstream (`origin/main`), if it tracks one.
+    pub upstream: Option<String>,
+    /// Files changed but not committed (git's own count, untracked too).
+    pub uncommitted: usize,
+    /// Commits on the branch not on its upstream, and the other way.
+    pub ahead: u32,
+    pub behind: u32,
+    /// The last commit pxedeck made: short hash and subject.
+    pub last_commit: Option<String>,
+    /// The last push or commit failure, cleared by the next success.
+    pub error: Option<String>,
 }
 
 /// What the operator asks for, from the console or the API.

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use pxedeck::boot::BootDecision;
 use pxedeck::boot::decide::decide_known;
 use pxedeck::config::Config;
 use pxedeck::inventory::{self, LoadOptions};
+use pxedeck::logging::LogFormat;
 
 mod run;
 
@@ -23,6 +24,10 @@ struct Cli {
     #[arg(long, short, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log lines as text or as one JSON object per line (journald, Loki)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,16 +41,27 @@ enum Command {
         theme: Option<String>,
     },
     /// Run the boot services headless, logging to stdout (for systemd)
-    Serve,
+    Serve {
+        /// Create the inventory folder if it does not exist (else a missing
+        /// folder is an error: a typo must not start an empty inventory)
+        #[arg(long)]
+        init: bool,
+        /// Log to this file instead of stdout (reopened on SIGHUP, for
+        /// logrotate)
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
+    },
     /// Open the console on a running `pxedeck serve`
     Attach {
-        /// The server's API address
-        #[arg(default_value = "http://127.0.0.1:8081")]
-        url: String,
-        /// Bearer token for the API [env: PXEDECK_TOKEN; default: the
-        /// config's api_token, else its api_token_file]
+        /// The server's API address [default: http://<the config's
+        /// http.api_listen>, else http://127.0.0.1:8081]
+        url: Option<String>,
+        /// Bearer token for the API [default: the config's api_token, else
+        /// the file its api_token_file names]
         #[arg(long, env = "PXEDECK_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Colour theme: default, light, high-contrast, or a file
+        /// [default: the config's theme]
         #[arg(long)]
         theme: Option<String>,
     },
@@ -60,6 +76,8 @@ enum Command {
         /// Keep the demo's files (inventory, leases, log) afterwards
         #[arg(long)]
         keep: bool,
+        /// Colour theme: default, light, high-contrast, or a file
+        /// [default: the config's theme]
         #[arg(long)]
         theme: Option<String>,
     },
@@ -106,8 +124,10 @@ enum Command {
         /// Inventory folder [default: the config's `inventory`, ./nodes]
         dir: Option<PathBuf>,
     },
-    /// Print what one machine would be served: its effective values, each
-    /// annotated with the file and line that set it
+    /// Print what one machine would be served: the decision, its iPXE
+    /// script (kernel command line included), each installer config, and
+    /// its effective values, each annotated with the file and line that
+    /// set it
     Render {
         /// A MAC address (any notation), hostname, UUID or serial number
         machine: String,
@@ -115,19 +135,39 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Print a shell completion script (e.g. `pxedeck completions bash >
+    /// /etc/bash_completion.d/pxedeck`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, roff (e.g. `pxedeck man > /usr/local/share/man/man1/pxedeck.1`)
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Console { theme: None });
-    // A demo needs no config file; attach reads one only for the API
-    // token; everything else needs it.
+    // Completions and the man page need no config; attach and the demo
+    // read one when given (`-c`) or present, and go on without one;
+    // everything else needs a valid one.
+    let optional = || match Config::load(cli.config.as_deref()) {
+        Ok(c) => Some(c),
+        Err(e) if cli.config.is_some() => {
+            eprintln!("pxedeck: invalid configuration: {e}");
+            None
+        }
+        Err(e) => {
+            eprintln!("pxedeck: ignoring ./pxedeck.yaml: {e}");
+            Some(Config::builtin())
+        }
+    };
     let config = match &command {
-        Command::Demo { .. } => Config::builtin(),
-        Command::Attach { .. } => Config::load(cli.config.as_deref()).unwrap_or_else(|e| {
-            eprintln!("pxedeck: ignoring the configuration for attach: {e}");
-            Config::builtin()
-        }),
+        Command::Completions { .. } | Command::Man => Config::builtin(),
+        Command::Demo { .. } | Command::Attach { .. } => match optional() {
+            Some(c) => c,
+            None => return ExitCode::from(2),
+        },
         _ => match Config::load(cli.config.as_deref()) {
             Ok(c) => c,
             Err(e) => {
@@ -139,8 +179,26 @@ fn main() -> ExitCode {
     match command {
         Command::Check { dir } => check(&config, dir),
         Command::Render { machine, dir } => render(&config, dir, &machine),
-        Command::Console { theme } => runtime(|| run::console(config, theme)),
-        Command::Serve => runtime(|| run::serve(config)),
+        Command::Console { theme } => {
+            if let Some(code) = inventory_missing(&config, false) {
+                return code;
+            }
+            runtime(|| run::console(config, theme, cli.log_format))
+        }
+        Command::Serve { init, log_file } => {
+            if let Some(code) = inventory_missing(&config, init) {
+                return code;
+            }
+            runtime(|| {
+                run::serve(
+                    config,
+                    run::ServeLog {
+                        format: cli.log_format,
+                        file: log_file,
+                    },
+                )
+            })
+        }
         Command::Attach { url, token, theme } => {
             runtime(|| run::attach(url, token, &config, theme))
         }
@@ -149,7 +207,10 @@ fn main() -> ExitCode {
             every,
             keep,
             theme,
-        } => runtime(|| run::demo(unknown, every, keep, theme)),
+        } => {
+            let theme = theme.or_else(|| cli.config.is_some().then(|| config.theme.clone()));
+            runtime(|| run::demo(unknown, every, keep, theme, cli.log_format))
+        }
         Command::Bench {
             machines,
             loader_mib,
@@ -174,7 +235,52 @@ fn main() -> ExitCode {
             };
             runtime(|| run::bench(opts, prepare, target, world, json))
         }
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "pxedeck", &mut text);
+            out(&String::from_utf8_lossy(&text));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut text) {
+                eprintln!("pxedeck: cannot render the man page: {e}");
+                return ExitCode::FAILURE;
+            }
+            out(&String::from_utf8_lossy(&text));
+            ExitCode::SUCCESS
+        }
     }
+}
+
+/// A missing inventory folder stops `serve` and the console with one
+/// clear line, unless `--init` asks for it to be made.
+fn inventory_missing(config: &Config, init: bool) -> Option<ExitCode> {
+    let dir = &config.inventory;
+    if dir.is_dir() {
+        return None;
+    }
+    if init {
+        return match std::fs::create_dir_all(dir) {
+            Ok(()) => {
+                eprintln!("pxedeck: created the inventory folder {}", dir.display());
+                None
+            }
+            Err(e) => {
+                eprintln!(
+                    "pxedeck: cannot create the inventory folder {}: {e}",
+                    dir.display()
+                );
+                Some(ExitCode::from(2))
+            }
+        };
+    }
+    eprintln!(
+        "pxedeck: the inventory folder {} does not exist (set `inventory:` in the config, \
+         or pass --init to create it)",
+        dir.display()
+    );
+    Some(ExitCode::from(2))
 }
 
 /// Runs an async command on a multi-threaded runtime; errors are printed
@@ -330,9 +436,61 @@ fn render(config: &Config, dir: Option<PathBuf>, query: &str) -> ExitCode {
         boots,
         inventory::annotated_yaml(inv, &m.values),
     ));
-    if loaded.is_ok() {
+    let served = served(config, inv, m);
+    out(&served.text);
+    if loaded.is_ok() && served.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// What `render` adds after the values: the script and each config.
+struct Served {
+    text: String,
+    /// Every config rendered (a template that fails is an exit 1).
+    ok: bool,
+}
+
+/// The machine's iPXE script (its kernel command line in it) and each
+/// installer config, rendered as HTTP serves them, with the capability
+/// slots shown as placeholders (as `GET /api/v1/machines/<mac>/served`).
+fn served(config: &Config, inv: &inventory::Inventory, m: &inventory::Machine) -> Served {
+    use pxedeck::boot::decide::http_base;
+    use pxedeck::boot::render::{self as boot_render, Urls};
+    let urls = Urls::new(http_base(config.address, config.http.port));
+    let mac = m
+        .macs
+        .first()
+        .copied()
+        .unwrap_or(pxedeck::ident::Mac([0; 6]));
+    let decision = decide_known(m);
+    let script = boot_render::script(inv, Some(m), &decision, &mac, &urls);
+    let mut text = format!(
+        "\n# ── iPXE script ({}) ──\n{}",
+        urls.entry(&mac),
+        script.text
+    );
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut ok = true;
+    for name in m.configs.keys() {
+        text.push_str(&format!(
+            "\n# ── config {name} ({}/{name}) ──\n",
+            urls.config(&m.hostname)
+        ));
+        match boot_render::config(inv, m, name, &urls) {
+            Some(Ok(rendered)) => text.push_str(&rendered.text),
+            Some(Err(e)) => {
+                ok = false;
+                text.push_str(&format!("# cannot render: {e}"));
+            }
+            None => {}
+        }
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Served { text, ok }
 }

@@ -10,12 +10,13 @@ use pxedeck::boot::render::Urls;
 use pxedeck::config::Config;
 use pxedeck::demo::{self, DemoWorld};
 use pxedeck::embedded::EmbeddedBackend;
-use pxedeck::event::{EventKind, Level};
+use pxedeck::event::Command;
 use pxedeck::http::remote::RemoteBackend;
-use pxedeck::live::LiveModel;
+use pxedeck::logging::{self, LogFile, LogFormat, log_events};
 use pxedeck::services::Services;
 use pxedeck::sim::Target;
 use pxedeck::sim::bench::{self, BenchOptions, BenchResult};
+use pxedeck::systemd;
 use pxedeck::tui::{self, Exit, theme::Theme};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
@@ -26,23 +27,10 @@ fn theme(name: Option<String>, config_theme: &str) -> anyhow::Result<Theme> {
 }
 
 /// Logs go to a file while the console owns the terminal.
-fn log_to_file(path: &Path) -> anyhow::Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open the log file {}: {e}", path.display()))?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .with_writer(Arc::new(file))
-        .with_ansi(false)
-        .try_init();
-    Ok(())
-}
-
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+fn log_to_file(path: &Path, format: LogFormat) -> anyhow::Result<Arc<LogFile>> {
+    let file = LogFile::open(path)?;
+    logging::init(format, Some(file.clone()));
+    Ok(file)
 }
 
 /// A line for the operator on stderr. After the console lost its terminal
@@ -76,7 +64,7 @@ fn embedded(services: &Services) -> Arc<EmbeddedBackend> {
 
 /// After the terminal went away the services keep running, headless and
 /// attachable, until told to stop.
-async fn headless_after_hangup(services: &Services) -> anyhow::Result<()> {
+async fn headless_after_hangup(services: &Services, log: &LogFile) -> anyhow::Result<()> {
     info!(
         api = %services.bound.api,
         pid = std::process::id(),
@@ -85,30 +73,74 @@ async fn headless_after_hangup(services: &Services) -> anyhow::Result<()> {
         services.bound.api,
         std::process::id()
     );
-    // A second SIGHUP must not kill the process now.
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::select! {
-        r = terminated() => r?,
-        _ = async { loop { hup.recv().await; } } => {}
-    }
-    Ok(())
+    // A later SIGHUP must not kill the process now: it reloads, as for
+    // `serve`.
+    serve_until_terminated(services, Some(log)).await
 }
 
-pub async fn console(config: Config, theme_name: Option<String>) -> anyhow::Result<ExitCode> {
-    let theme = theme(theme_name, &config.theme)?;
-    let log = config
+/// Serves until SIGINT or SIGTERM; each SIGHUP reloads the inventory and
+/// reopens the log file (after logrotate moved it).
+async fn serve_until_terminated(services: &Services, log: Option<&LogFile>) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let stop = terminated();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => return r,
+            _ = hup.recv() => on_hangup(services, log).await,
+        }
+    }
+}
+
+/// SIGHUP: the log file first (so what follows lands in the new one),
+/// then the inventory, which systemd hears as a reload.
+async fn on_hangup(services: &Services, log: Option<&LogFile>) {
+    systemd::reloading();
+    if let Some(log) = log {
+        match log.reopen() {
+            Ok(()) => {
+                info!(target: "pxedeck", "SIGHUP: log file {} reopened", log.path().display())
+            }
+            Err(e) => tracing::error!(target: "pxedeck", "SIGHUP: {e:#}"),
+        }
+    }
+    let control = services.control.clone();
+    let reloaded =
+        tokio::task::spawn_blocking(move || control.run(&Command::ReloadInventory)).await;
+    match reloaded {
+        Ok(Ok(what)) => info!(target: "pxedeck::inventory", "SIGHUP: {what}"),
+        // The failure is an event of its own (CommandFailed), logged as such.
+        Ok(Err(_)) => {}
+        Err(e) => tracing::error!(target: "pxedeck::inventory", "SIGHUP: reload failed: {e}"),
+    }
+    systemd::ready("serving");
+}
+
+/// Where the console and the demo write their log: `log_file` from the
+/// config, else `pxedeck.log` next to the lease file.
+fn console_log_path(config: &Config) -> PathBuf {
+    config
         .dhcp
         .lease_file
         .parent()
         .unwrap_or(Path::new("."))
-        .join("pxedeck.log");
-    log_to_file(&log)?;
+        .join("pxedeck.log")
+}
+
+pub async fn console(
+    config: Config,
+    theme_name: Option<String>,
+    format: LogFormat,
+) -> anyhow::Result<ExitCode> {
+    let theme = theme(theme_name, &config.theme)?;
+    let path = console_log_path(&config);
+    let log = log_to_file(&path, format)?;
     let services = Services::start(config).await?;
     let logging = tokio::spawn(log_events(services.live.clone()));
     let exit = tui::run(embedded(&services), theme).await;
-    let stayed = stay_headless_if_lost(&services, exit).await;
+    let stayed = stay_headless_if_lost(&services, exit, &log).await;
     stop(services, logging).await;
-    say(&format!("pxedeck: stopped (log: {})", log.display()));
+    say(&format!("pxedeck: stopped (log: {})", path.display()));
     stayed.map(|()| ExitCode::SUCCESS)
 }
 
@@ -117,9 +149,10 @@ pub async fn console(config: Config, theme_name: Option<String>) -> anyhow::Resu
 async fn stay_headless_if_lost(
     services: &Services,
     exit: anyhow::Result<Exit>,
+    log: &LogFile,
 ) -> anyhow::Result<()> {
     match exit {
-        Ok(Exit::TerminalLost) => headless_after_hangup(services).await,
+        Ok(Exit::TerminalLost) => headless_after_hangup(services, log).await,
         Ok(Exit::Quit) => Ok(()),
         Err(e) => {
             tracing::error!("the console failed: {e:#}");
@@ -135,224 +168,50 @@ async fn stop(services: Services, logging: tokio::task::JoinHandle<()>) {
     info!("stopped");
 }
 
-/// One line per event that changes something, for journald.
-fn describe(kind: &EventKind) -> Option<(Level, String)> {
-    use EventKind as E;
-    let info = |s: String| Some((Level::Info, s));
-    match kind {
-        E::Started(s) => info(format!(
-            "serving: DHCP {} ({}), TFTP {}, HTTP {}, API {}",
-            s.dhcp.map_or("off".into(), |a| a.to_string()),
-            s.dhcp_mode,
-            s.tftp,
-            s.http,
-            s.api
-        )),
-        E::DhcpSeen(d) => info(format!(
-            "dhcp {} from {}{} → {:?}",
-            d.message.name(),
-            d.mac,
-            d.hostname
-                .as_deref()
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default(),
-            d.decision
-        )),
-        E::LeaseBound { mac, ip, .. } => info(format!("lease {ip} bound to {mac}")),
-        E::LeaseEnded { mac, ip, why } => info(format!("lease {ip} of {mac} ended: {why:?}")),
-        E::PoolExhausted { subnet, mac } => Some((
-            Level::Warn,
-            format!("pool {subnet} exhausted ({mac} got nothing)"),
-        )),
-        E::RogueDhcp {
-            server, offered, ..
-        } => Some((
-            Level::Warn,
-            format!("another DHCP server {server} answered (offered {offered:?})"),
-        )),
-        E::TransferStarted {
-            id,
-            protocol,
-            client,
-            path,
-            size,
-            ..
-        } => info(format!(
-            "{} #{id} {client} {path} ({} bytes)",
-            protocol.name(),
-            size.map_or("?".into(), |s| s.to_string())
-        )),
-        E::TransferDone { id, bytes, millis } => {
-            info(format!("transfer #{id} done: {bytes} bytes in {millis} ms"))
-        }
-        E::TransferFailed {
-            id,
-            reason,
-            probe: false,
-            ..
-        } => Some((Level::Warn, format!("transfer #{id} failed: {reason}"))),
-        E::ScriptServed {
-            client,
-            hostname,
-            kind,
-            chain,
-            ..
-        } => info(format!(
-            "{} script {} to {client}{}",
-            chain.label(),
-            kind.name(),
-            hostname
-                .as_deref()
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default()
-        )),
-        E::BootFailed {
-            mac,
-            hostname,
-            stage,
-            reason,
-        } => Some((
-            Level::Error,
-            format!(
-                "{}: GRUB {} failed: {reason}",
-                hostname
-                    .as_deref()
-                    .map_or_else(|| mac.to_string(), str::to_string),
-                stage.name()
-            ),
-        )),
-        E::ConfigServed {
-            client,
-            hostname,
-            name,
-        } => info(format!("config {name} of {hostname} to {client}")),
-        E::AccessDenied {
-            client,
-            path,
-            reason,
-        } => Some((Level::Warn, format!("denied {path} to {client}: {reason}"))),
-        E::InstallDone { hostname, .. } => {
-            info(format!("{hostname}: install done, now install: false"))
-        }
-        E::InventoryReloaded { machines, .. } => {
-            info(format!("inventory: {} machines", machines.len()))
-        }
-        E::InventoryError { problems } => Some((
-            Level::Error,
-            format!(
-                "inventory has {} problem(s), keeping the last good one: {}",
-                problems.len(),
-                problems
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ),
-        )),
-        E::InventoryWritten {
-            hostname,
-            path,
-            change,
-        } => info(format!("{hostname}: {change} ({path})")),
-        E::CommandFailed { command, error } => Some((Level::Error, format!("{command}: {error}"))),
-        E::BmcPower {
-            hostname,
-            power,
-            error,
-        } => match (power, error) {
-            (_, Some(e)) => Some((Level::Warn, format!("{hostname}: BMC {e}"))),
-            (Some(p), None) => info(format!("{hostname}: power {}", p.label())),
-            (None, None) => None,
-        },
-        E::BmcAction {
-            hostname,
-            action,
-            ok,
-            message,
-        } => Some((
-            if *ok { Level::Info } else { Level::Error },
-            format!("{hostname}: {action}: {message}"),
-        )),
-        E::Log {
-            level,
-            target,
-            message,
-        } => Some((*level, format!("{target}: {message}"))),
-        // A machine's change is logged as the write that made it.
-        E::DhcpReplied { .. }
-        | E::Progress { .. }
-        | E::TransferFailed { .. }
-        | E::InventoryMachineChanged { .. } => None,
-    }
+/// How `serve` logs: the format, and a file instead of stdout.
+pub struct ServeLog {
+    pub format: LogFormat,
+    pub file: Option<PathBuf>,
 }
 
-/// Logs what the start-up said, then one line per event folded after it:
-/// stdout for `serve`, `pxedeck.log` for the console and the demo.
-async fn log_events(live: Arc<LiveModel>) {
-    // Start-up events are already folded into the model: log what they
-    // said, then every event folded after them. The snapshot is dropped
-    // once read: it can be large.
-    let mut rx = {
-        let (startup, rx) = live.snapshot_and_subscribe();
-        if let Some((_, line)) = startup
-            .server
-            .map(EventKind::Started)
-            .as_ref()
-            .and_then(describe)
-        {
-            info!("{line}");
-        }
-        for line in &startup.log {
-            info!("{}: {}", line.target, line.message);
-        }
-        rx
+pub async fn serve(config: Config, log: ServeLog) -> anyhow::Result<ExitCode> {
+    let file = match &log.file {
+        Some(path) => Some(LogFile::open(path)?),
+        None => None,
     };
-    if !tracing::enabled!(tracing::Level::INFO) {
-        // Warnings only: nothing per event to log; do not wake per event.
-        std::future::pending::<()>().await;
+    logging::init(log.format, file.clone());
+    let services = Services::start(config).await?;
+    let logger = tokio::spawn(log_events(services.live.clone()));
+    let watchdog = systemd::watchdog_interval()
+        .map(|every| tokio::spawn(systemd::watchdog(every, services.cancel.clone())));
+    systemd::ready(&format!("serving; API on {}", services.bound.api));
+    let served = serve_until_terminated(&services, file.as_deref()).await;
+    systemd::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
     }
-    loop {
-        match rx.recv().await {
-            Ok(e) => match describe(&e.kind) {
-                Some((Level::Error, s)) => tracing::error!("{s}"),
-                Some((Level::Warn, s)) => tracing::warn!("{s}"),
-                Some((_, s)) => info!("{s}"),
-                None => {}
-            },
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!("log fell behind: {n} events not logged");
-            }
-            Err(_) => return,
-        }
-    }
+    stop(services, logger).await;
+    served.map(|()| ExitCode::SUCCESS)
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    use std::io::IsTerminal;
-    // Colour for a person at a terminal; plain text for journald and files.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
-        .with_ansi(std::io::stdout().is_terminal())
-        .try_init();
-    let services = Services::start(config).await?;
-    let logger = log_events(services.live.clone());
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::select! {
-        r = terminated() => r?,
-        _ = logger => {}
-        _ = async { loop { hup.recv().await; } } => {}
+/// The API address a server with this config listens on, as a URL; a
+/// wildcard listen address is reached on loopback.
+pub fn api_url(config: &Config) -> String {
+    let mut addr = config.http.api_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    info!("stopping");
-    services.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    format!("http://{addr}")
 }
 
 pub async fn attach(
-    url: String,
+    url: Option<String>,
     token: Option<String>,
     config: &Config,
     theme_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let theme = theme(theme_name, "default")?;
+    let theme = theme(theme_name, &config.theme)?;
+    let url = url.unwrap_or_else(|| api_url(config));
     let token = token.or_else(|| config_token(config));
     if token.is_none() {
         eprintln!(
@@ -381,6 +240,7 @@ pub async fn demo(
     every: f64,
     keep: bool,
     theme_name: Option<String>,
+    format: LogFormat,
 ) -> anyhow::Result<ExitCode> {
     let theme = theme(theme_name, "default")?;
     let dir = tempfile::Builder::new().prefix("pxedeck-demo-").tempdir()?;
@@ -392,7 +252,7 @@ pub async fn demo(
         0
     };
     let world = DemoWorld::create(dir.path(), api_port)?;
-    log_to_file(&dir.path().join("pxedeck.log"))?;
+    let log = log_to_file(&dir.path().join("pxedeck.log"), format)?;
     let services = Services::start(world.config.clone()).await?;
     let logging = tokio::spawn(log_events(services.live.clone()));
     let mut target = Target::new(
@@ -407,7 +267,7 @@ pub async fn demo(
         Duration::from_secs_f64(every.max(0.0)),
     ));
     let exit = tui::run(embedded(&services), theme).await;
-    let stayed = stay_headless_if_lost(&services, exit).await;
+    let stayed = stay_headless_if_lost(&services, exit, &log).await;
     stop(services, logging).await;
     let path = dir.path().to_path_buf();
     if keep {
@@ -482,4 +342,31 @@ pub async fn bench(
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_reaches_the_api_the_config_names() {
+        let mut c = Config::from_text(
+            "http:\n  api_listen: 127.0.0.1:9123\n  api_token: tok\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(api_url(&c), "http://127.0.0.1:9123");
+        assert_eq!(config_token(&c).as_deref(), Some("tok"));
+        c.http.api_listen = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(
+            api_url(&c),
+            "http://127.0.0.1:9000",
+            "a wildcard is reached on loopback"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        c.http.api_token = None;
+        c.http.api_token_file = dir.path().join("api.token");
+        std::fs::write(&c.http.api_token_file, "from-file\n").unwrap();
+        assert_eq!(config_token(&c).as_deref(), Some("from-file"));
+    }
 }

@@ -23,6 +23,7 @@ use crate::dhcp::leases::LeaseState;
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
 use crate::filecache::FileCache;
+use crate::git::GitRecorder;
 use crate::http::{self, HttpState, LeaseView, NoLeases};
 use crate::inventory::watch::{Watcher, watch};
 use crate::inventory::{Inventory, InventoryService, LoadOptions, SharedInventory, load};
@@ -90,8 +91,26 @@ impl Services {
         // threads would otherwise outlive the error).
         let stop_on_error = cancel.clone().drop_guard();
         let mut tasks = JoinSet::new();
-        // The model folds from the first event on.
+        // The model folds from the first event on (it subscribes now).
         tasks.spawn(live.clone().run(bus.clone(), cancel.clone()));
+        // Last night's boots, folded before any service starts; the
+        // history records from here on.
+        let (replayed, history) = crate::history::restore(
+            &config.history.file,
+            crate::history::Bounds {
+                per_machine: config.history.per_machine,
+                total: config.history.total,
+            },
+            &bus,
+        );
+        {
+            let mut model = live.lock();
+            for e in &replayed {
+                model.apply(e);
+            }
+        }
+        drop(replayed);
+        tasks.spawn(history.run(cancel.clone()));
         if let Some(why) = limits_lowered {
             tracing::warn!("{why}");
             bus.emit(EventKind::Log {
@@ -113,6 +132,24 @@ impl Services {
             },
         ));
         let inventory: SharedInventory = inventory_service.shared().clone();
+        // Every write becomes a commit when the inventory is in git.
+        let git = GitRecorder::start(&config.inventory, &config.git, bus.clone());
+        if let Some(g) = &git {
+            inventory_service.set_recorder(g.clone());
+            bus.emit(EventKind::Log {
+                level: Level::Info,
+                target: "git".into(),
+                message: format!(
+                    "the inventory is a git work tree: every write is a commit by {}{}",
+                    config.git.author,
+                    if config.git.push {
+                        ", pushed to its upstream"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
 
         let address = config.address;
         let http_listener =
@@ -244,7 +281,11 @@ impl Services {
         let watcher = {
             let control = control.clone();
             match watch(inventory_service, move |reload| {
-                control.report_reload(reload)
+                control.report_reload(reload);
+                // A pull moves the branch: show where it stands now.
+                if let Some(g) = &git {
+                    g.refresh();
+                }
             }) {
                 Ok(w) => Some(w),
                 Err(e) => {

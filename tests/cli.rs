@@ -261,3 +261,138 @@ fn check_warns_about_signed_loaders_that_are_not_installed() {
     let (_, err) = text(&pxedeck(&["check"], d));
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definitions() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = pxedeck(&["completions", shell], repo());
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{shell}: {err}");
+        for sub in ["serve", "attach", "render", "completions"] {
+            assert!(out.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let o = pxedeck(&["completions", "tcsh"], repo());
+    assert_eq!(o.status.code(), Some(2), "an unknown shell is refused");
+    let o = pxedeck(&["man"], repo());
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(out.contains(".TH pxedeck 1"), "{out}");
+    for sub in ["serve", "attach", "render", "\\-\\-log\\-format"] {
+        assert!(out.contains(sub), "the man page lacks {sub}:\n{out}");
+    }
+}
+
+#[test]
+fn help_names_the_token_env_once_and_explains_every_theme_option() {
+    let (out, _) = text(&pxedeck(&["attach", "--help"], repo()));
+    assert_eq!(out.matches("env: PXEDECK_TOKEN").count(), 1, "{out}");
+    for sub in ["console", "attach", "demo"] {
+        let (out, _) = text(&pxedeck(&[sub, "--help"], repo()));
+        let at = out
+            .find("--theme <THEME>")
+            .unwrap_or_else(|| panic!("{sub}: {out}"));
+        let help = &out[at..];
+        assert!(
+            help.lines().take(3).any(|l| l.contains("high-contrast")),
+            "{sub} --theme has no help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn check_on_a_missing_folder_says_so_without_a_stray_colon() {
+    let o = pxedeck(&["check", "/nonexistent/nodes"], repo());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(out, "inventory folder /nonexistent/nodes does not exist\n");
+    assert_eq!(err, "/nonexistent/nodes: 1 problem\n");
+}
+
+#[test]
+fn serve_refuses_a_missing_inventory_folder_unless_told_to_create_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dhcp, tftp) = (free_port(true), free_port(true));
+    let config = serve_config(dir.path(), "p.yaml", dhcp, tftp);
+    let nodes = dir.path().join("nodes");
+    std::fs::remove_dir(&nodes).unwrap();
+    let o = pxedeck(&["-c", config.to_str().unwrap(), "serve"], dir.path());
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "pxedeck: the inventory folder {} does not exist (set `inventory:` in the config, \
+             or pass --init to create it)\n",
+            nodes.display()
+        )
+    );
+    assert!(!nodes.exists());
+    let mut running = Command::new(env!("CARGO_BIN_EXE_pxedeck"))
+        .args(["-c", config.to_str().unwrap(), "serve", "--init"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::UdpSocket::bind(("127.0.0.1", tftp)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve --init never served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(nodes.is_dir(), "--init made no folder");
+}
+
+#[test]
+fn an_address_this_host_lacks_is_named_as_such_not_blamed_on_root() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
+    // TEST-NET-1: never an address of this host.
+    std::fs::write(
+        dir.path().join("pxedeck.yaml"),
+        "server:\n  address: 192.0.2.1\ndhcp:\n  mode: off\ntftp:\n  port: 0\nhttp:\n  port: 80\n",
+    )
+    .unwrap();
+    let o = pxedeck(&["serve"], dir.path());
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("192.0.2.1 is not an address of this host"),
+        "{err}"
+    );
+    assert!(!err.contains("root"), "{err}");
+}
+
+#[test]
+fn render_also_shows_the_script_with_its_command_line_and_every_config() {
+    let o = pxedeck(&["render", "dev-01"], repo());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains(
+            "# ── iPXE script (http://127.0.0.1/boot.ipxe?mac=52:54:00:d0:00:01) ──\n#!ipxe\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("kernel --name kernel http://127.0.0.1/ubuntu-24.04/vmlinuz ip=dhcp console=ttyS0,115200 autoinstall"),
+        "the command line, rendered: {out}"
+    );
+    for name in ["meta-data", "user-data", "vendor-data"] {
+        assert!(
+            out.contains(&format!(
+                "# ── config {name} (http://127.0.0.1/config/dev-01/pxedeck-capability-config/{name}) ──\n"
+            )),
+            "{name}: {out}"
+        );
+    }
+    assert!(out.contains("local-hostname: dev-01\n"), "{out}");
+    assert!(
+        out.contains("    hostname: dev-01\n"),
+        "user-data rendered: {out}"
+    );
+}

@@ -84,6 +84,33 @@ pub struct Config {
     pub theme: String,
     pub bmc: BmcConfig,
     pub loaders: LoaderPaths,
+    pub git: GitConfig,
+    pub history: HistoryConfig,
+}
+
+/// Committing the inventory's changes when it is a git work tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitConfig {
+    /// Commit every write pxedeck makes (when the inventory is in a work
+    /// tree; otherwise nothing happens).
+    pub commit: bool,
+    /// `Name <email>` for the commits; the committer stays git's own.
+    pub author: String,
+    /// Push to the branch's upstream after each commit.
+    pub push: bool,
+    /// Any one git command is killed after this long.
+    pub timeout: Duration,
+}
+
+/// Machines' boot history kept on disk across restarts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryConfig {
+    /// The file (JSON lines), default `history.jsonl` beside the leases.
+    pub file: PathBuf,
+    /// Steps kept per machine (the newest).
+    pub per_machine: usize,
+    /// Steps kept in all; past it the oldest go.
+    pub total: usize,
 }
 
 /// The signed loaders of the shim → GRUB chain, served over TFTP (and HTTP)
@@ -260,6 +287,8 @@ struct WireConfig {
     boot_root: Option<String>,
     inventory: Option<String>,
     theme: Option<String>,
+    git: WireGit,
+    history: WireHistory,
     bmc: WireBmc,
     loaders: WireLoaders,
 }
@@ -290,6 +319,50 @@ impl Default for WireBmc {
         }
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireGit {
+    commit: bool,
+    author: String,
+    push: bool,
+    timeout: WireDuration,
+}
+
+impl Default for WireGit {
+    fn default() -> Self {
+        WireGit {
+            commit: true,
+            author: DEFAULT_GIT_AUTHOR.into(),
+            push: false,
+            timeout: WireDuration::Seconds(30),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireHistory {
+    file: Option<String>,
+    per_machine: usize,
+    total: usize,
+}
+
+impl Default for WireHistory {
+    fn default() -> Self {
+        WireHistory {
+            file: None,
+            per_machine: 200,
+            total: 100_000,
+        }
+    }
+}
+
+/// The author of pxedeck's inventory commits unless `git.author` says.
+pub const DEFAULT_GIT_AUTHOR: &str = "pxedeck <pxedeck@localhost>";
+/// The most history `history.total` may ask to keep (steps are ~150
+/// bytes each on disk and in memory).
+pub const MAX_HISTORY_TOTAL: usize = 1_000_000;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -691,6 +764,42 @@ impl Config {
                 .map_or_else(|| lease_file.with_file_name(name), resolve)
         };
 
+        let git_author = wire.git.author.trim().to_string();
+        let well_formed = git_author.split_once(" <").is_some_and(|(name, rest)| {
+            !name.trim().is_empty()
+                && rest.ends_with('>')
+                && rest.len() > 1
+                && !rest[..rest.len() - 1].contains(['<', '>'])
+        });
+        if !well_formed || git_author.contains('\n') {
+            return Err(invalid(
+                line_of("git.author"),
+                format!("git.author must be `Name <email>`, not {git_author:?}"),
+            ));
+        }
+        let git_timeout =
+            to_duration(&wire.git.timeout).map_err(|m| invalid(line_of("git.timeout"), m))?;
+        if git_timeout < Duration::from_secs(1) || git_timeout > Duration::from_secs(600) {
+            return Err(invalid(
+                line_of("git.timeout"),
+                "git.timeout must be between 1s and 10m".into(),
+            ));
+        }
+        if wire.history.per_machine == 0
+            || wire.history.total == 0
+            || wire.history.total > MAX_HISTORY_TOTAL
+            || wire.history.per_machine > wire.history.total
+        {
+            return Err(invalid(
+                line_of("history"),
+                format!(
+                    "history needs 1 <= per_machine <= total <= {MAX_HISTORY_TOTAL} \
+                     (got per_machine {}, total {})",
+                    wire.history.per_machine, wire.history.total
+                ),
+            ));
+        }
+
         Ok(Config {
             source: path.map(Path::to_path_buf),
             address: wire.server.address.unwrap_or(Ipv4Addr::LOCALHOST),
@@ -754,6 +863,17 @@ impl Config {
                     shim_arm64: path(&l.shim_arm64, SHIM_ARM64_PATH),
                     grub_arm64: path(&l.grub_arm64, GRUB_ARM64_PATH),
                 }
+            },
+            git: GitConfig {
+                commit: wire.git.commit,
+                author: git_author,
+                push: wire.git.push,
+                timeout: git_timeout,
+            },
+            history: HistoryConfig {
+                file: beside_leases(&wire.history.file, "history.jsonl"),
+                per_machine: wire.history.per_machine,
+                total: wire.history.total,
             },
         })
     }

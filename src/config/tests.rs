@@ -184,3 +184,28 @@ fn signed_loaders_default_to_debian_paths_and_follow_the_config_file() {
     assert!(err("unknown:\n  loader: pxelinux\n").contains(":2: unknown loader `pxelinux`"));
     assert!(err("loaders:\n  shim: /x\n").contains(":2: loaders.shim: unknown field"));
 }
+
+#[test]
+fn git_and_history_have_defaults_and_refuse_nonsense_with_the_line() {
+    let c = Config::builtin();
+    assert!(c.git.commit && !c.git.push);
+    assert_eq!(c.git.author, "pxedeck <pxedeck@localhost>");
+    assert_eq!(c.history.file, PathBuf::from("history.jsonl"));
+    assert_eq!((c.history.per_machine, c.history.total), (200, 100_000));
+    let c = Config::from_text(
+        "git:\n  author: Ops Team <ops@example.com>\n  push: true\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.git.author, "Ops Team <ops@example.com>");
+    assert!(c.git.push);
+    assert_eq!(
+        err("git:\n  author: nobody\n"),
+        "/etc/pxedeck.yaml:2: git.author must be `Name <email>`, not \"nobody\""
+    );
+    assert!(err("git:\n  author: a <b<c>\n").contains("git.author"));
+    assert!(err("git:\n  timeout: 0s\n").contains("between 1s and 10m"));
+    assert!(err("history:\n  per_machine: 0\n").starts_with("/etc/pxedeck.yaml:1: history needs"));
+    assert!(err("history:\n  total: 2000000\n").contains("<= 1000000"));
+    assert!(err("history:\n  per_machine: 50\n  total: 10\n").contains("per_machine 50, total 10"));
+}

@@ -114,7 +114,13 @@ impl DhcpServer {
         loader_probe: LoaderProbe,
     ) -> std::io::Result<DhcpServer> {
         let (store, table, replayed) = LeaseStore::open(&config.dhcp.lease_file, now_millis())?;
-        debug!(?replayed, file = %config.dhcp.lease_file.display(), "leases restored");
+        debug!(
+            file = %config.dhcp.lease_file.display(),
+            "leases restored: {} records read, {} leases live, {} unreadable lines skipped",
+            replayed.records,
+            replayed.live,
+            replayed.skipped
+        );
         Ok(DhcpServer::with_journal(
             config,
             inventory,

@@ -21,7 +21,7 @@ pub mod validate;
 pub mod watch;
 mod write;
 pub use edit::Scalar;
-pub use service::{InventoryService, Published, SharedInventory, Written};
+pub use service::{InventoryService, Published, SharedInventory, WriteRecorder, Written};
 pub use write::{machine_file_text, write_atomic};
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +49,8 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
+            // A problem of the whole tree (its folder missing) has no file.
+            _ if self.file.as_os_str().is_empty() => f.write_str(&self.message),
             Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
             None => write!(f, "{}: {}", self.file.display(), self.message),
         }

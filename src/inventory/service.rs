@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -60,6 +60,13 @@ pub struct Written {
     pub published: Published,
 }
 
+/// Told of every write the service made, once it is on disk, with a
+/// one-line message saying what changed (the git recorder commits it).
+/// Called under the service's lock: it must queue, never block.
+pub trait WriteRecorder: Send + Sync {
+    fn record(&self, paths: Vec<PathBuf>, message: String);
+}
+
 pub struct InventoryService {
     root: PathBuf,
     opts: LoadOptions,
@@ -69,6 +76,7 @@ pub struct InventoryService {
     /// reload never interleaves with a write.
     reloads: Mutex<ReloadState>,
     loads: Arc<AtomicU64>,
+    recorder: OnceLock<Arc<dyn WriteRecorder>>,
 }
 
 /// What the last reload saw, so the same tree is reported once.
@@ -92,6 +100,18 @@ impl InventoryService {
                 failing: false,
             }),
             loads: Arc::default(),
+            recorder: OnceLock::new(),
+        }
+    }
+
+    /// Sets who hears of each write (once; later calls are ignored).
+    pub fn set_recorder(&self, recorder: Arc<dyn WriteRecorder>) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    fn record(&self, paths: Vec<PathBuf>, message: String) {
+        if let Some(r) = self.recorder.get() {
+            r.record(paths, message);
         }
     }
 
@@ -175,6 +195,10 @@ impl InventoryService {
         }
         let changed: Vec<PathBuf> = overlay.keys().cloned().collect();
         self.commit(overlay, None)?;
+        self.record(
+            changed.iter().map(|rel| self.root.join(rel)).collect(),
+            adoption_message(adoptions),
+        );
         Ok(changed)
     }
 
@@ -215,6 +239,7 @@ impl InventoryService {
         {
             self.own.write(&path, &edited)?;
             self.shared.store(Arc::new(patched));
+            self.record(vec![path.clone()], change_message(hostname, changes));
             return Ok(Written {
                 path,
                 published: Published::Machine(hostname.into()),
@@ -223,6 +248,7 @@ impl InventoryService {
         let mut overlay = BTreeMap::new();
         overlay.insert(rel, edited);
         let published = self.commit(overlay, install_only.then_some(hostname))?;
+        self.record(vec![path.clone()], change_message(hostname, changes));
         Ok(Written { path, published })
     }
 
@@ -270,4 +296,49 @@ impl InventoryService {
             }
         }
     }
+}
+
+/// `adopt dev-04 into k8s-dev (ubuntu-2404)`, or for a bulk adoption
+/// `adopt 40 machines into rack1: worker-01 … worker-40`.
+fn adoption_message(adoptions: &[Adoption]) -> String {
+    let group = |g: &str| {
+        if g.is_empty() {
+            "/".to_string()
+        } else {
+            g.to_string()
+        }
+    };
+    match adoptions {
+        [one] => format!(
+            "adopt {} into {} ({}{})",
+            one.hostname,
+            group(&one.group),
+            one.profile,
+            if one.install { ", to install" } else { "" }
+        ),
+        [first, .., last] => {
+            let mut groups: Vec<String> = adoptions.iter().map(|a| group(&a.group)).collect();
+            groups.dedup();
+            format!(
+                "adopt {} machines into {}: {} … {}",
+                adoptions.len(),
+                groups.join(", "),
+                first.hostname,
+                last.hostname
+            )
+        }
+        [] => "adopt nothing".into(),
+    }
+}
+
+/// `dev-01: install: false`, `dev-01: profile: talos, ip: 10.0.0.5`.
+fn change_message(hostname: &str, changes: &[(&str, Scalar)]) -> String {
+    let said: Vec<String> = changes
+        .iter()
+        .map(|(key, value)| match value {
+            Scalar::Bool(b) => format!("{key}: {b}"),
+            Scalar::Str(s) => format!("{key}: {s}"),
+        })
+        .collect();
+    format!("{hostname}: {}", said.join(", "))
 }

@@ -26,6 +26,11 @@ pub struct Watcher {
 /// How long file events must be quiet before a reload.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// Whether a path is inside a `.git` folder (the repository itself).
+fn in_git_dir(path: &std::path::Path) -> bool {
+    path.components().any(|c| c.as_os_str() == ".git")
+}
+
 /// Watches `root` and calls `on_change` after each reload that changed
 /// something. The callback runs on the watcher's thread.
 pub fn watch(
@@ -36,7 +41,14 @@ pub fn watch(
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         let relevant = match result {
             Ok(events) => {
-                let changes: Vec<_> = events.iter().filter(|e| !e.kind.is_access()).collect();
+                // Git's own files (a commit pxedeck made, a fetch) are not
+                // the inventory; a pull also changes the files it checks
+                // out, and those count.
+                let changes: Vec<_> = events
+                    .iter()
+                    .filter(|e| !e.kind.is_access())
+                    .filter(|e| e.paths.is_empty() || !e.paths.iter().all(|p| in_git_dir(p)))
+                    .collect();
                 // A rescan names no paths: it could be anything.
                 let unnamed = changes.iter().any(|e| e.paths.is_empty());
                 let paths: Vec<PathBuf> = changes

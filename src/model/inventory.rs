@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Model;
 use super::machines::MachineRow;
 use crate::clock::Millis;
-use crate::event::{GroupInfo, KnownMachine, Level};
+use crate::event::{GitState, GroupInfo, KnownMachine, Level};
 use crate::ident::Mac;
 use crate::inventory::Problem;
 
@@ -21,6 +21,9 @@ pub struct InventoryStatus {
     pub groups: Vec<GroupInfo>,
     pub last_reload: Option<Millis>,
     pub problems: Vec<Problem>,
+    /// The git work tree the inventory is in, if it is in one.
+    #[serde(default)]
+    pub git: Option<GitState>,
 }
 
 impl InventoryStatus {
@@ -94,6 +97,8 @@ impl Model {
             groups: merge_groups(groups, group_info),
             last_reload: Some(at),
             problems: Vec::new(),
+            // A reload says nothing about git: keep what it last said.
+            git: self.inventory.git.take(),
         };
     }
 

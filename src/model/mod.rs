@@ -237,6 +237,7 @@ impl Model {
                 target,
                 message,
             } => self.log_record(at, *level, target, message),
+            EventKind::GitStatus(git) => self.inventory.git = Some(git.clone()),
         }
     }
 }

@@ -9,6 +9,41 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::format::{age, table_block};
 use crate::tui::app::App;
 
+/// `git main → origin/main · 2 uncommitted · ↑1 ↓0 · push failed: …`
+fn git_line<'a>(app: &App, git: &'a crate::event::GitState) -> Line<'a> {
+    let t = &app.theme;
+    let mut spans = vec![Span::styled(
+        format!(
+            "git {}{}",
+            git.branch.as_deref().unwrap_or("(detached HEAD)"),
+            git.upstream
+                .as_deref()
+                .map(|u| format!(" → {u}"))
+                .unwrap_or_default()
+        ),
+        t.text(),
+    )];
+    let dirty = if git.uncommitted > 0 {
+        t.warn()
+    } else {
+        t.muted()
+    };
+    spans.push(Span::styled(
+        format!(" · {} uncommitted", git.uncommitted),
+        dirty,
+    ));
+    if git.upstream.is_some() {
+        spans.push(Span::styled(
+            format!(" · ↑{} ↓{}", git.ahead, git.behind),
+            t.muted(),
+        ));
+    }
+    if let Some(e) = &git.error {
+        spans.push(Span::styled(format!(" · {e}"), t.error()));
+    }
+    Line::from(spans)
+}
+
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let inv = &app.model.inventory;
@@ -27,6 +62,9 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
             t.muted(),
         ),
     ])];
+    if let Some(git) = &inv.git {
+        lines.push(git_line(app, git));
+    }
     lines.push(Line::default());
     if !inv.problems.is_empty() {
         lines.push(Line::from(Span::styled(

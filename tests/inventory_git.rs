@@ -1,0 +1,286 @@
+//! The inventory in git: every write pxedeck makes is a commit with a
+//! clear message and the configured author, pushed to the tracking remote;
+//! a failed push is shown and loses nothing; a `git pull` is picked up by
+//! the watcher; pxedeck's own commits cause no reload. A real repository
+//! and a bare remote (`git init --bare`) in a temporary folder.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use pxedeck::event::{Command as Cmd, EventKind, GitState};
+use pxedeck::inventory::Adoption;
+use pxedeck::services::Services;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git is missing: install the Debian package git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Polls until `f` says yes.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn run(services: &Services, command: Cmd) -> String {
+    let control = services.control.clone();
+    tokio::task::spawn_blocking(move || control.run(&command))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_is_a_commit_pushed_upstream_a_pull_is_picked_up_and_a_failed_push_keeps_the_commit()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    // The demo's world: a config and an inventory that go together.
+    let mut world = pxedeck::demo::DemoWorld::create(&tmp.path().join("world"), 0).unwrap();
+    let work = world.config.inventory.clone();
+    git(
+        tmp.path(),
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+    );
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    git(&work, &["config", "user.name", "Operator"]);
+    git(&work, &["config", "user.email", "op@example.com"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "--quiet", "-m", "inventory"]);
+    git(
+        &work,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    git(&work, &["push", "--quiet", "-u", "origin", "main"]);
+    world.config.git.author = "Rack Robot <robot@example.com>".into();
+    world.config.git.push = true;
+    let config = world.config.clone();
+    let services = Services::start(config).await.unwrap();
+    let mut events = services.bus.subscribe();
+    let loads = services.control.inventory().load_counter();
+
+    // An adoption: one commit, the configured author, pushed.
+    let before = loads.load(Ordering::Relaxed);
+    run(
+        &services,
+        Cmd::Adopt {
+            machines: vec![Adoption {
+                macs: vec!["52:54:00:77:00:04".parse().unwrap()],
+                uuid: None,
+                hostname: "dev-04".into(),
+                group: "k8s-dev".into(),
+                profile: "ubuntu-2404".into(),
+                ip: None,
+                install: true,
+            }],
+        },
+    )
+    .await;
+    let head = |dir: &Path| git(dir, &["log", "-1", "--format=%an <%ae>|%s"]);
+    until("the adoption's commit", || {
+        head(&work).ends_with("|adopt dev-04 into k8s-dev (ubuntu-2404, to install)")
+    })
+    .await;
+    assert_eq!(
+        head(&work),
+        "Rack Robot <robot@example.com>|adopt dev-04 into k8s-dev (ubuntu-2404, to install)"
+    );
+    assert_eq!(
+        git(&work, &["show", "--name-only", "--format=", "HEAD"]),
+        "k8s-dev/dev-04.yaml",
+        "the commit holds exactly the written file"
+    );
+    until("the push", || {
+        git(&remote, &["log", "-1", "--format=%s", "main"]).starts_with("adopt dev-04")
+    })
+    .await;
+    // Its own writes and commits (files under .git) reload nothing.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        loads.load(Ordering::Relaxed),
+        before,
+        "a commit caused a reload"
+    );
+
+    // An install flip, with a stray file of the operator's lying around:
+    // committed alone, the stray file left uncommitted and counted.
+    std::fs::write(work.join("notes.txt"), "mine\n").unwrap();
+    run(
+        &services,
+        Cmd::SetInstall {
+            hostname: "dev-04".into(),
+            install: false,
+        },
+    )
+    .await;
+    until("the flip's commit", || {
+        head(&work).ends_with("|dev-04: install: false")
+    })
+    .await;
+    let status = last_status(&mut events, |s| {
+        s.last_commit
+            .as_deref()
+            .is_some_and(|c| c.ends_with("dev-04: install: false"))
+    })
+    .await;
+    assert_eq!(status.branch.as_deref(), Some("main"));
+    assert_eq!(status.upstream.as_deref(), Some("origin/main"));
+    assert_eq!(status.uncommitted, 1, "{status:?}");
+    assert_eq!((status.ahead, status.behind), (0, 0), "{status:?}");
+    assert_eq!(status.error, None);
+    std::fs::remove_file(work.join("notes.txt")).unwrap();
+
+    // Someone else pushes a machine; a `git pull` here is served.
+    let other = tmp.path().join("other");
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "--quiet",
+            remote.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(
+        other.join("k8s-dev/dev-09.yaml"),
+        "mac: \"52:54:00:77:00:09\"\n",
+    )
+    .unwrap();
+    git(&other, &["add", "-A"]);
+    git(
+        &other,
+        &[
+            "-c",
+            "user.name=B",
+            "-c",
+            "user.email=b@x",
+            "commit",
+            "--quiet",
+            "-m",
+            "dev-09",
+        ],
+    );
+    git(&other, &["push", "--quiet"]);
+    git(&work, &["pull", "--quiet", "--ff-only"]);
+    until("the pulled machine to be served", || {
+        services.inventory.load().by_hostname("dev-09").is_some()
+    })
+    .await;
+
+    // The remote goes away: the commit stays, the failure is told.
+    git(
+        &work,
+        &["remote", "set-url", "origin", "/nonexistent/remote.git"],
+    );
+    run(
+        &services,
+        Cmd::SetInstall {
+            hostname: "dev-04".into(),
+            install: true,
+        },
+    )
+    .await;
+    until("the commit despite the push", || {
+        head(&work).ends_with("|dev-04: install: true")
+    })
+    .await;
+    let status = last_status(&mut events, |s| s.error.is_some()).await;
+    let error = status.error.clone().unwrap();
+    assert!(error.starts_with("git push failed"), "{error}");
+    assert_eq!(status.ahead, 1, "{status:?}");
+    assert!(
+        std::fs::read_to_string(work.join("k8s-dev/dev-04.yaml"))
+            .unwrap()
+            .contains("install: true")
+    );
+    services.shutdown().await;
+}
+
+/// The GitStatus events until one satisfies `f`; that one. A warning
+/// about the push comes on the bus as a log line too.
+async fn last_status(
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<pxedeck::event::Event>>,
+    f: impl Fn(&GitState) -> bool,
+) -> GitState {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("no such git status")
+            .unwrap();
+        if let EventKind::GitStatus(s) = &e.kind
+            && f(s)
+        {
+            return s.clone();
+        }
+    }
+}
+
+/// The Inventory view's git line, drawn from a GitStatus event.
+#[test]
+fn the_inventory_view_shows_branch_uncommitted_files_ahead_behind_and_a_push_failure() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use pxedeck::event::Event;
+    use pxedeck::model::Model;
+    use pxedeck::tui::Origin;
+    use pxedeck::tui::app::App;
+    use pxedeck::tui::theme::Theme;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    let mut model = Model::default();
+    model.apply(&Event {
+        at: 1,
+        kind: EventKind::GitStatus(GitState {
+            branch: Some("main".into()),
+            upstream: Some("origin/main".into()),
+            uncommitted: 2,
+            ahead: 1,
+            behind: 0,
+            last_commit: Some("abc1234 dev-04: install: true".into()),
+            error: Some("git push failed: fatal: not a repository".into()),
+        }),
+    });
+    let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
+    app.on_key(KeyEvent::new(KeyCode::Char('4'), KeyModifiers::NONE));
+    let mut terminal = Terminal::new(TestBackend::new(120, 24)).unwrap();
+    terminal
+        .draw(|f| pxedeck::tui::draw::draw(f, &app))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let text: String = (0..24)
+        .map(|y| {
+            (0..120)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    assert!(
+        text.contains("git main → origin/main · 2 uncommitted · ↑1 ↓0 · git push failed: fatal: not a repository"),
+        "{text}"
+    );
+}
