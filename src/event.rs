@@ -19,8 +19,8 @@ use tokio::sync::broadcast;
 use crate::boot::ScriptKind;
 use crate::clock::{Millis, now_millis};
 use crate::config::{DhcpMode, UnknownPolicy};
-pub use crate::dhcp::DhcpSeen;
 use crate::dhcp::{DhcpReply, LeaseEnd};
+pub use crate::dhcp::{DhcpSeen, RelayAgentSeen};
 use crate::ident::Mac;
 use crate::inventory::{Adoption, Problem};
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use crate::dhcp::relay_agent::RelayMatch;
 use crate::yaml;
 
 /// What the DHCP side does on the provisioning segment.
@@ -100,6 +101,9 @@ pub struct Pool {
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
     pub lease_time: Duration,
+    /// `match:` on option 82: a pool with one serves only the requests it
+    /// matches, and is preferred over one without on the same segment.
+    pub relay_match: RelayMatch,
 }
 
 impl Pool {
@@ -248,6 +252,15 @@ struct WirePool {
     dns: Vec<Ipv4Addr>,
     domain: Option<String>,
     lease_time: Option<WireDuration>,
+    #[serde(default, rename = "match")]
+    relay_match: WireRelayMatch,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WireRelayMatch {
+    circuit_id: Option<String>,
+    remote_id: Option<String>,
 }
 
 /// `[first, last]` or `"first-last"`.
@@ -453,6 +466,15 @@ impl Config {
                 Some(d) => to_duration(d).map_err(|m| invalid(at("lease_time"), m))?,
                 None => Duration::from_secs(3600),
             };
+            for (key, pattern) in [
+                ("circuit_id", &w.relay_match.circuit_id),
+                ("remote_id", &w.relay_match.remote_id),
+            ] {
+                if let Some(p) = pattern {
+                    RelayMatch::check_pattern(p)
+                        .map_err(|m| invalid(at(&format!("match.{key}")), m))?;
+                }
+            }
             let pool = Pool {
                 subnet: w.subnet.trunc(),
                 range_start: start,
@@ -461,6 +483,10 @@ impl Config {
                 dns: w.dns.clone(),
                 domain: w.domain.clone(),
                 lease_time,
+                relay_match: RelayMatch {
+                    circuit_id: w.relay_match.circuit_id.clone(),
+                    remote_id: w.relay_match.remote_id.clone(),
+                },
             };
             if let Some(other) = pools.iter().find(|p: &&Pool| {
                 p.range_contains(start)

@@ -5,6 +5,7 @@
 
 use std::net::Ipv4Addr;
 
+use super::relay_agent::RelayAgentInfo;
 use super::wire::{BOOTREQUEST, MIN_DATAGRAM, Packet, msg, opt};
 use crate::boot::arch::Firmware;
 use crate::dhcp::DhcpMessage;
@@ -20,6 +21,8 @@ pub struct Request {
     pub ciaddr: Ipv4Addr,
     /// The relay agent's address (giaddr), when relayed.
     pub relay: Option<Ipv4Addr>,
+    /// Option 82, when a relay agent added it: echoed in every reply.
+    pub relay_agent: Option<RelayAgentInfo>,
     pub requested_ip: Option<Ipv4Addr>,
     pub server_id: Option<Ipv4Addr>,
     pub vendor_class: Option<String>,
@@ -60,6 +63,8 @@ pub enum Reject {
     ServerMessage(u8),
     UnknownMessageType(u8),
     NotEthernet,
+    /// Option 82 is malformed: a reply could not echo what the relay meant.
+    BadRelayAgentInfo,
 }
 
 /// RFC 3004 user class: a list of length-prefixed strings. dhcpcd and
@@ -128,6 +133,11 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
         .and_then(|g| <[u8; 16]>::try_from(&g[1..]).ok())
         .filter(|u| u.iter().any(|&b| b != 0) && u.iter().any(|&b| b != 0xff))
         .map(Uuid);
+    let relay_agent = p
+        .option(opt::RELAY_AGENT)
+        .map(RelayAgentInfo::decode)
+        .transpose()
+        .map_err(|_| Reject::BadRelayAgentInfo)?;
     let max_size = p
         .option(opt::MAX_SIZE)
         .and_then(|v| <[u8; 2]>::try_from(v).ok())
@@ -140,6 +150,7 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
         broadcast: p.broadcast_flag(),
         ciaddr: p.ciaddr,
         relay: (!p.giaddr.is_unspecified()).then_some(p.giaddr),
+        relay_agent,
         requested_ip: p.option(opt::REQUESTED_IP).and_then(ip),
         server_id: p.option(opt::SERVER_ID).and_then(ip),
         firmware: Firmware::from_codes(&arch_codes),
@@ -263,6 +274,26 @@ mod tests {
                 .unwrap()
                 .uuid,
             None
+        );
+    }
+
+    #[test]
+    fn relay_agent_information_is_decoded_and_a_malformed_one_refused() {
+        use crate::dhcp::relay_agent::{CIRCUIT_ID, REMOTE_ID};
+        let raw = RelayAgentInfo::encode(&[(CIRCUIT_ID, b"eth1"), (REMOTE_ID, b"sw-a")]);
+        let r = with(|p| {
+            p.giaddr = "10.98.0.1".parse().unwrap();
+            p.set_option(opt::RELAY_AGENT, raw.clone());
+        })
+        .unwrap();
+        let info = r.relay_agent.unwrap();
+        assert_eq!(info.raw, raw);
+        assert_eq!(info.circuit_id_text().as_deref(), Some("eth1"));
+        assert_eq!(info.remote_id_text().as_deref(), Some("sw-a"));
+        assert_eq!(with(|_| {}).unwrap().relay_agent, None);
+        assert_eq!(
+            with(|p| p.set_option(opt::RELAY_AGENT, vec![1, 9, b'x'])),
+            Err(Reject::BadRelayAgentInfo)
         );
     }
 

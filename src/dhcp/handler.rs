@@ -15,7 +15,7 @@ use crate::boot::arch::Firmware;
 use crate::boot::decide::{BootFile, decide, first_stage};
 use crate::clock::Millis;
 use crate::config::{DhcpMode, Pool, UnknownPolicy};
-use crate::dhcp::{DhcpMessage, DhcpReply, DhcpSeen, LeaseEnd, Unanswered};
+use crate::dhcp::{DhcpMessage, DhcpReply, DhcpSeen, LeaseEnd, RelayAgentSeen, Unanswered};
 use crate::inventory::Inventory;
 
 pub use super::reply::Destination;
@@ -155,6 +155,7 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
             vendor_class: req.vendor_class.clone(),
             uuid: req.uuid,
             relay: req.relay,
+            relay_agent: req.relay_agent.as_ref().map(RelayAgentSeen::of),
             hostname: client.hostname.map(str::to_string),
             decision: decision.clone(),
         },
@@ -439,15 +440,32 @@ fn relay_refused(giaddr: Ipv4Addr, ctx: &Ctx<'_>) -> Option<Unanswered> {
     (!usable).then_some(Unanswered::RelayNotInPool)
 }
 
+/// The pool that serves a request: among the pools of its segment (the
+/// relay's subnet, else the server's, else the first pool), one whose
+/// `match:` holds for the request's option 82 wins over one without a
+/// `match:`; a pool whose `match:` fails never serves it.
 fn pool_for<'a>(req: &Request, ctx: &Ctx<'a>) -> Option<&'a Pool> {
-    match req.relay {
-        Some(giaddr) => ctx.pools.iter().find(|p| p.contains(giaddr)),
-        None => ctx
-            .pools
-            .iter()
-            .find(|p| p.contains(ctx.server_ip))
-            .or(ctx.pools.first()),
-    }
+    let segment: Vec<&'a Pool> = match req.relay {
+        Some(giaddr) => ctx.pools.iter().filter(|p| p.contains(giaddr)).collect(),
+        None => {
+            let here: Vec<&'a Pool> = ctx
+                .pools
+                .iter()
+                .filter(|p| p.contains(ctx.server_ip))
+                .collect();
+            if here.is_empty() {
+                ctx.pools.first().into_iter().collect()
+            } else {
+                here
+            }
+        }
+    };
+    let info = req.relay_agent.as_ref();
+    segment
+        .iter()
+        .find(|p| !p.relay_match.is_empty() && p.relay_match.matches(info))
+        .or_else(|| segment.iter().find(|p| p.relay_match.is_empty()))
+        .copied()
 }
 
 fn lease_ms(req: &Request, pool: &Pool, ctx: &Ctx<'_>) -> Millis {

@@ -64,7 +64,7 @@ const MANDATORY: [u8; 8] = [
 ];
 
 fn mandatory(code: u8) -> bool {
-    MANDATORY.contains(&code)
+    MANDATORY.contains(&code) || code == opt::RELAY_AGENT
 }
 
 /// The address part of an OFFER or ACK.
@@ -98,6 +98,11 @@ fn base(req: &Request, kind: u8, server_ip: Ipv4Addr) -> Packet {
     };
     p.set_option(opt::MESSAGE_TYPE, [kind]);
     p.set_option(opt::SERVER_ID, server_ip.octets());
+    // RFC 3046 §2.2: echo the relay agent information unchanged in every
+    // reply; the relay strips it and finds the client's port by it.
+    if let Some(info) = &req.relay_agent {
+        p.set_option(opt::RELAY_AGENT, info.raw.clone());
+    }
     p
 }
 
@@ -187,7 +192,10 @@ fn add_boot(p: &mut Packet, req: &Request, boot: &BootFile, server_ip: Ipv4Addr)
 /// less the IP and UDP headers).
 fn fit_for(req: &Request, mut p: Packet) -> Packet {
     p.options.sort_by_key(|(code, _)| {
-        if mandatory(*code) {
+        if *code == opt::RELAY_AGENT {
+            // Last, where the relay put it (RFC 3046 §2.1).
+            (3, 0)
+        } else if mandatory(*code) {
             (0, 0)
         } else if let Some(at) = req.params.iter().position(|c| c == code) {
             (1, at)
@@ -285,6 +293,40 @@ mod tests {
         // Option 57 counts the IP and UDP headers: 600 leaves 572.
         let mid = request(|p| p.set_option(opt::MAX_SIZE, 600u16.to_be_bytes()));
         assert!(offer(&mid, &long_name, &url).encode().len() <= 572);
+    }
+
+    #[test]
+    fn option_82_is_echoed_unchanged_and_last_in_every_reply() {
+        use crate::dhcp::relay_agent::{CIRCUIT_ID, REMOTE_ID, RelayAgentInfo};
+        let raw = RelayAgentInfo::encode(&[(CIRCUIT_ID, b"eth1"), (9, &[0, 0, 0x0d, 0xe9])]);
+        let relayed = request(|p| {
+            p.giaddr = [10, 2, 0, 1].into();
+            p.set_option(opt::RELAY_AGENT, raw.clone());
+            p.set_option(opt::PARAMS, [opt::RELAY_AGENT, opt::ROUTER]);
+        });
+        let boot = BootFile::Tftp("ipxe.efi".into());
+        let server = Ipv4Addr::new(10, 1, 0, 1);
+        for reply in [offer(&relayed, "dev-01", &boot), nak(&relayed, server)] {
+            let decoded = Packet::decode(&reply.encode()).unwrap();
+            assert_eq!(decoded.option(opt::RELAY_AGENT), Some(&raw[..]));
+            assert_eq!(codes(&decoded).last(), Some(&opt::RELAY_AGENT));
+        }
+        // Kept when the reply must shrink to the RFC minimum.
+        let tight = request(|p| {
+            p.set_option(
+                opt::RELAY_AGENT,
+                RelayAgentInfo::encode(&[(REMOTE_ID, &[7; 200])]),
+            );
+        });
+        let p = offer(&tight, &"h".repeat(200), &boot);
+        assert!(p.encode().len() <= MIN_MESSAGE);
+        assert_eq!(p.option(opt::RELAY_AGENT).map(<[u8]>::len), Some(202));
+        // Without option 82 in the request, none in the reply.
+        let plain = request(|_| {});
+        assert_eq!(
+            offer(&plain, "dev-01", &boot).option(opt::RELAY_AGENT),
+            None
+        );
     }
 
     #[test]

@@ -746,3 +746,5 @@ fn relayed_requests_need_a_relay_that_can_exist() {
         }
     }
 }
+
+mod relay_agent;
