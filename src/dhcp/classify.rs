@@ -153,7 +153,10 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
         relay_agent,
         requested_ip: p.option(opt::REQUESTED_IP).and_then(ip),
         server_id: p.option(opt::SERVER_ID).and_then(ip),
-        firmware: Firmware::from_codes(&arch_codes),
+        // Some stacks send no option 93, only the architecture inside
+        // option 60 (`PXEClient:Arch:00007:…`): take it from there.
+        firmware: Firmware::from_codes(&arch_codes)
+            .or_else(|| Firmware::code_from_class(class).map(Firmware::from_code)),
         pxe: class.starts_with("PXEClient"),
         http_boot: class.starts_with("HTTPClient"),
         ipxe: p
@@ -247,6 +250,22 @@ mod tests {
         assert_eq!(r.firmware, Some(Firmware::HttpX64));
         let r = with(|p| p.set_option(opt::CLIENT_ARCH, [0, 11])).unwrap();
         assert_eq!(r.firmware, Some(Firmware::UefiArm64));
+    }
+
+    #[test]
+    fn without_option_93_the_arch_comes_from_option_60() {
+        let uefi = with(|p| p.options.retain(|(c, _)| *c != opt::CLIENT_ARCH)).unwrap();
+        assert!(uefi.arch_codes.is_empty());
+        assert_eq!(uefi.firmware, Some(Firmware::UefiX64));
+        let http = with(|p| {
+            p.options.retain(|(c, _)| *c != opt::CLIENT_ARCH);
+            p.set_option(opt::CLASS_ID, b"HTTPClient:Arch:00016:UNDI:003001".to_vec());
+        })
+        .unwrap();
+        assert_eq!(http.firmware, Some(Firmware::HttpX64));
+        // Option 93 wins when both are there.
+        let both = with(|p| p.set_option(opt::CLIENT_ARCH, [0, 11])).unwrap();
+        assert_eq!(both.firmware, Some(Firmware::UefiArm64));
     }
 
     #[test]
