@@ -26,11 +26,16 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with("")
+}
+
+/// The lab with `pool_extra` (indented keys) added to its one pool.
+fn setup_with(pool_extra: &str) -> Setup {
     let lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
     let net = lab.server_ip.octets();
     let text = format!(
-        "server:\n  address: {srv}\n  interface: eth0\ndhcp:\n  lease_file: {lf}\n  pools:\n    - subnet: {a}.{b}.{c}.0/24\n      range: {a}.{b}.{c}.100-{a}.{b}.{c}.150\n      router: {srv}\n      dns: [{srv}]\n",
+        "server:\n  address: {srv}\n  interface: eth0\ndhcp:\n  lease_file: {lf}\n  pools:\n    - subnet: {a}.{b}.{c}.0/24\n      range: {a}.{b}.{c}.100-{a}.{b}.{c}.150\n      router: {srv}\n      dns: [{srv}]\n{pool_extra}",
         srv = lab.server_ip,
         lf = dir.path().join("leases.jsonl").display(),
         a = net[0],
@@ -331,5 +336,73 @@ fn dhcpcd_with_only_a_uefi_vendor_class_is_offered_ipxe_efi() {
         env_value(&dump, "new_filename").as_deref(),
         Some("ipxe.efi"),
         "dhcpcd read the same boot file"
+    );
+}
+
+/// Operator-defined options reach a real client, decoded by it: dhclient
+/// asks for NTP (42), MTU (26), domain search (119, compressed) and
+/// classless static routes (121) in its option 55 and hands what it got to
+/// its `-sf` script.
+#[test]
+fn dhclient_decodes_the_operator_options_it_asks_for() {
+    require_netns!();
+    assert!(
+        common::have("dhclient"),
+        "isc-dhcp-client is not installed (.ci/run installs it)"
+    );
+    let s = setup_with(
+        "      options:\n        ntp-servers: [10.77.0.123, 10.77.0.124]\n        mtu: 1400\n        domain-search: [dev.prov.example.net, prov.example.net]\n        classless-static-routes: [\"10.20.0.0/16 via 10.77.0.254\", \"0.0.0.0/0 via 10.77.0.1\"]\n        224: {type: string, value: not-asked-for}\n",
+    );
+    let out = s.dir.path().join("dhclient.env");
+    let script = dump_script(s.dir.path(), &out);
+    let conf = s.dir.path().join("dhclient.conf");
+    std::fs::write(
+        &conf,
+        "option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;\n\
+         option site-224 code 224 = text;\n\
+         request subnet-mask, routers, ntp-servers, interface-mtu, domain-search, \
+         rfc3442-classless-static-routes;\n",
+    )
+    .unwrap();
+    let lf = s.dir.path().join("dhclient.leases");
+    let pf = s.dir.path().join("dhclient.pid");
+    let o = s.lab.client(
+        30,
+        &[
+            "dhclient",
+            "-1",
+            "-4",
+            "-cf",
+            conf.to_str().unwrap(),
+            "-lf",
+            lf.to_str().unwrap(),
+            "-pf",
+            pf.to_str().unwrap(),
+            "-sf",
+            &script,
+            "eth0",
+        ],
+    );
+    let dump = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        env_value(&dump, "new_ip_address").is_some(),
+        "dhclient got no address: {}\n{dump}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = |k: &str| env_value(&dump, k).unwrap_or_default();
+    assert_eq!(v("new_ntp_servers"), "10.77.0.123 10.77.0.124", "{dump}");
+    assert_eq!(v("new_interface_mtu"), "1400");
+    assert_eq!(
+        v("new_domain_search").trim_matches(['\'', '"']),
+        "dev.prov.example.net. prov.example.net."
+    );
+    assert_eq!(
+        v("new_rfc3442_classless_static_routes"),
+        "16 10 20 10 77 0 254 0 10 77 0 1"
+    );
+    assert_eq!(
+        env_value(&dump, "new_site_224"),
+        None,
+        "not asked for, not sent"
     );
 }

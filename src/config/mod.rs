@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use crate::dhcp::options::{self, OperatorOption};
 use crate::dhcp::relay_agent::RelayMatch;
 use crate::yaml;
 
@@ -104,6 +105,9 @@ pub struct Pool {
     /// `match:` on option 82: a pool with one serves only the requests it
     /// matches, and is preferred over one without on the same segment.
     pub relay_match: RelayMatch,
+    /// Operator-defined options (`options:`), overridden per code by a
+    /// machine's `dhcp_options`.
+    pub options: Vec<OperatorOption>,
 }
 
 impl Pool {
@@ -254,6 +258,10 @@ struct WirePool {
     lease_time: Option<WireDuration>,
     #[serde(default, rename = "match")]
     relay_match: WireRelayMatch,
+    /// Read from the YAML tree by `dhcp::options`, for its lines.
+    #[serde(default)]
+    #[serde(rename = "options")]
+    _options: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -475,6 +483,19 @@ impl Config {
                         .map_err(|m| invalid(at(&format!("match.{key}")), m))?;
                 }
             }
+            let options = match tree
+                .get("dhcp")
+                .and_then(|d| d.get("pools"))
+                .and_then(|p| match &p.value {
+                    yaml::Value::Seq(items) => items.get(i),
+                    _ => None,
+                })
+                .and_then(|p| p.get("options"))
+            {
+                Some(node) => options::parse(node)
+                    .map_err(|errors| invalid(errors[0].origin.line, errors[0].message.clone()))?,
+                None => Vec::new(),
+            };
             let pool = Pool {
                 subnet: w.subnet.trunc(),
                 range_start: start,
@@ -487,6 +508,7 @@ impl Config {
                     circuit_id: w.relay_match.circuit_id.clone(),
                     remote_id: w.relay_match.remote_id.clone(),
                 },
+                options,
             };
             if let Some(other) = pools.iter().find(|p: &&Pool| {
                 p.range_contains(start)

@@ -8,7 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::classify::Request;
 use super::leases::{Lease, LeaseState, LeaseTable};
 use super::loaders::Loaders;
-use super::reply::{Addressing, nak, offer_or_ack};
+use super::options::{OperatorOption, merged};
+use super::reply::{Addressing, Fitted, nak, offer_or_ack};
 use super::wire::{Packet, msg};
 use crate::boot::BootDecision;
 use crate::boot::arch::Firmware;
@@ -72,6 +73,8 @@ pub struct Reply {
     pub boot_file: Option<String>,
     /// Answered as proxyDHCP: boot information only.
     pub proxy: bool,
+    /// Option codes left out so the reply fits the client's option 57.
+    pub dropped_options: Vec<u8>,
 }
 
 /// What happened to addresses, for the console.
@@ -110,13 +113,17 @@ impl Outcome {
 struct Client<'r> {
     req: &'r Request,
     hostname: Option<&'r str>,
+    /// The machine's `dhcp_options` (its group's merged in), if known.
+    options: &'r [OperatorOption],
     /// The boot file, None when the client gets no boot answer.
     boot: Option<BootFile>,
 }
 
 impl Client<'_> {
-    fn reply(&self, packet: Packet, to: Destination, ip: Option<Ipv4Addr>, boot: bool) -> Reply {
+    fn reply(&self, fitted: Fitted, to: Destination, ip: Option<Ipv4Addr>, boot: bool) -> Reply {
+        let Fitted { packet, dropped } = fitted;
         Reply {
+            dropped_options: dropped,
             kind: reply_kind(packet.message_type().unwrap_or(msg::ACK)),
             packet,
             to,
@@ -143,6 +150,7 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
     let client = Client {
         req,
         hostname: machine.map(|m| m.hostname.as_str()),
+        options: machine.map_or(&[], |m| m.dhcp_options.as_slice()),
         boot: boot_answer(req, &decision, arch, ctx),
     };
     let out = Outcome {
@@ -397,6 +405,7 @@ fn addressing<'a>(c: &Client<'a>, pool: &'a Pool, lease_ms: Millis) -> Addressin
         pool,
         lease_ms,
         hostname: c.hostname,
+        options: merged(&pool.options, c.options),
     }
 }
 

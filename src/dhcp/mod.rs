@@ -9,6 +9,7 @@ pub mod classify;
 pub mod handler;
 pub mod leases;
 pub mod loaders;
+pub mod options;
 pub mod relay_agent;
 pub mod reply;
 pub mod server;

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use super::classify::Request;
+use super::options::OperatorOption;
 use super::wire::{BOOTREPLY, IP_UDP_HEADERS, Packet, msg, opt};
 use crate::boot::arch::Firmware;
 use crate::boot::decide::BootFile;
@@ -73,6 +74,18 @@ pub struct Addressing<'a> {
     /// Lease duration; zero (DHCPINFORM) sends no lease times.
     pub lease_ms: Millis,
     pub hostname: Option<&'a str>,
+    /// Operator-defined options, pool's and machine's merged
+    /// ([`super::options::merged`]); each is sent when the client's option 55
+    /// asks for it or it is marked `always`.
+    pub options: Vec<&'a OperatorOption>,
+}
+
+/// A reply packet, and the codes dropped to fit the client's maximum
+/// (option 57), for the counters.
+#[derive(Debug)]
+pub struct Fitted {
+    pub packet: Packet,
+    pub dropped: Vec<u8>,
 }
 
 /// The header and the two options every reply starts with.
@@ -107,7 +120,7 @@ fn base(req: &Request, kind: u8, server_ip: Ipv4Addr) -> Packet {
 }
 
 /// A DHCPNAK.
-pub fn nak(req: &Request, server_ip: Ipv4Addr) -> Packet {
+pub fn nak(req: &Request, server_ip: Ipv4Addr) -> Fitted {
     let mut p = base(req, msg::NAK, server_ip);
     p.flags |= 0x8000; // RFC 2131: a NAK is broadcast unless relayed
     p.set_option(opt::MESSAGE, b"address not available".to_vec());
@@ -123,16 +136,30 @@ pub fn offer_or_ack(
     addressing: Option<Addressing<'_>>,
     boot: Option<&BootFile>,
     server_ip: Ipv4Addr,
-) -> Packet {
+) -> Fitted {
     let mut p = base(req, kind, server_ip);
     p.yiaddr = ip;
-    if let Some(a) = addressing {
-        add_addressing(&mut p, &a);
+    if let Some(a) = &addressing {
+        add_addressing(&mut p, a);
     }
     if let Some(boot) = boot {
         add_boot(&mut p, req, boot, server_ip);
     }
+    if let Some(a) = &addressing {
+        add_operator_options(&mut p, req, &a.options);
+    }
     fit_for(req, p)
+}
+
+/// Operator-defined options go in last, so they replace what the pool or
+/// the boot answer set for the same code (dnsmasq's `dhcp-option` wins the
+/// same way): the ones the client asked for, and those marked `always`.
+fn add_operator_options(p: &mut Packet, req: &Request, options: &[&OperatorOption]) {
+    for o in options {
+        if o.always || req.params.contains(&o.code) {
+            p.set_option(o.code, o.value.clone());
+        }
+    }
 }
 
 fn add_addressing(p: &mut Packet, a: &Addressing<'_>) {
@@ -190,7 +217,7 @@ fn add_boot(p: &mut Packet, req: &Request, boot: &BootFile, server_ip: Ipv4Addr)
 /// options in the order requested"), then the rest — and drops optional
 /// ones from the end until the reply fits the client's maximum (option 57,
 /// less the IP and UDP headers).
-fn fit_for(req: &Request, mut p: Packet) -> Packet {
+fn fit_for(req: &Request, mut p: Packet) -> Fitted {
     p.options.sort_by_key(|(code, _)| {
         if *code == opt::RELAY_AGENT {
             // Last, where the relay put it (RFC 3046 §2.1).
@@ -203,8 +230,8 @@ fn fit_for(req: &Request, mut p: Packet) -> Packet {
             (2, 0)
         }
     });
-    p.fit(req.max_size.saturating_sub(IP_UDP_HEADERS), mandatory);
-    p
+    let dropped = p.fit(req.max_size.saturating_sub(IP_UDP_HEADERS), mandatory);
+    Fitted { packet: p, dropped }
 }
 
 #[cfg(test)]
@@ -236,6 +263,7 @@ mod tests {
             pool: &pool,
             lease_ms: 3_600_000,
             hostname: Some(hostname),
+            options: Vec::new(),
         };
         let server = Ipv4Addr::new(10, 1, 0, 1);
         offer_or_ack(
@@ -246,6 +274,7 @@ mod tests {
             Some(boot),
             server,
         )
+        .packet
     }
 
     #[test]
@@ -306,7 +335,10 @@ mod tests {
         });
         let boot = BootFile::Tftp("ipxe.efi".into());
         let server = Ipv4Addr::new(10, 1, 0, 1);
-        for reply in [offer(&relayed, "dev-01", &boot), nak(&relayed, server)] {
+        for reply in [
+            offer(&relayed, "dev-01", &boot),
+            nak(&relayed, server).packet,
+        ] {
             let decoded = Packet::decode(&reply.encode()).unwrap();
             assert_eq!(decoded.option(opt::RELAY_AGENT), Some(&raw[..]));
             assert_eq!(codes(&decoded).last(), Some(&opt::RELAY_AGENT));

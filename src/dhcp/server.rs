@@ -55,6 +55,8 @@ pub struct DhcpStats {
     /// Datagrams not answered, by reason.
     pub dropped: Counts<Unanswered>,
     pub rogue_seen: AtomicU64,
+    /// Options left out of replies to fit a client's maximum size (57).
+    pub options_dropped: AtomicU64,
 }
 
 struct Leases {
@@ -401,6 +403,9 @@ impl DhcpServer {
         let mut replies = Vec::new();
         for (outcome, src) in outcomes {
             if let Some(r) = &outcome.reply {
+                self.stats
+                    .options_dropped
+                    .fetch_add(r.dropped_options.len() as u64, Ordering::Relaxed);
                 replies.push((r.packet.encode(), route(r.to, src), r.kind));
             }
             for event in events_of(outcome) {

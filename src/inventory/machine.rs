@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::boot::arch::Firmware;
+use crate::dhcp::options::OperatorOption;
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Node, Origin, Value};
 
@@ -30,6 +31,9 @@ pub struct Machine {
     pub boot: Option<BootSpec>,
     /// Installer configs served to this machine, by name.
     pub configs: BTreeMap<String, ConfigTemplate>,
+    /// Operator-defined DHCP options (`dhcp_options:`, merged from the
+    /// group's `_defaults.yaml` under the machine file).
+    pub dhcp_options: Vec<OperatorOption>,
     /// Every effective value: defaults chain → profile → machine file.
     pub values: Node,
 }
@@ -166,6 +170,7 @@ pub(super) fn extract_machine(
         arch: None,
         boot: None,
         configs: BTreeMap::new(),
+        dhcp_options: Vec::new(),
         values: Node::empty_map(Origin { file, line: 1 }),
     };
     let mut run = |r: Result<(), FieldError>| {
@@ -235,6 +240,15 @@ pub(super) fn extract_machine(
     }
     if let Some(n) = values.get("configs") {
         run(configs(n).map(|c| m.configs = c));
+    }
+    if let Some(n) = values.get("dhcp_options") {
+        match crate::dhcp::options::parse(n) {
+            Ok(o) => m.dhcp_options = o,
+            Err(problems) => errors.extend(problems.into_iter().map(|p| FieldError {
+                origin: p.origin,
+                message: format!("dhcp_options: {}", p.message),
+            })),
+        }
     }
     if m.macs.is_empty() && m.uuid.is_none() && m.serial.is_none() {
         errors.push(FieldError {

@@ -760,4 +760,5 @@ fn relayed_requests_need_a_relay_that_can_exist() {
     }
 }
 
+mod options;
 mod relay_agent;
