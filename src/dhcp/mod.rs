@@ -5,6 +5,7 @@
 //! [`leases`], [`loaders`] — never sees the event bus; only the socket
 //! shell, [`server`], turns its outcomes into events.
 
+pub mod addressing;
 pub mod classify;
 pub mod handler;
 pub mod leases;

@@ -35,15 +35,10 @@ impl Destination {
         }
     }
 
-    /// Where an answer of `kind` to `req` goes on the server port.
+    /// Where an answer of `kind` to `req` goes on the server port
+    /// ([`super::addressing::destination`], RFC 2131 §4.1).
     pub fn for_reply(req: &Request, kind: u8) -> Destination {
-        if let Some(relay) = req.relay {
-            return Destination::Relay(relay);
-        }
-        if kind != msg::NAK && !req.ciaddr.is_unspecified() {
-            return Destination::Client(req.ciaddr);
-        }
-        Destination::Broadcast
+        super::addressing::destination(req, kind)
     }
 }
 
