@@ -295,8 +295,11 @@ fn dhcpcd_with_only_a_uefi_vendor_class_is_offered_ipxe_efi() {
     // `vendorclassid`, which wins over the command line.
     let conf = s.dir.path().join("dhcpcd.conf");
     std::fs::write(&conf, "vendorclassid PXEClient:Arch:00007:UNDI:003016\n").unwrap();
+    // A private /run/dhcpcd too: its control socket there would make this
+    // dhcpcd talk to the other test's instead of running.
     let cmd = format!(
         "mount -t tmpfs none /var/lib/dhcpcd 2>/dev/null || mkdir -p /var/lib/dhcpcd; \
+         mkdir -p /run/dhcpcd && mount -t tmpfs none /run/dhcpcd; \
          dhcpcd --config {conf} --oneshot --ipv4only --nobackground --noipv4ll --nodelay \
          --timeout 15 --script {script} eth0",
         conf = conf.display()

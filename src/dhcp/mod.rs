@@ -11,6 +11,7 @@ pub mod handler;
 pub mod leases;
 pub mod loaders;
 pub mod options;
+pub mod pktinfo;
 pub mod relay_agent;
 pub mod reply;
 pub mod server;

@@ -23,6 +23,7 @@ use super::classify::{Reject, classify};
 use super::handler::{Ctx, Destination, LeaseNews, Outcome, Persist, Port, handle};
 use super::leases::{Lease, LeaseState, LeaseTable};
 use super::loaders::Loaders;
+use super::pktinfo::{self, Arrival};
 use super::store::{LeaseJournal, LeaseStore};
 use super::wire::{Packet, opt};
 use super::{DhcpMessage, DhcpReply, LeaseEnd, Unanswered};
@@ -279,15 +280,25 @@ impl DhcpServer {
     /// 67 (`Port::Dhcp`), 4011 (`Port::Proxy`).
     pub async fn serve(self: Arc<Self>, socket: UdpSocket, port: Port, cancel: CancellationToken) {
         let local = socket.local_addr().map(|a| a.ip()).ok();
+        // Where each datagram arrived (IP_PKTINFO): its reply's source
+        // address, option 54 and pool follow it. Without it (a kernel that
+        // refuses the option), the socket's or the configured address.
+        if let Err(e) = pktinfo::enable(&socket) {
+            warn!(error = %e, "no IP_PKTINFO: replies come from the configured address");
+        }
         let mut bufs = vec![vec![0u8; 1500]; BATCH];
         loop {
             let first = tokio::select! {
-                r = socket.recv_from(&mut bufs[0]) => r,
+                r = pktinfo::recv(&socket, &mut bufs[0]) => r,
                 _ = cancel.cancelled() => return,
             };
             let mut batch: Vec<(usize, SocketAddr)> = Vec::with_capacity(BATCH);
+            let mut arrivals: Vec<Option<Arrival>> = Vec::with_capacity(BATCH);
             match first {
-                Ok(x) => batch.push(x),
+                Ok((n, src, at)) => {
+                    batch.push((n, src));
+                    arrivals.push(at);
+                }
                 Err(e) => {
                     debug!(error = %e, "dhcp recv");
                     continue;
@@ -295,14 +306,18 @@ impl DhcpServer {
             }
             // Drain whatever else is already waiting, without blocking.
             while batch.len() < BATCH {
-                match socket.try_recv_from(&mut bufs[batch.len()]) {
-                    Ok(x) => batch.push(x),
+                match pktinfo::try_recv(&socket, &mut bufs[batch.len()]) {
+                    Ok((n, src, at)) => {
+                        batch.push((n, src));
+                        arrivals.push(at);
+                    }
                     Err(_) => break,
                 }
             }
-            let replies = self.decide(&bufs, &batch, port, local);
-            for (bytes, to, kind) in replies {
-                if let Err(e) = socket.send_to(&bytes, to).await {
+            let replies = self.decide_each(&bufs, &batch, port, local, &arrivals);
+            for (bytes, to, kind, i) in replies {
+                let from = arrivals.get(i).copied().flatten();
+                if let Err(e) = pktinfo::send(&socket, &bytes, to, from).await {
                     debug!(%to, error = %e, "dhcp send");
                 } else {
                     self.stats.replies.bump(kind);
@@ -311,10 +326,8 @@ impl DhcpServer {
         }
     }
 
-    /// Decides a batch and commits its lease changes; returns what to send.
-    /// When the journal cannot be synced, the batch did not happen: its
-    /// lease changes are rolled back, and neither its replies nor its events
-    /// go out (clients retry).
+    /// [`DhcpServer::decide_each`] for datagrams that all arrived on `local`.
+    #[cfg(test)]
     fn decide(
         &self,
         bufs: &[Vec<u8>],
@@ -322,6 +335,26 @@ impl DhcpServer {
         port: Port,
         local: Option<IpAddr>,
     ) -> Vec<(Vec<u8>, SocketAddr, DhcpReply)> {
+        self.decide_each(bufs, batch, port, local, &[])
+            .into_iter()
+            .map(|(bytes, to, kind, _)| (bytes, to, kind))
+            .collect()
+    }
+
+    /// Decides a batch and commits its lease changes; returns what to send.
+    /// When the journal cannot be synced, the batch did not happen: its
+    /// lease changes are rolled back, and neither its replies nor its events
+    /// go out (clients retry).
+    /// `arrivals[i]`, when known, is where datagram `i` arrived: its
+    /// server address. Returns each reply with the index of its request.
+    fn decide_each(
+        &self,
+        bufs: &[Vec<u8>],
+        batch: &[(usize, SocketAddr)],
+        port: Port,
+        local: Option<IpAddr>,
+        arrivals: &[Option<Arrival>],
+    ) -> Vec<(Vec<u8>, SocketAddr, DhcpReply, usize)> {
         let now = now_millis();
         let inventory = self.inventory.load();
         let ctx = Ctx {
@@ -348,7 +381,7 @@ impl DhcpServer {
         let Leases { table, journal } = &mut *guard;
         table.begin();
         let mut outcomes = Vec::with_capacity(batch.len());
-        for (buf, &(len, src)) in bufs.iter().zip(batch) {
+        for (i, (buf, &(len, src))) in bufs.iter().zip(batch).enumerate() {
             self.stats.received.fetch_add(1, Ordering::Relaxed);
             let Some(datagram) = buf.get(..len) else {
                 continue;
@@ -376,22 +409,34 @@ impl DhcpServer {
                 continue;
             }
             self.stats.requests.bump(req.message);
+            // The address the datagram came to is this request's server
+            // address (option 54, next-server, its segment's pool).
+            let arrived = arrivals.get(i).copied().flatten().map(|a| a.local);
+            let ctx = Ctx {
+                server_ip: arrived
+                    .filter(|ip| !ip.is_unspecified())
+                    .unwrap_or(ctx.server_ip),
+                ..ctx
+            };
             let outcome = handle(&req, src, table, &ctx);
             if let Some(why) = outcome.silent {
                 self.stats.dropped.bump(why);
             }
-            outcomes.push((outcome, src));
+            outcomes.push((outcome, src, i));
         }
         let persist: Vec<Persist> = outcomes
             .iter_mut()
-            .filter_map(|(o, _)| o.persist.take())
+            .filter_map(|(o, _, _)| o.persist.take())
             .collect();
         if let Err(e) = journal.commit(&persist, table) {
             // Without a durable lease no ACK may go out, and the console must
             // not show bindings that do not exist: the batch never happened.
             table.roll_back();
             drop(guard);
-            let withheld = outcomes.iter().filter(|(o, _)| o.reply.is_some()).count();
+            let withheld = outcomes
+                .iter()
+                .filter(|(o, _, _)| o.reply.is_some())
+                .count();
             self.stats
                 .dropped
                 .add(Unanswered::LeaseStoreError, withheld as u64);
@@ -401,12 +446,12 @@ impl DhcpServer {
         table.keep();
         drop(guard);
         let mut replies = Vec::new();
-        for (outcome, src) in outcomes {
+        for (outcome, src, i) in outcomes {
             if let Some(r) = &outcome.reply {
                 self.stats
                     .options_dropped
                     .fetch_add(r.dropped_options.len() as u64, Ordering::Relaxed);
-                replies.push((r.packet.encode(), route(r.to, src), r.kind));
+                replies.push((r.packet.encode(), route(r.to, src), r.kind, i));
             }
             for event in events_of(outcome) {
                 self.bus.emit(event);
