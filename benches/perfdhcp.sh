@@ -8,6 +8,7 @@
 # For each server: fixed offered rates (server CPU % from /proc, achieved
 # rate, drops, delays), then a ladder to the highest rate with <= 1% drops.
 # Medians of RUNS runs. Usage: sudo benches/perfdhcp.sh [pxedeck binary]
+# (SERVERS="pxedeck kea" picks which servers run; RATES, LADDER, RUNS, SECS too).
 #
 # Needs: perfdhcp (kea-admin), kea-dhcp4-server, dnsmasq-base, iproute2.
 set -euo pipefail
@@ -136,4 +137,4 @@ bench_server() {
     stop_server
 }
 
-for s in pxedeck dnsmasq kea; do bench_server "$s"; done
+for s in ${SERVERS:-pxedeck dnsmasq kea}; do bench_server "$s"; done

@@ -6,6 +6,8 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::bmc::BmcHandle;
+use crate::bmc::actor::{MAX_QUEUED_JOBS, Plan};
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, Command, EventKind, GroupInfo, KnownMachine};
 use crate::ident::Mac;
@@ -30,6 +32,18 @@ pub enum CommandError {
         ip: Ipv4Addr,
         source: std::io::Error,
     },
+    #[error("no machines named")]
+    NoMachines,
+    #[error("{count} machines named; at most {max} at once")]
+    TooManyMachines { count: usize, max: usize },
+    #[error("no machine named {0}")]
+    NoSuchMachine(String),
+    #[error("{0} has no bmc: in the inventory")]
+    NoBmc(String),
+    #[error("this pxedeck drives no BMCs")]
+    NoBmcActor,
+    #[error("{0}")]
+    BmcQueueFull(String),
 }
 
 /// The kind of a [`CommandError`], for callers that answer with a status
@@ -59,8 +73,12 @@ impl CommandError {
                 WriteError::Io { .. } => Failure::Internal,
             },
             CommandError::NoLeaseServer | CommandError::AddressHeld { .. } => Failure::Conflict,
-            CommandError::NoLease(_) => Failure::NotFound,
+            CommandError::NoLease(_) | CommandError::NoSuchMachine(_) => Failure::NotFound,
             CommandError::Release { .. } => Failure::Internal,
+            CommandError::NoMachines
+            | CommandError::TooManyMachines { .. }
+            | CommandError::NoBmc(_) => Failure::Invalid,
+            CommandError::NoBmcActor | CommandError::BmcQueueFull(_) => Failure::Conflict,
         }
     }
 }
@@ -69,6 +87,7 @@ pub struct Control {
     inventory: Arc<InventoryService>,
     dhcp: Option<Arc<DhcpServer>>,
     bus: Bus,
+    bmc: Option<BmcHandle>,
 }
 
 impl Control {
@@ -81,11 +100,23 @@ impl Control {
             inventory,
             dhcp,
             bus,
+            bmc: None,
         }
+    }
+
+    /// Hands BMC actions to the actor that owns them.
+    pub fn with_bmc(mut self, bmc: BmcHandle) -> Control {
+        self.bmc = Some(bmc);
+        self
     }
 
     pub fn inventory(&self) -> &Arc<InventoryService> {
         &self.inventory
+    }
+
+    /// The BMC actor's counters, for `/metrics`.
+    pub fn bmc_stats(&self) -> Option<&crate::bmc::BmcStats> {
+        self.bmc.as_ref().map(|b| &*b.stats)
     }
 
     /// Runs one command (blocking file I/O: call it from a blocking task).
@@ -142,7 +173,66 @@ impl Control {
                 }
                 None => Ok("inventory unchanged".into()),
             },
+            Command::Power { hostnames, action } => {
+                let (bmc, hostnames) = self.bmc_machines(hostnames)?;
+                for h in &hostnames {
+                    bmc.submit(h, Plan::Action(*action))
+                        .map_err(CommandError::BmcQueueFull)?;
+                }
+                Ok(format!(
+                    "{} queued for {} machine(s)",
+                    action.label(),
+                    hostnames.len()
+                ))
+            }
+            Command::Reinstall { hostnames } => {
+                let (bmc, hostnames) = self.bmc_machines(hostnames)?;
+                // The flag first: a machine that boots from the network
+                // must find its installer waiting, never its local disk.
+                for h in &hostnames {
+                    self.set_install(h, true)?;
+                    bmc.submit(h, Plan::Reinstall)
+                        .map_err(CommandError::BmcQueueFull)?;
+                }
+                Ok(format!(
+                    "reinstall queued for {} machine(s): install: true, boot once from network, power cycle",
+                    hostnames.len()
+                ))
+            }
         }
+    }
+
+    /// The actor and the named machines, each in the inventory with a
+    /// `bmc:`, each once; all checked before anything is done.
+    fn bmc_machines(
+        &self,
+        hostnames: &[String],
+    ) -> Result<(&BmcHandle, Vec<String>), CommandError> {
+        let bmc = self.bmc.as_ref().ok_or(CommandError::NoBmcActor)?;
+        let mut unique: Vec<String> = Vec::new();
+        for h in hostnames {
+            if !unique.contains(h) {
+                unique.push(h.clone());
+            }
+            if unique.len() > MAX_QUEUED_JOBS {
+                return Err(CommandError::TooManyMachines {
+                    count: hostnames.len(),
+                    max: MAX_QUEUED_JOBS,
+                });
+            }
+        }
+        if unique.is_empty() {
+            return Err(CommandError::NoMachines);
+        }
+        let snapshot = self.inventory.shared().load();
+        for h in &unique {
+            match snapshot.by_hostname(h) {
+                None => return Err(CommandError::NoSuchMachine(h.clone())),
+                Some(m) if m.bmc.is_none() => return Err(CommandError::NoBmc(h.clone())),
+                Some(_) => {}
+            }
+        }
+        Ok((bmc, unique))
     }
 
     /// An adoption may not give a machine a static address that another
@@ -211,6 +301,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::SetInstall { .. } => "set install",
         Command::ReleaseLease { .. } => "release lease",
         Command::ReloadInventory => "reload inventory",
+        Command::Power { .. } => "power",
+        Command::Reinstall { .. } => "reinstall",
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::bmc::{PowerAction, PowerState};
 use crate::boot::ScriptKind;
 use crate::clock::{Millis, now_millis};
 use crate::config::{DhcpMode, UnknownPolicy};
@@ -209,6 +210,21 @@ pub enum EventKind {
         command: String,
         error: String,
     },
+    /// A machine's power as its BMC reported it, or why it could not
+    /// (sent when either changes, and after every action).
+    BmcPower {
+        hostname: String,
+        power: Option<PowerState>,
+        error: Option<String>,
+    },
+    /// A BMC action finished (power on, cycle, boot once from network,
+    /// reinstall…).
+    BmcAction {
+        hostname: String,
+        action: String,
+        ok: bool,
+        message: String,
+    },
     Log {
         level: Level,
         target: String,
@@ -220,10 +236,27 @@ pub enum EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    Adopt { machines: Vec<Adoption> },
-    SetInstall { hostname: String, install: bool },
-    ReleaseLease { ip: Ipv4Addr },
+    Adopt {
+        machines: Vec<Adoption>,
+    },
+    SetInstall {
+        hostname: String,
+        install: bool,
+    },
+    ReleaseLease {
+        ip: Ipv4Addr,
+    },
     ReloadInventory,
+    /// A BMC action on each machine named (by hostname).
+    Power {
+        hostnames: Vec<String>,
+        action: PowerAction,
+    },
+    /// `install: true` through the writer, then boot once from the network
+    /// and power cycle, for each machine named.
+    Reinstall {
+        hostnames: Vec<String>,
+    },
 }
 
 /// Fan-out of events to every consumer (console, API stream, metrics).

@@ -237,6 +237,24 @@ fn describe(kind: &EventKind) -> Option<(Level, String)> {
             change,
         } => info(format!("{hostname}: {change} ({path})")),
         E::CommandFailed { command, error } => Some((Level::Error, format!("{command}: {error}"))),
+        E::BmcPower {
+            hostname,
+            power,
+            error,
+        } => match (power, error) {
+            (_, Some(e)) => Some((Level::Warn, format!("{hostname}: BMC {e}"))),
+            (Some(p), None) => info(format!("{hostname}: power {}", p.label())),
+            (None, None) => None,
+        },
+        E::BmcAction {
+            hostname,
+            action,
+            ok,
+            message,
+        } => Some((
+            if *ok { Level::Info } else { Level::Error },
+            format!("{hostname}: {action}: {message}"),
+        )),
         E::Log {
             level,
             target,

@@ -158,11 +158,14 @@ impl Services {
         let dhcp_addr = dhcp_started.as_ref().map(|d| d.main);
         let proxy_addr = dhcp_started.and_then(|d| d.proxy);
 
-        let control = Arc::new(Control::new(
-            inventory_service.clone(),
-            dhcp.clone(),
-            bus.clone(),
-        ));
+        // BMC work runs on a task of its own: a slow BMC never holds up
+        // the console, the API or a boot.
+        let (bmc_actor, bmc) =
+            crate::bmc::BmcActor::new(inventory.clone(), bus.clone(), config.bmc.clone());
+        tasks.spawn(bmc_actor.run(cancel.clone()));
+        let control = Arc::new(
+            Control::new(inventory_service.clone(), dhcp.clone(), bus.clone()).with_bmc(bmc),
+        );
 
         let leases: Arc<dyn LeaseView> = match &dhcp {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),

@@ -80,7 +80,23 @@ pub struct Config {
     pub boot_root: PathBuf,
     pub inventory: PathBuf,
     pub theme: String,
+    pub bmc: BmcConfig,
 }
+
+/// How pxedeck drives the machines' BMCs (`bmc:` in pxedeck.yaml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BmcConfig {
+    /// How often each BMC's power state is read; zero: never polled.
+    pub poll_interval: Duration,
+    /// BMC calls running at once, polls and actions together.
+    pub max_concurrent: usize,
+    /// One BMC call (an ipmitool run, one HTTPS request).
+    pub timeout: Duration,
+}
+
+/// At most this many BMC calls at once: each is a child process or a TLS
+/// connection, and a BMC is a small computer.
+pub const MAX_BMC_CONCURRENT: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DhcpConfig {
@@ -213,6 +229,25 @@ struct WireConfig {
     boot_root: Option<String>,
     inventory: Option<String>,
     theme: Option<String>,
+    bmc: WireBmc,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WireBmc {
+    poll_interval: WireDuration,
+    max_concurrent: usize,
+    timeout: WireDuration,
+}
+
+impl Default for WireBmc {
+    fn default() -> Self {
+        WireBmc {
+            poll_interval: WireDuration::Seconds(30),
+            max_concurrent: 8,
+            timeout: WireDuration::Seconds(15),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -623,6 +658,22 @@ impl Config {
                 "capability_lifetime must be at least 1m (an install must finish within it)".into(),
             ));
         }
+        let bmc_timeout = positive("bmc.timeout", &wire.bmc.timeout)?;
+        if bmc_timeout > Duration::from_secs(300) {
+            return Err(invalid(
+                line_of("bmc.timeout"),
+                "bmc.timeout must be at most 5m".into(),
+            ));
+        }
+        // Whole seconds: 0 (off) or at least 1 s between polls.
+        let bmc_poll = to_duration(&wire.bmc.poll_interval)
+            .map_err(|m| invalid(line_of("bmc.poll_interval"), m))?;
+        if !(1..=MAX_BMC_CONCURRENT).contains(&wire.bmc.max_concurrent) {
+            return Err(invalid(
+                line_of("bmc.max_concurrent"),
+                format!("bmc.max_concurrent must be 1-{MAX_BMC_CONCURRENT}"),
+            ));
+        }
         let lease_file = resolve(wire.dhcp.lease_file.as_deref().unwrap_or("leases.jsonl"));
         // Generated secrets live with the leases: the state directory.
         let beside_leases = |explicit: &Option<String>, name: &str| {
@@ -677,6 +728,11 @@ impl Config {
             boot_root: resolve(wire.boot_root.as_deref().unwrap_or("boot")),
             inventory: resolve(wire.inventory.as_deref().unwrap_or("nodes")),
             theme: wire.theme.unwrap_or_else(|| "default".into()),
+            bmc: BmcConfig {
+                poll_interval: bmc_poll,
+                max_concurrent: wire.bmc.max_concurrent,
+                timeout: bmc_timeout,
+            },
         })
     }
 }

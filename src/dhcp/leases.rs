@@ -8,11 +8,14 @@
 //! derived from its MAC, so even a lost lease file hands out the same
 //! addresses again.
 //!
-//! A batch of changes can be undone ([`LeaseTable::begin`] …
+//! Batches of changes can be undone ([`LeaseTable::begin`] …
 //! [`LeaseTable::roll_back`]): when the journal cannot be synced, the table
-//! must not keep bindings no client was told about and no disk holds.
+//! must not keep bindings no client was told about and no disk holds. Several
+//! batches may wait for their sync at once (the socket loop decides the next
+//! batch while the last one is being synced), so each keeps its own undo
+//! frame until it is durable ([`LeaseTable::keep_through`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 
@@ -103,10 +106,19 @@ pub struct LeaseTable {
     last: HashMap<Mac, Ipv4Addr>,
     /// Declined addresses, unusable until the given time.
     quarantine: HashMap<Ipv4Addr, Millis>,
-    /// While a batch is open: the previous value of every entry changed,
-    /// oldest first. Undoing costs what the batch changed, not a copy of
-    /// the table.
-    undo: Option<Vec<Undo>>,
+    /// Batches decided but not yet durable, oldest first: each batch's
+    /// ticket and the previous value of every entry it changed, oldest
+    /// first. Undoing costs what the batches changed, not a copy of the
+    /// table.
+    frames: VecDeque<Frame>,
+    /// Whether changes are being recorded into the newest frame.
+    recording: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    ticket: u64,
+    undo: Vec<Undo>,
 }
 
 /// One entry as it was before a change.
@@ -132,23 +144,64 @@ fn start_offset(mac: &Mac, len: u32) -> u32 {
 }
 
 impl LeaseTable {
-    /// Starts recording changes so that [`LeaseTable::roll_back`] can undo
-    /// them. Beginning again forgets what was recorded.
-    pub fn begin(&mut self) {
-        self.undo = Some(Vec::new());
+    /// Starts recording the changes of the batch `ticket` in a frame of
+    /// its own, so that [`LeaseTable::roll_back`] can undo them.
+    pub fn begin(&mut self, ticket: u64) {
+        self.frames.push_back(Frame {
+            ticket,
+            undo: Vec::new(),
+        });
+        self.recording = true;
     }
 
-    /// Keeps every change since [`LeaseTable::begin`] and stops recording.
-    pub fn keep(&mut self) {
-        self.undo = None;
-    }
-
-    /// Undoes every change since [`LeaseTable::begin`] and stops recording.
-    pub fn roll_back(&mut self) {
-        let Some(undo) = self.undo.take() else {
+    /// Stops recording; the batch's frame waits for
+    /// [`LeaseTable::keep_through`] or [`LeaseTable::roll_back`]. A batch
+    /// that changed nothing durable (`durable: false`: offers only) needs no
+    /// sync of its own: its frame joins the one before it, so it is kept or
+    /// undone with that batch, or kept now when none is waiting.
+    pub fn seal(&mut self, durable: bool) {
+        self.recording = false;
+        if durable {
             return;
-        };
-        for entry in undo.into_iter().rev() {
+        }
+        if let Some(last) = self.frames.pop_back()
+            && let Some(before) = self.frames.back_mut()
+        {
+            before.undo.extend(last.undo);
+        }
+    }
+
+    /// Keeps the changes of every batch up to `ticket`: they are durable.
+    pub fn keep_through(&mut self, ticket: u64) {
+        while self.frames.front().is_some_and(|f| f.ticket <= ticket) {
+            self.frames.pop_front();
+        }
+    }
+
+    /// The batches waiting for their sync.
+    pub fn pending(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Undoes every batch not yet kept, newest first, and stops recording.
+    /// All of them: a later batch was decided on top of the earlier ones.
+    pub fn roll_back(&mut self) {
+        self.recording = false;
+        while let Some(frame) = self.frames.pop_back() {
+            self.undo(frame);
+        }
+    }
+
+    /// Undoes only the newest batch (one that never reached the journal).
+    pub fn roll_back_newest(&mut self) {
+        self.recording = false;
+        if let Some(frame) = self.frames.pop_back() {
+            self.undo(frame);
+        }
+    }
+
+    fn undo(&mut self, frame: Frame) {
+        for entry in frame.undo.into_iter().rev() {
             match entry {
                 Undo::ByIp(ip, old) => restore_entry(&mut self.by_ip, ip, old),
                 Undo::ByMac(mac, old) => restore_entry(&mut self.by_mac, mac, old),
@@ -159,10 +212,10 @@ impl LeaseTable {
     }
 
     fn record(&mut self, entry: impl FnOnce(&Self) -> Undo) {
-        if self.undo.is_some() {
+        if self.recording {
             let entry = entry(self);
-            if let Some(undo) = &mut self.undo {
-                undo.push(entry);
+            if let Some(frame) = self.frames.back_mut() {
+                frame.undo.push(entry);
             }
         }
     }
@@ -541,7 +594,7 @@ mod tests {
                 }
             }
             let saved = t.clone();
-            t.begin();
+            t.begin(1);
             for (op, m) in batch {
                 let who = mac(m);
                 match op {
@@ -567,6 +620,49 @@ mod tests {
             }
             t.roll_back();
             prop_assert_eq!(t, saved);
+        }
+
+        #[test]
+        fn a_failed_sync_undoes_every_batch_after_the_last_durable_one(
+            first in proptest::collection::vec((0u8..3, 1u8..12), 1..20),
+            later in proptest::collection::vec(proptest::collection::vec((0u8..3, 1u8..12), 1..10), 1..4),
+        ) {
+            let p = pool((10, 17));
+            let apply = |t: &mut LeaseTable, ops: &[(u8, u8)]| {
+                for &(op, m) in ops {
+                    let who = mac(m);
+                    match op {
+                        0 | 1 => {
+                            if let Some(got) = t.choose(&p, &who, None, &none(), 50) {
+                                let _ = t.hold(bound(got, who, 500), &none(), 50);
+                            }
+                        }
+                        _ => {
+                            if let Some(l) = t.of_mac(&who).cloned() {
+                                t.release(l.ip, &who);
+                            }
+                        }
+                    }
+                }
+            };
+            let mut t = LeaseTable::default();
+            t.begin(1);
+            apply(&mut t, &first);
+            t.seal(true);
+            for (i, ops) in later.iter().enumerate() {
+                t.begin(2 + i as u64);
+                apply(&mut t, ops);
+                t.seal(i % 2 == 0);
+            }
+            // The first batch's sync returns; a later one fails.
+            t.keep_through(1);
+            let mut durable = LeaseTable::default();
+            durable.begin(1);
+            apply(&mut durable, &first);
+            durable.seal(true);
+            durable.keep_through(1);
+            t.roll_back();
+            prop_assert_eq!(t, durable);
         }
 
         #[test]

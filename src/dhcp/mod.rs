@@ -7,6 +7,7 @@
 
 pub mod addressing;
 pub mod classify;
+pub mod commit;
 pub mod handler;
 pub mod leases;
 pub mod loaders;

@@ -2,29 +2,33 @@
 //! turns its outcomes into events and counts every datagram in
 //! [`DhcpStats`].
 //!
-//! Each pass drains up to [`BATCH`] waiting datagrams, decides them all
-//! with one context, makes every lease change durable with one fsync (group
-//! commit), and only then sends the replies and emits the events — no ACK
-//! leaves, and no binding is shown, before its lease is on disk. The
-//! inventory is read lock-free from the shared snapshot and the loader set
-//! from an atomic; nothing here waits on templates, the disk or the console
-//! per packet.
+//! Each pass drains up to [`BATCH`] waiting datagrams and decides them all
+//! with one context. Replies that need nothing durable (offers, NAKs, proxy
+//! answers) leave at once; the lease changes are appended to the journal
+//! and the rest of the batch waits, held by the loop, until the sync thread
+//! of [`super::commit`] reports them on disk — no ACK leaves, and no binding
+//! is shown, before its lease is durable, but the loop goes on receiving
+//! and deciding meanwhile (pipelined group commit). The inventory is read
+//! lock-free from the shared snapshot and the loader set from an atomic;
+//! nothing here waits on templates, the disk or the console per packet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::classify::{Reject, classify};
+use super::commit::{Committer, Fate, Leases, Notify};
 use super::handler::{Ctx, Destination, LeaseNews, Outcome, Persist, Port, handle};
 use super::leases::{Lease, LeaseState, LeaseTable};
 use super::loaders::Loaders;
 use super::pktinfo::{self, Arrival};
-use super::store::{LeaseJournal, LeaseStore};
+use super::store::{Appended, LeaseJournal, LeaseStore};
 use super::wire::{Packet, opt};
 use super::{DhcpMessage, DhcpReply, LeaseEnd, Unanswered};
 use crate::clock::{Millis, now_millis};
@@ -34,8 +38,12 @@ use crate::event::{Bus, EventKind, Level};
 use crate::ident::Mac;
 use crate::inventory::SharedInventory;
 
-/// Datagrams decided per pass (and per fsync).
+/// Datagrams decided per pass. A sync covers every pass decided while the
+/// one before it ran, so this bounds the work per lock hold, not per sync.
 pub const BATCH: usize = 64;
+/// Batches one socket may hold waiting for their sync; past it, the socket
+/// is not read until the disk catches up (the kernel buffer absorbs it).
+const MAX_HELD: usize = 256;
 /// Packets one MAC may send per second before the rest are dropped.
 pub const PER_MAC_PER_SECOND: u32 = 20;
 /// A rogue server is reported at most this often.
@@ -60,9 +68,23 @@ pub struct DhcpStats {
     pub options_dropped: AtomicU64,
 }
 
-struct Leases {
-    table: LeaseTable,
-    journal: Box<dyn LeaseJournal>,
+/// A reply ready for the wire: its bytes, where it goes, what it is, and
+/// where its request arrived (its source address and interface).
+type Reply = (Vec<u8>, SocketAddr, DhcpReply, Option<Arrival>);
+
+/// What deciding a batch gave.
+struct Decided {
+    /// Replies that need nothing durable: they leave now.
+    now: Vec<Reply>,
+    /// The part that waits for its sync, if the batch changed leases.
+    held: Option<Held>,
+}
+
+/// A batch's replies and events, held until its lease changes are durable.
+struct Held {
+    ticket: u64,
+    replies: Vec<Reply>,
+    events: Vec<EventKind>,
 }
 
 /// Answers whether a loader file exists; run off the packet path.
@@ -71,7 +93,7 @@ pub type LoaderProbe = Box<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct DhcpServer {
     config: Arc<Config>,
     inventory: SharedInventory,
-    leases: Mutex<Leases>,
+    committer: Committer,
     bus: Bus,
     pub stats: DhcpStats,
     http_base: String,
@@ -120,7 +142,7 @@ impl DhcpServer {
         let server = DhcpServer {
             config,
             inventory,
-            leases: Mutex::new(Leases { table, journal }),
+            committer: Committer::start(Leases::new(table, journal)),
             bus,
             stats: DhcpStats::default(),
             http_base,
@@ -154,7 +176,7 @@ impl DhcpServer {
 
     /// A copy of the current leases (for the API and the console).
     pub fn leases(&self) -> Vec<Lease> {
-        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.committer.leases();
         guard.table.iter().cloned().collect()
     }
 
@@ -162,7 +184,7 @@ impl DhcpServer {
     /// used (bound or offered), quarantined by a DECLINE, and free (neither).
     pub fn lease_samples(&self) -> Vec<(String, u64)> {
         let now = now_millis();
-        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.committer.leases();
         let mut samples = Vec::new();
         for pool in &self.config.dhcp.pools {
             let used = guard.table.used_in(pool) as u64;
@@ -177,7 +199,7 @@ impl DhcpServer {
 
     /// The bound lease on `ip`, if any.
     pub fn bound_lease_at(&self, ip: Ipv4Addr) -> Option<Lease> {
-        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.committer.leases();
         guard
             .table
             .get(ip)
@@ -187,7 +209,7 @@ impl DhcpServer {
 
     /// The bound lease of `mac`, if any.
     pub fn bound_lease_of(&self, mac: &Mac) -> Option<Lease> {
-        let guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.committer.leases();
         guard
             .table
             .of_mac(mac)
@@ -196,32 +218,52 @@ impl DhcpServer {
     }
 
     /// Releases a lease on an operator's command. When the journal cannot
-    /// record the release, the lease stays (in memory as on disk).
+    /// record the release, the lease stays (in memory as on disk). Waits for
+    /// the sync thread: call off the packet path.
     pub fn release(&self, ip: Ipv4Addr) -> std::io::Result<bool> {
-        let mut guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut guard = self.committer.leases();
         let Some(mac) = guard.table.get(ip).map(|l| l.mac) else {
             return Ok(false);
         };
-        let Leases { table, journal } = &mut *guard;
-        table.begin();
-        if let Some(l) = table.release(ip, &mac) {
-            if let Err(e) = journal.commit(&[Persist::Release(l)], table) {
-                table.roll_back();
+        let ticket = guard.next_ticket();
+        let Leases { table, journal, .. } = &mut *guard;
+        table.begin(ticket);
+        let Some(lease) = table.release(ip, &mac) else {
+            table.seal(false);
+            return Ok(true);
+        };
+        table.seal(true);
+        match journal.append(&[Persist::Release(lease)], table) {
+            Err(e) => {
+                table.roll_back_newest();
                 return Err(e);
             }
-            self.bus.emit(EventKind::LeaseEnded {
-                mac,
-                ip,
-                why: LeaseEnd::Operator,
-            });
+            Ok(Appended::Durable) => self.committer.durable_now(&mut guard, ticket),
+            Ok(Appended::Written) => {
+                let notify: Notify = Box::new(move |_, fate| {
+                    let _ = tx.send(fate);
+                });
+                self.committer.register(&mut guard, ticket, notify);
+                drop(guard);
+                match rx.recv() {
+                    Ok(Fate::Durable) => {}
+                    Ok(Fate::Failed(why)) => return Err(std::io::Error::other(why)),
+                    Err(_) => return Err(std::io::Error::other("the lease sync thread stopped")),
+                }
+            }
         }
-        table.keep();
+        self.bus.emit(EventKind::LeaseEnded {
+            mac,
+            ip,
+            why: LeaseEnd::Operator,
+        });
         Ok(true)
     }
 
     /// Expires leases past their time; call periodically.
     pub fn expire(&self) {
-        let mut guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.committer.leases();
         for l in guard.table.expire(now_millis()) {
             if l.state == LeaseState::Bound {
                 self.bus.emit(EventKind::LeaseEnded {
@@ -287,46 +329,95 @@ impl DhcpServer {
             warn!(error = %e, "no IP_PKTINFO: replies come from the configured address");
         }
         let mut bufs = vec![vec![0u8; 1500]; BATCH];
+        let (fates_tx, mut fates) = mpsc::unbounded_channel::<(u64, Fate)>();
+        let mut held: VecDeque<Held> = VecDeque::new();
         loop {
-            let first = tokio::select! {
-                r = pktinfo::recv(&socket, &mut bufs[0]) => r,
-                _ = cancel.cancelled() => return,
-            };
-            let mut batch: Vec<(usize, SocketAddr)> = Vec::with_capacity(BATCH);
-            let mut arrivals: Vec<Option<Arrival>> = Vec::with_capacity(BATCH);
-            match first {
-                Ok((n, src, at)) => {
-                    batch.push((n, src));
-                    arrivals.push(at);
-                }
-                Err(e) => {
-                    debug!(error = %e, "dhcp recv");
-                    continue;
-                }
-            }
-            // Drain whatever else is already waiting, without blocking.
-            while batch.len() < BATCH {
-                match pktinfo::try_recv(&socket, &mut bufs[batch.len()]) {
-                    Ok((n, src, at)) => {
-                        batch.push((n, src));
-                        arrivals.push(at);
+            tokio::select! {
+                // Durable batches first: their clients have waited longest.
+                biased;
+                Some((ticket, fate)) = fates.recv() => {
+                    let Some(i) = held.iter().position(|h| h.ticket == ticket) else {
+                        continue;
+                    };
+                    if let Some(batch) = held.remove(i) {
+                        let replies = self.settle(batch, fate);
+                        self.send(&socket, replies).await;
                     }
-                    Err(_) => break,
                 }
-            }
-            let replies = self.decide_each(&bufs, &batch, port, local, &arrivals);
-            for (bytes, to, kind, i) in replies {
-                let from = arrivals.get(i).copied().flatten();
-                if let Err(e) = pktinfo::send(&socket, &bytes, to, from).await {
-                    debug!(%to, error = %e, "dhcp send");
-                } else {
-                    self.stats.replies.bump(kind);
+                first = pktinfo::recv(&socket, &mut bufs[0]), if held.len() < MAX_HELD => {
+                    let mut batch: Vec<(usize, SocketAddr)> = Vec::with_capacity(BATCH);
+                    let mut arrivals: Vec<Option<Arrival>> = Vec::with_capacity(BATCH);
+                    match first {
+                        Ok((n, src, at)) => {
+                            batch.push((n, src));
+                            arrivals.push(at);
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "dhcp recv");
+                            continue;
+                        }
+                    }
+                    // Drain whatever else is already waiting, without blocking.
+                    while batch.len() < BATCH {
+                        match pktinfo::try_recv(&socket, &mut bufs[batch.len()]) {
+                            Ok((n, src, at)) => {
+                                batch.push((n, src));
+                                arrivals.push(at);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let tx = fates_tx.clone();
+                    let notify = Box::new(move |t, fate| {
+                        let _ = tx.send((t, fate));
+                    });
+                    let decided = self.decide_arrived(&bufs, &batch, &arrivals, port, local, notify);
+                    held.extend(decided.held);
+                    self.send(&socket, decided.now).await;
                 }
+                _ = cancel.cancelled() => return,
             }
         }
     }
 
-    /// [`DhcpServer::decide_each`] for datagrams that all arrived on `local`.
+    async fn send(&self, socket: &UdpSocket, replies: Vec<Reply>) {
+        for (bytes, to, kind, from) in replies {
+            if let Err(e) = pktinfo::send(socket, &bytes, to, from).await {
+                debug!(%to, error = %e, "dhcp send");
+            } else {
+                self.stats.replies.bump(kind);
+            }
+        }
+    }
+
+    /// A held batch's fate is known: its replies to send once durable (and
+    /// its events shown), or nothing when the sync failed — the batch was
+    /// undone, and its clients retry.
+    fn settle(&self, batch: Held, fate: Fate) -> Vec<Reply> {
+        match fate {
+            Fate::Durable => {
+                for event in batch.events {
+                    self.bus.emit(event);
+                }
+                batch.replies
+            }
+            Fate::Failed(why) => {
+                let withheld = batch.replies.len();
+                self.stats
+                    .dropped
+                    .add(Unanswered::LeaseStoreError, withheld as u64);
+                self.report_store_error(&why, withheld, now_millis());
+                Vec::new()
+            }
+        }
+    }
+
+    /// Decides a batch and appends its lease changes to the journal.
+    /// Returns the replies that may leave now, and the part of the batch
+    /// that waits for its sync (`notify` hears when). When the journal
+    /// cannot be written, the batch did not happen: its lease changes are
+    /// rolled back, and neither its replies nor its events go out (clients
+    /// retry).
     #[cfg(test)]
     fn decide(
         &self,
@@ -334,27 +425,22 @@ impl DhcpServer {
         batch: &[(usize, SocketAddr)],
         port: Port,
         local: Option<IpAddr>,
-    ) -> Vec<(Vec<u8>, SocketAddr, DhcpReply)> {
-        self.decide_each(bufs, batch, port, local, &[])
-            .into_iter()
-            .map(|(bytes, to, kind, _)| (bytes, to, kind))
-            .collect()
+        notify: Notify,
+    ) -> Decided {
+        self.decide_arrived(bufs, batch, &[], port, local, notify)
     }
 
-    /// Decides a batch and commits its lease changes; returns what to send.
-    /// When the journal cannot be synced, the batch did not happen: its
-    /// lease changes are rolled back, and neither its replies nor its events
-    /// go out (clients retry).
-    /// `arrivals[i]`, when known, is where datagram `i` arrived: its
-    /// server address. Returns each reply with the index of its request.
-    fn decide_each(
+    /// [`DhcpServer::decide`] where `arrivals[i]`, when known, is where
+    /// datagram `i` arrived: its request's server address.
+    fn decide_arrived(
         &self,
         bufs: &[Vec<u8>],
         batch: &[(usize, SocketAddr)],
+        arrivals: &[Option<Arrival>],
         port: Port,
         local: Option<IpAddr>,
-        arrivals: &[Option<Arrival>],
-    ) -> Vec<(Vec<u8>, SocketAddr, DhcpReply, usize)> {
+        notify: Notify,
+    ) -> Decided {
         let now = now_millis();
         let inventory = self.inventory.load();
         let ctx = Ctx {
@@ -377,9 +463,10 @@ impl DhcpServer {
             port,
             now,
         };
-        let mut guard = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let Leases { table, journal } = &mut *guard;
-        table.begin();
+        let mut guard = self.committer.leases();
+        let ticket = guard.next_ticket();
+        let Leases { table, journal, .. } = &mut *guard;
+        table.begin(ticket);
         let mut outcomes = Vec::with_capacity(batch.len());
         for (i, (buf, &(len, src))) in bufs.iter().zip(batch).enumerate() {
             self.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -411,9 +498,10 @@ impl DhcpServer {
             self.stats.requests.bump(req.message);
             // The address the datagram came to is this request's server
             // address (option 54, next-server, its segment's pool).
-            let arrived = arrivals.get(i).copied().flatten().map(|a| a.local);
+            let arrived = arrivals.get(i).copied().flatten();
             let ctx = Ctx {
                 server_ip: arrived
+                    .map(|a| a.local)
                     .filter(|ip| !ip.is_unspecified())
                     .unwrap_or(ctx.server_ip),
                 ..ctx
@@ -422,47 +510,76 @@ impl DhcpServer {
             if let Some(why) = outcome.silent {
                 self.stats.dropped.bump(why);
             }
-            outcomes.push((outcome, src, i));
+            outcomes.push((outcome, (src, arrived)));
         }
-        let persist: Vec<Persist> = outcomes
-            .iter_mut()
-            .filter_map(|(o, _, _)| o.persist.take())
-            .collect();
-        if let Err(e) = journal.commit(&persist, table) {
+        let mut persist = Vec::new();
+        let mut waits = Vec::with_capacity(outcomes.len());
+        for (outcome, _) in &mut outcomes {
+            let change = outcome.persist.take();
+            waits.push(change.is_some());
+            persist.extend(change);
+        }
+        table.seal(!persist.is_empty());
+        let appended = journal.append(&persist, table);
+        if let Err(e) = appended {
             // Without a durable lease no ACK may go out, and the console must
             // not show bindings that do not exist: the batch never happened.
-            table.roll_back();
+            table.roll_back_newest();
             drop(guard);
-            let withheld = outcomes
-                .iter()
-                .filter(|(o, _, _)| o.reply.is_some())
-                .count();
+            let withheld = outcomes.iter().filter(|(o, _)| o.reply.is_some()).count();
             self.stats
                 .dropped
                 .add(Unanswered::LeaseStoreError, withheld as u64);
-            self.report_store_error(&e, withheld, now);
-            return Vec::new();
+            self.report_store_error(&e.to_string(), withheld, now);
+            return Decided {
+                now: Vec::new(),
+                held: None,
+            };
         }
-        table.keep();
+        let mut decided = Decided {
+            now: Vec::new(),
+            held: None,
+        };
+        if !persist.is_empty() {
+            match appended {
+                Ok(Appended::Durable) => self.committer.durable_now(&mut guard, ticket),
+                _ => {
+                    self.committer.register(&mut guard, ticket, notify);
+                    decided.held = Some(Held {
+                        ticket,
+                        replies: Vec::new(),
+                        events: Vec::new(),
+                    });
+                }
+            }
+        }
         drop(guard);
-        let mut replies = Vec::new();
-        for (outcome, src, i) in outcomes {
-            if let Some(r) = &outcome.reply {
+        for ((outcome, (src, arrived)), waits) in outcomes.into_iter().zip(waits) {
+            let reply = outcome.reply.as_ref().map(|r| {
                 self.stats
                     .options_dropped
                     .fetch_add(r.dropped_options.len() as u64, Ordering::Relaxed);
-                replies.push((r.packet.encode(), route(r.to, src), r.kind, i));
-            }
-            for event in events_of(outcome) {
-                self.bus.emit(event);
+                (r.packet.encode(), route(r.to, src), r.kind, arrived)
+            });
+            match &mut decided.held {
+                Some(held) if waits => {
+                    held.replies.extend(reply);
+                    held.events.extend(events_of(outcome));
+                }
+                _ => {
+                    decided.now.extend(reply);
+                    for event in events_of(outcome) {
+                        self.bus.emit(event);
+                    }
+                }
             }
         }
-        replies
+        decided
     }
 
     /// Tells the operator the lease journal failed: first time, then at most
     /// every [`STORE_ERROR_REPORT_MS`].
-    fn report_store_error(&self, e: &std::io::Error, withheld: usize, now: Millis) {
+    fn report_store_error(&self, e: &str, withheld: usize, now: Millis) {
         warn!(error = %e, withheld, "cannot persist leases; withholding replies");
         let last = self.store_error_reported.load(Ordering::Relaxed);
         if last != 0 && now.saturating_sub(last) < STORE_ERROR_REPORT_MS {
@@ -527,23 +644,41 @@ mod tests {
     use arc_swap::ArcSwap;
     use std::sync::atomic::AtomicBool;
 
-    /// A journal that fails while `failing` is set, and keeps what it was
-    /// given otherwise. Like the file journal, an empty commit never fails.
+    /// A journal that fails while `failing` is set (its writes, or with
+    /// `at_sync` its syncs), and keeps what it was given once synced. Like
+    /// the file journal, an empty append never fails.
     struct Flaky {
         failing: Arc<AtomicBool>,
+        at_sync: Arc<AtomicBool>,
+        written: Arc<Mutex<Vec<Persist>>>,
         kept: Arc<Mutex<Vec<Persist>>>,
     }
 
     impl LeaseJournal for Flaky {
-        fn commit(&mut self, changes: &[Persist], _: &LeaseTable) -> std::io::Result<()> {
+        fn append(&mut self, changes: &[Persist], _: &LeaseTable) -> std::io::Result<Appended> {
             if changes.is_empty() {
-                return Ok(());
+                return Ok(Appended::Written);
             }
-            if self.failing.load(Ordering::Relaxed) {
+            if self.failing.load(Ordering::Relaxed) && !self.at_sync.load(Ordering::Relaxed) {
                 return Err(std::io::Error::other("no space left on device"));
             }
-            self.kept.lock().unwrap().extend_from_slice(changes);
-            Ok(())
+            self.written.lock().unwrap().extend_from_slice(changes);
+            Ok(Appended::Written)
+        }
+
+        fn syncer(&self) -> std::io::Result<crate::dhcp::store::Syncer> {
+            let fails =
+                self.failing.load(Ordering::Relaxed) && self.at_sync.load(Ordering::Relaxed);
+            let (written, kept) = (self.written.clone(), self.kept.clone());
+            Ok(Box::new(move || {
+                let mut written = written.lock().unwrap();
+                if fails {
+                    written.clear();
+                    return Err(std::io::Error::other("input/output error"));
+                }
+                kept.lock().unwrap().append(&mut written);
+                Ok(())
+            }))
         }
     }
 
@@ -551,6 +686,7 @@ mod tests {
         server: DhcpServer,
         events: tokio::sync::broadcast::Receiver<Arc<crate::event::Event>>,
         failing: Arc<AtomicBool>,
+        at_sync: Arc<AtomicBool>,
         kept: Arc<Mutex<Vec<Persist>>>,
     }
 
@@ -564,9 +700,12 @@ mod tests {
         let bus = Bus::default();
         let events = bus.subscribe();
         let failing = Arc::new(AtomicBool::new(false));
+        let at_sync = Arc::new(AtomicBool::new(false));
         let kept = Arc::new(Mutex::new(Vec::new()));
         let journal = Flaky {
             failing: failing.clone(),
+            at_sync: at_sync.clone(),
+            written: Arc::default(),
             kept: kept.clone(),
         };
         let server = DhcpServer::with_journal(
@@ -581,6 +720,7 @@ mod tests {
             server,
             events,
             failing,
+            at_sync,
             kept,
         }
     }
@@ -599,16 +739,24 @@ mod tests {
     }
 
     impl Rig {
-        /// Decides one batch; returns the replies, decoded.
+        /// Decides one batch and waits for its sync; returns the replies
+        /// that left, decoded: those sent at once, then the held ones.
         fn batch(&self, packets: &[Packet]) -> Vec<Packet> {
+            let (now, settled) = self.batch_in_two(packets);
+            now.into_iter().chain(settled).collect()
+        }
+
+        /// As [`Rig::batch`], the replies sent at once apart from those
+        /// that waited for the sync.
+        fn batch_in_two(&self, packets: &[Packet]) -> (Vec<Packet>, Vec<Packet>) {
             let bufs: Vec<Vec<u8>> = packets.iter().map(Packet::encode).collect();
             let batch: Vec<(usize, SocketAddr)> = bufs.iter().map(|b| (b.len(), CLIENT)).collect();
-            let local = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            self.server
-                .decide(&bufs, &batch, Port::Dhcp, local)
-                .into_iter()
-                .map(|(bytes, _, _)| Packet::decode(&bytes).unwrap())
-                .collect()
+            decide_and_settle(
+                &self.server,
+                &bufs,
+                &batch,
+                Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            )
         }
 
         fn drain_events(&mut self) -> Vec<EventKind> {
@@ -618,9 +766,37 @@ mod tests {
         }
 
         fn lease_of(&self, mac: u8) -> Option<Lease> {
-            let guard = self.server.leases.lock().unwrap();
+            let guard = self.server.committer.leases();
             guard.table.of_mac(&Mac([2, 0, 0, 0, 0, mac])).cloned()
         }
+    }
+
+    fn decode(replies: Vec<Reply>) -> Vec<Packet> {
+        replies
+            .into_iter()
+            .map(|(bytes, _, _, _)| Packet::decode(&bytes).unwrap())
+            .collect()
+    }
+
+    /// What the socket loop does with one batch, synchronously.
+    fn decide_and_settle(
+        server: &DhcpServer,
+        bufs: &[Vec<u8>],
+        batch: &[(usize, SocketAddr)],
+        local: Option<IpAddr>,
+    ) -> (Vec<Packet>, Vec<Packet>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let notify: Notify = Box::new(move |_, fate| {
+            let _ = tx.send(fate);
+        });
+        let decided = server.decide(bufs, batch, Port::Dhcp, local, notify);
+        let settled = decided.held.map(|held| {
+            let fate = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the sync thread tells every batch its fate");
+            server.settle(held, fate)
+        });
+        (decode(decided.now), decode(settled.unwrap_or_default()))
     }
 
     #[test]
@@ -670,6 +846,152 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_sync_undoes_the_batch_but_its_offers_have_left() {
+        let mut rig = rig();
+        let offer = rig.batch(&[discover(1)]).remove(0);
+        rig.drain_events();
+        let offered = rig.lease_of(1).expect("an offer is held");
+
+        rig.failing.store(true, Ordering::Relaxed);
+        rig.at_sync.store(true, Ordering::Relaxed);
+        let (now, settled) = rig.batch_in_two(&[request(1, offer.yiaddr), discover(2)]);
+        assert!(
+            matches!(&now[..], [o] if o.message_type() == Some(msg::OFFER) && o.chaddr[5] == 2),
+            "the offer needs nothing durable and left at once: {now:?}"
+        );
+        assert!(settled.is_empty(), "the ACK never leaves");
+        let events = rig.drain_events();
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, EventKind::LeaseBound { .. })),
+            "no binding is shown: {events:?}"
+        );
+        assert!(events.iter().any(|e| matches!(
+            e,
+            EventKind::Log {
+                level: Level::Error,
+                ..
+            }
+        )));
+        assert_eq!(rig.lease_of(1), Some(offered), "the binding is undone");
+        assert_eq!(rig.server.stats.dropped.get(Unanswered::LeaseStoreError), 1);
+        assert!(rig.kept.lock().unwrap().is_empty());
+
+        rig.failing.store(false, Ordering::Relaxed);
+        let ack = rig.batch(&[request(1, offer.yiaddr)]).remove(0);
+        assert_eq!(ack.message_type(), Some(msg::ACK));
+        assert!(
+            matches!(&rig.kept.lock().unwrap()[..], [Persist::Bind(l)] if l.ip == offer.yiaddr)
+        );
+    }
+
+    /// A journal whose syncs wait at a gate, to hold a batch mid-sync.
+    struct Gated {
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl LeaseJournal for Gated {
+        fn append(&mut self, _: &[Persist], _: &LeaseTable) -> std::io::Result<Appended> {
+            Ok(Appended::Written)
+        }
+
+        fn syncer(&self) -> std::io::Result<crate::dhcp::store::Syncer> {
+            let gate = self.gate.clone();
+            Ok(Box::new(move || {
+                let (open, cv) = &*gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+                Ok(())
+            }))
+        }
+    }
+
+    #[test]
+    fn offers_and_later_batches_do_not_wait_for_a_sync_in_flight() {
+        let rig = rig();
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let server = DhcpServer::with_journal(
+            rig.server.config.clone(),
+            rig.server.inventory.clone(),
+            Bus::default(),
+            "http://127.0.0.1:8080".into(),
+            Box::new(|_: &str| true),
+            (
+                LeaseTable::default(),
+                Box::new(Gated { gate: gate.clone() }),
+            ),
+        );
+        let one = |p: &Packet| {
+            let buf = vec![p.encode()];
+            let batch = vec![(buf[0].len(), CLIENT)];
+            (buf, batch)
+        };
+        let local = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let (buf, batch) = one(&discover(1));
+        let (offers, _) = decide_and_settle(&server, &buf, &batch, local);
+        // The REQUEST's ACK is held while its sync waits at the gate...
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (buf, batch) = one(&request(1, offers[0].yiaddr));
+        let first = server.decide(
+            &buf,
+            &batch,
+            Port::Dhcp,
+            local,
+            Box::new(move |t, f| {
+                let _ = tx.send((t, f));
+            }),
+        );
+        assert!(first.now.is_empty() && first.held.is_some());
+        // ...and meanwhile other batches are decided and answered, one of
+        // them durable too (it joins the next sync).
+        let (buf, batch) = one(&discover(2));
+        let second_offer = server.decide(&buf, &batch, Port::Dhcp, local, Box::new(|_, _| {}));
+        assert_eq!(
+            decode(second_offer.now).len(),
+            1,
+            "an OFFER leaves mid-sync"
+        );
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        let offer2 = server
+            .committer
+            .leases()
+            .table
+            .of_mac(&Mac([2, 0, 0, 0, 0, 2]))
+            .map(|l| l.ip)
+            .unwrap();
+        let (buf, batch) = one(&request(2, offer2));
+        let third = server.decide(
+            &buf,
+            &batch,
+            Port::Dhcp,
+            local,
+            Box::new(move |t, f| {
+                let _ = tx2.send((t, f));
+            }),
+        );
+        assert!(third.held.is_some());
+        assert!(
+            rx.try_recv().is_err(),
+            "not durable before the sync returns"
+        );
+        assert_eq!(server.committer.leases().table.pending(), 2);
+        let (open, cv) = &*gate;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+        let wait = std::time::Duration::from_secs(10);
+        let (t1, f1) = rx.recv_timeout(wait).unwrap();
+        let (t3, f3) = rx2.recv_timeout(wait).unwrap();
+        assert_eq!((f1, f3), (Fate::Durable, Fate::Durable));
+        assert!(t1 < t3, "tickets follow the order of decisions");
+        let acks = decode(server.settle(first.held.unwrap(), Fate::Durable));
+        assert_eq!(acks[0].message_type(), Some(msg::ACK));
+        assert_eq!(server.committer.leases().table.pending(), 0);
+    }
+
+    #[test]
     fn an_operator_release_that_cannot_be_recorded_keeps_the_lease() {
         let mut rig = rig();
         let offer = rig.batch(&[discover(1)]).remove(0);
@@ -690,7 +1012,7 @@ mod tests {
         let offer = rig.batch(&[discover(1), discover(2)]);
         rig.batch(&[request(1, offer[0].yiaddr)]);
         let bufs = vec![vec![0u8; 10]];
-        rig.server.decide(&bufs, &[(10, CLIENT)], Port::Dhcp, None);
+        decide_and_settle(&rig.server, &bufs, &[(10, CLIENT)], None);
         let s = &rig.server.stats;
         assert_eq!(s.received.load(Ordering::Relaxed), 4);
         assert_eq!(
@@ -730,14 +1052,14 @@ mod tests {
         };
         let bufs = vec![pxe(1), pxe(2)];
         let batch: Vec<_> = bufs.iter().map(|b| (b.len(), CLIENT)).collect();
-        let replies = server.decide(&bufs, &batch, Port::Dhcp, None);
+        let (replies, _) = decide_and_settle(&server, &bufs, &batch, None);
         assert_eq!(calls.load(Ordering::Relaxed), probed, "no disk per packet");
-        let offer = Packet::decode(&replies[0].0).unwrap();
+        let offer = &replies[0];
         assert_eq!(offer.option(opt::BOOTFILE), None, "no loader yet");
         present.store(true, Ordering::Relaxed);
         server.refresh_loaders();
-        let replies = server.decide(&bufs, &batch, Port::Dhcp, None);
-        let offer = Packet::decode(&replies[0].0).unwrap();
+        let (replies, _) = decide_and_settle(&server, &bufs, &batch, None);
+        let offer = &replies[0];
         assert_eq!(offer.option(opt::BOOTFILE), Some(&b"ipxe.efi"[..]));
     }
 
@@ -745,8 +1067,12 @@ mod tests {
     struct LeaseTableOnly;
 
     impl LeaseJournal for LeaseTableOnly {
-        fn commit(&mut self, _: &[Persist], _: &LeaseTable) -> std::io::Result<()> {
-            Ok(())
+        fn append(&mut self, _: &[Persist], _: &LeaseTable) -> std::io::Result<Appended> {
+            Ok(Appended::Written)
+        }
+
+        fn syncer(&self) -> std::io::Result<crate::dhcp::store::Syncer> {
+            Ok(Box::new(|| Ok(())))
         }
     }
 }

@@ -38,16 +38,40 @@ pub struct Replayed {
 }
 
 /// Where lease changes are made durable before any reply leaves: the
-/// journal file, or in tests one that fails on demand.
+/// journal file, or in tests one that fails on demand. Writing and syncing
+/// are apart so that the sync runs off the lease lock, on its own thread,
+/// while the next batch is decided (see [`super::commit`]).
 pub trait LeaseJournal: Send {
-    /// Persists `changes` (one sync for all); `table` is the state after
-    /// them, for compaction.
-    fn commit(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<()>;
+    /// Writes `changes` without waiting for the disk; `table` is the state
+    /// after them, for compaction.
+    fn append(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<Appended>;
+
+    /// Something that makes everything appended so far durable, to run
+    /// without the lease lock held.
+    fn syncer(&self) -> std::io::Result<Syncer>;
+}
+
+/// Makes a journal's writes durable (`fdatasync` on a duplicate of its file).
+pub type Syncer = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+
+/// What an append left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Written; durable after the next sync.
+    Written,
+    /// Durable already, with everything before it: the journal was
+    /// compacted into a synced snapshot of the table.
+    Durable,
 }
 
 impl LeaseJournal for LeaseStore {
-    fn commit(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<()> {
-        LeaseStore::commit(self, changes, table)
+    fn append(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<Appended> {
+        LeaseStore::append(self, changes, table)
+    }
+
+    fn syncer(&self) -> std::io::Result<Syncer> {
+        let file = self.file.try_clone()?;
+        Ok(Box::new(move || file.sync_data()))
     }
 }
 
@@ -106,11 +130,21 @@ impl LeaseStore {
         &self.path
     }
 
-    /// Persists several changes with one sync (group commit): the socket
-    /// loop decides a batch of requests, commits, then sends the replies.
+    /// Persists several changes with one sync, here and now (tools,
+    /// benchmarks; the server syncs on its own thread instead).
     pub fn commit(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<()> {
+        if self.append(changes, table)? == Appended::Written && !changes.is_empty() {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the records of `changes`, unsynced. When the journal holds
+    /// many more records than live leases, rewrites it as a synced snapshot
+    /// of `table` instead, which makes everything durable at once.
+    pub fn append(&mut self, changes: &[Persist], table: &LeaseTable) -> std::io::Result<Appended> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Appended::Written);
         }
         let mut buf = Vec::new();
         for change in changes {
@@ -125,15 +159,18 @@ impl LeaseStore {
             buf.push(b'\n');
         }
         self.file.write_all(&buf)?;
-        self.file.sync_data()?;
         self.records += changes.len();
-        // The records are durable now; a failed compaction only leaves the
-        // journal longer, so it must not fail the commit (and withhold
-        // replies whose leases are safe).
-        if let Err(e) = self.maybe_compact(table) {
-            tracing::warn!(error = %e, file = %self.path.display(), "lease journal compaction failed");
+        if self.records > table.len() + COMPACT_SLACK {
+            // A failed compaction only leaves the journal longer: the
+            // records are written, and the next sync makes them durable.
+            match self.compact(table) {
+                Ok(()) => return Ok(Appended::Durable),
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %self.path.display(), "lease journal compaction failed")
+                }
+            }
         }
-        Ok(())
+        Ok(Appended::Written)
     }
 
     /// Persists one binding. Call before sending the DHCPACK.
@@ -144,13 +181,6 @@ impl LeaseStore {
     /// Persists one release (or decline, or an operator's release).
     pub fn release(&mut self, lease: &Lease, table: &LeaseTable) -> std::io::Result<()> {
         self.commit(&[Persist::Release(lease.clone())], table)
-    }
-
-    fn maybe_compact(&mut self, table: &LeaseTable) -> std::io::Result<()> {
-        if self.records > table.len() + COMPACT_SLACK {
-            self.compact(table)?;
-        }
-        Ok(())
     }
 
     /// Rewrites the journal as one record per bound lease, atomically.

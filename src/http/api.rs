@@ -53,6 +53,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/adopt", post(adopt))
         .route("/api/v1/nodes/{hostname}/install", post(set_install))
         .route("/api/v1/leases/{ip}/release", post(release))
+        .route("/api/v1/nodes/{hostname}/power", post(power))
+        .route("/api/v1/nodes/{hostname}/reinstall", post(reinstall))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_command,
@@ -300,6 +302,45 @@ async fn release(State(s): State<Arc<HttpState>>, Path(ip): Path<Ipv4Addr>) -> R
     run(&s, Command::ReleaseLease { ip }).await
 }
 
+#[derive(Deserialize)]
+struct PowerBody {
+    /// `status`, `on`, `off`, `soft`, `cycle`, `reset` or `pxe`.
+    action: String,
+}
+
+/// `POST /api/v1/nodes/<hostname>/power`: one BMC action, queued; the
+/// outcome arrives as events and in the machine's `power`.
+async fn power(
+    State(s): State<Arc<HttpState>>,
+    Path(hostname): Path<String>,
+    Json(body): Json<PowerBody>,
+) -> Response {
+    let Some(action) = crate::bmc::PowerAction::parse(&body.action) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({
+                "ok": false,
+                "error": "action must be status, on, off, soft, cycle, reset or pxe",
+            })),
+        )
+            .into_response();
+    };
+    let command = Command::Power {
+        hostnames: vec![hostname],
+        action,
+    };
+    run(&s, command).await
+}
+
+/// `POST /api/v1/nodes/<hostname>/reinstall`: `install: true`, boot once
+/// from the network, power cycle.
+async fn reinstall(State(s): State<Arc<HttpState>>, Path(hostname): Path<String>) -> Response {
+    let command = Command::Reinstall {
+        hostnames: vec![hostname],
+    };
+    run(&s, command).await
+}
+
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
     (
@@ -480,6 +521,41 @@ fn render_metrics(s: &HttpState) -> String {
         "Unknown machines dropped from the model over unknown.max_machines.",
         one(dropped),
     );
+    if let Some(bmc) = s.control.as_ref().and_then(|c| c.bmc_stats()) {
+        family(
+            "pxedeck_bmc_polls_total",
+            "counter",
+            "BMC power polls, by outcome (ok, auth, timeout, unreachable, tls, …).",
+            bmc.polls.samples("outcome"),
+        );
+        family(
+            "pxedeck_bmc_actions_total",
+            "counter",
+            "BMC action calls (power on/off/cycle, boot once from network), by outcome.",
+            bmc.actions.samples("outcome"),
+        );
+        family(
+            "pxedeck_bmc_reachable",
+            "gauge",
+            "BMCs whose last poll answered (state=reachable) or did not (state=unreachable).",
+            vec![
+                (
+                    "{state=\"reachable\"}".into(),
+                    bmc.reachable.load(Ordering::Relaxed),
+                ),
+                (
+                    "{state=\"unreachable\"}".into(),
+                    bmc.unreachable.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        family(
+            "pxedeck_bmc_jobs_refused_total",
+            "counter",
+            "BMC jobs refused because the queue was full.",
+            one(bmc.refused.load(Ordering::Relaxed)),
+        );
+    }
     family(
         "pxedeck_api_subscribers",
         "gauge",

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use crate::bmc::BmcSpec;
 use crate::boot::arch::Firmware;
 use crate::dhcp::options::OperatorOption;
 use crate::ident::{Mac, Uuid};
@@ -34,6 +35,8 @@ pub struct Machine {
     /// Operator-defined DHCP options (`dhcp_options:`, merged from the
     /// group's `_defaults.yaml` under the machine file).
     pub dhcp_options: Vec<OperatorOption>,
+    /// Its BMC, when the machine or its group names one (`bmc:`).
+    pub bmc: Option<BmcSpec>,
     /// Every effective value: defaults chain → profile → machine file.
     pub values: Node,
 }
@@ -171,6 +174,7 @@ pub(super) fn extract_machine(
         boot: None,
         configs: BTreeMap::new(),
         dhcp_options: Vec::new(),
+        bmc: None,
         values: Node::empty_map(Origin { file, line: 1 }),
     };
     let mut run = |r: Result<(), FieldError>| {
@@ -247,6 +251,19 @@ pub(super) fn extract_machine(
             Err(problems) => errors.extend(problems.into_iter().map(|p| FieldError {
                 origin: p.origin,
                 message: format!("dhcp_options: {}", p.message),
+            })),
+        }
+    }
+    if let Some(e) = values.entry("bmc") {
+        let at = Origin {
+            line: e.key_line,
+            ..e.node.origin
+        };
+        match crate::bmc::spec::parse(&e.node, at) {
+            Ok(spec) => m.bmc = spec,
+            Err(problems) => errors.extend(problems.into_iter().map(|p| FieldError {
+                origin: p.origin,
+                message: p.message,
             })),
         }
     }

@@ -77,6 +77,10 @@ pub struct MachineRow {
     pub transfer: Option<u64>,
     pub last_error: Option<String>,
     pub timeline: VecDeque<Step>,
+    /// Its power as its BMC reports it; None for machines without a BMC
+    /// (or not polled yet).
+    #[serde(default)]
+    pub power: Option<super::power::PowerView>,
 }
 
 impl MachineRow {
@@ -99,6 +103,7 @@ impl MachineRow {
             transfer: None,
             last_error: None,
             timeline: VecDeque::new(),
+            power: None,
         }
     }
 

@@ -15,6 +15,7 @@ mod inventory;
 mod leases;
 mod log;
 mod machines;
+mod power;
 mod timeline;
 mod transfers;
 
@@ -32,6 +33,7 @@ pub use inventory::InventoryStatus;
 pub use leases::LeaseRow;
 pub use log::{LOG_LINES, LogLine};
 pub use machines::{MachineRow, MachineState};
+pub use power::PowerView;
 pub use timeline::{DhcpStage, Step, StepKind, TIMELINE_LEN};
 pub use transfers::{TransferRow, TransferState};
 
@@ -212,6 +214,17 @@ impl Model {
                 change,
             } => self.inventory_written(at, hostname, path, change),
             EventKind::CommandFailed { command, error } => self.command_failed(at, command, error),
+            EventKind::BmcPower {
+                hostname,
+                power,
+                error,
+            } => self.bmc_power(at, hostname, *power, error.as_deref()),
+            EventKind::BmcAction {
+                hostname,
+                action,
+                ok,
+                message,
+            } => self.bmc_action(at, hostname, action, *ok, message),
             EventKind::Log {
                 level,
                 target,

@@ -15,6 +15,7 @@ use super::backend::Origin;
 use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
 use super::oui;
 use super::theme::Theme;
+use crate::bmc::PowerAction;
 use crate::clock::Millis;
 use crate::event::{Command, Event};
 use crate::ident::Mac;
@@ -119,6 +120,11 @@ pub enum Modal {
     Help,
     /// "quit anyway?" over whatever was open when quitting asked.
     ConfirmQuit(Box<Modal>),
+    /// "power cycle 3 machine(s)? y/n": the command waits for the yes.
+    ConfirmBmc {
+        command: Command,
+        question: String,
+    },
 }
 
 pub struct Status {
@@ -213,7 +219,15 @@ impl App {
             Modal::Prompt(_) => Layer::Prompt,
             Modal::Adopt(_) => Layer::Adopt,
             Modal::Help => Layer::Help,
-            Modal::ConfirmQuit(_) => Layer::Confirm,
+            Modal::ConfirmQuit(_) | Modal::ConfirmBmc { .. } => Layer::Confirm,
+        }
+    }
+
+    /// The question a BMC action waits on, if one is asked.
+    pub fn bmc_question(&self) -> Option<&str> {
+        match &self.modal {
+            Modal::ConfirmBmc { question, .. } => Some(question),
+            _ => None,
         }
     }
 
@@ -398,6 +412,14 @@ impl App {
                 self.set_status("quit cancelled", false);
                 vec![]
             }
+            Modal::ConfirmBmc { command, .. } => {
+                if intent == Some(Intent::ConfirmQuit) {
+                    self.marked.clear();
+                    return self.send(command, "sent to the BMCs…");
+                }
+                self.set_status("cancelled: no BMC was touched", false);
+                vec![]
+            }
             Modal::Prompt(prompt) => self.on_prompt_key(prompt, intent, key),
             Modal::Adopt(mut dialog) => match dialog.on_key(intent, key, &self.model) {
                 adopt::Outcome::Continue => {
@@ -463,9 +485,7 @@ impl App {
                 }
             }
             I::ToggleMark if self.tab == Tab::Machines => {
-                if let Some(m) = self.selected_machine()
-                    && m.is_unknown()
-                {
+                if let Some(m) = self.selected_machine() {
                     let mac = m.mac;
                     if !self.marked.remove(&mac) {
                         self.marked.insert(mac);
@@ -475,6 +495,8 @@ impl App {
             }
             I::Adopt => return self.open_adopt(),
             I::ToggleInstall => return self.toggle_install(),
+            I::Power(action) => self.ask_bmc(Some(action)),
+            I::Reinstall => self.ask_bmc(None),
             I::ReleaseLease if self.tab == Tab::Leases => {
                 if let Some(ip) = self.visible_leases().get(self.cursor()).map(|l| l.ip) {
                     return self.send(Command::ReleaseLease { ip }, &format!("releasing {ip}…"));
@@ -550,6 +572,43 @@ impl App {
         }
         self.modal = Modal::Adopt(AdoptDialog::new(&self.model, machines));
         vec![]
+    }
+
+    /// Asks before a BMC action (`None`: reinstall) on the marked machines
+    /// of the inventory, else the selected one, naming how many.
+    fn ask_bmc(&mut self, action: Option<PowerAction>) {
+        let hostnames: Vec<String> = if self.marked.is_empty() || self.detail.is_some() {
+            self.target()
+                .and_then(|m| m.hostname.clone())
+                .into_iter()
+                .collect()
+        } else {
+            self.marked
+                .iter()
+                .filter_map(|mac| self.model.machine(mac))
+                .filter_map(|m| m.hostname.clone())
+                .collect()
+        };
+        if hostnames.is_empty() {
+            self.set_status("select a machine of the inventory (one with a bmc:)", true);
+            return;
+        }
+        let what = action.map_or(
+            "reinstall (install true, boot once from network, power cycle)",
+            PowerAction::label,
+        );
+        let names = match hostnames.as_slice() {
+            [one] => one.clone(),
+            [a, b] => format!("{a}, {b}"),
+            [a, b, ..] => format!("{a}, {b}, …"),
+            [] => String::new(),
+        };
+        let question = format!("{what}: {} machine(s) ({names})? y/n", hostnames.len());
+        let command = match action {
+            Some(action) => Command::Power { hostnames, action },
+            None => Command::Reinstall { hostnames },
+        };
+        self.modal = Modal::ConfirmBmc { command, question };
     }
 
     fn toggle_install(&mut self) -> Vec<Action> {

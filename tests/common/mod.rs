@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod ipmi_sim;
 pub mod segment;
 
 use std::net::Ipv4Addr;

@@ -27,6 +27,23 @@ fn relay_agent_text(info: Option<&crate::event::RelayAgentSeen>) -> String {
     s
 }
 
+/// The BMC's part of the detail: power, or why it is not known, and the
+/// last action.
+fn power_words(m: &crate::model::MachineRow) -> String {
+    let Some(p) = &m.power else {
+        return String::new();
+    };
+    let state = match (&p.error, p.state) {
+        (Some(e), _) => format!(" · power ? (BMC {e})"),
+        (None, Some(s)) => format!(" · power {}", s.label()),
+        (None, None) => " · power ?".into(),
+    };
+    match &p.last_action {
+        Some(a) => format!("{state} · last BMC action {a}"),
+        None => state,
+    }
+}
+
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
     let t = &app.theme;
     let Some(m) = app.model.machine(&mac) else {
@@ -59,7 +76,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
                 m.uuid.map_or("-".into(), |u| u.to_string()),
                 m.relay.map_or(String::new(), |r| format!(" · relay {r}")),
                 relay_agent_text(m.relay_agent.as_ref()),
-            ),
+            ) + &power_words(m),
             t.muted(),
         )),
         match &m.last_error {

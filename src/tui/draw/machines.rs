@@ -1,5 +1,6 @@
 //! The Machines view: one row per machine, unknown ones marked, wider
-//! terminals adding vendor and profile columns.
+//! terminals adding vendor and profile columns (and power, once a machine
+//! has a BMC).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Margin, Rect};
@@ -16,6 +17,8 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let rows = app.visible_machines();
     let wide = area.width >= 120;
+    // The Power column, where wide enough and some machine has a BMC.
+    let power = wide && app.model.machines.iter().any(|m| m.power.is_some());
     let mut header = vec!["", "MAC"];
     if wide {
         header.push("Vendor");
@@ -23,6 +26,9 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     header.extend(["Arch", "IP", "Hostname"]);
     if wide {
         header.push("Profile");
+    }
+    if power {
+        header.push("Power");
     }
     header.extend(["State", "Xfer", "Age"]);
     let body: Vec<Row> = rows
@@ -61,6 +67,15 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
             if wide {
                 cells.push(Cell::from(m.profile.clone().unwrap_or_else(|| "-".into())));
             }
+            if power {
+                cells.push(Cell::from(match &m.power {
+                    Some(p) if p.error.is_some() => Span::styled("error", t.error()),
+                    Some(p) => {
+                        Span::styled(p.state.map_or("?", crate::bmc::PowerState::label), t.text())
+                    }
+                    None => Span::styled("-", t.muted()),
+                }));
+            }
             cells.push(Cell::from(Span::styled(
                 m.state.label(),
                 state_style(app, m),
@@ -81,6 +96,9 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     ]);
     if wide {
         widths.push(Constraint::Fill(2));
+    }
+    if power {
+        widths.push(Constraint::Length(5));
     }
     widths.extend([
         Constraint::Length(10),

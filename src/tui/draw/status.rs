@@ -1,5 +1,5 @@
 //! The status line: the filter or jump prompt being typed, the quit
-//! question, or the last command's result.
+//! question, a BMC action's question, or the last command's result.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -20,6 +20,9 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 label,
                 Span::styled(input.value().to_string(), t.text()),
             ])
+        }
+        None if let Some(question) = app.bmc_question() => {
+            Line::from(Span::styled(format!(" {question}"), t.warn()))
         }
         None if app.confirming_quit() => Line::from(Span::styled(
             format!(" {} write(s) pending — quit anyway? y/n", app.pending),

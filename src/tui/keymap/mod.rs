@@ -13,6 +13,7 @@ use crossterm::event::KeyEvent;
 pub use key::{Key, KeyNameError, keys_label};
 
 use super::app::Tab;
+use crate::bmc::PowerAction;
 
 /// Where keys are being read: the view underneath, or what is open over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,8 +110,12 @@ pub enum Intent {
     PrevField,
     ChoosePrev,
     ChooseNext,
-    /// Yes to "quit anyway?".
+    /// Yes to "quit anyway?" (and to "power … these machines?").
     ConfirmQuit,
+    /// A BMC action on the selected (or marked) machines, asked first.
+    Power(PowerAction),
+    /// install: true, boot once from network, power cycle; asked first.
+    Reinstall,
 }
 
 impl Intent {
@@ -125,7 +130,7 @@ impl Intent {
             I::Move(_) => "page, first, last",
             I::OpenDetail => "machine detail: timeline and what it is served",
             I::Adopt => "adopt the selected (or marked) unknown machines",
-            I::ToggleMark => "mark a machine for bulk adopt",
+            I::ToggleMark => "mark a machine for bulk adopt, power or reinstall",
             I::ToggleInstall => "toggle install on the selected machine",
             I::ReleaseLease => "release the selected lease (leases view)",
             I::Filter => "filter the current view",
@@ -139,7 +144,11 @@ impl Intent {
             I::Submit => "apply the filter or jump; adopt from the dialog",
             I::NextField | I::PrevField => "adopt dialog: next or previous field",
             I::ChoosePrev | I::ChooseNext => "adopt dialog: choose profile, group, install",
-            I::ConfirmQuit => "quit anyway, when asked about pending writes",
+            I::ConfirmQuit => "yes, when asked (quit anyway; power the machines)",
+            // One line for the BMC keys: the help fits 80x24 with one more.
+            I::Power(_) | I::Reinstall => {
+                "BMC (asks): on, soft off, off, cycle, PXE once, reinstall"
+            }
         }
     }
 }
@@ -259,6 +268,12 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Normal, "o", I::CycleSort, true),
         (Normal, "f", I::ToggleFollow, true),
         (Normal, "R", I::Reload, true),
+        (Normal, "O", I::Power(PowerAction::On), true),
+        (Normal, "S", I::Power(PowerAction::SoftOff), true),
+        (Normal, "X", I::Power(PowerAction::Off), true),
+        (Normal, "C", I::Power(PowerAction::Cycle), true),
+        (Normal, "B", I::Power(PowerAction::PxeOnce), true),
+        (Normal, "I", I::Reinstall, true),
         (Normal, "Esc", I::ClearFilter, true),
         (Normal, "?", I::Help, true),
         (Normal, "q", I::Quit, true),
