@@ -130,6 +130,7 @@ fn run(w: u16, h: u16, tab: Tab) -> (Duration, u64) {
                     vendor_class: None,
                     uuid: None,
                     relay: None,
+                    relay_agent: None,
                     hostname: Some(format!("node-{n:04}")),
                     decision: BootDecision::Install {
                         profile: "p".into(),

@@ -22,8 +22,8 @@ use crate::boot::decide::Chain;
 use crate::boot::grub::Stage;
 use crate::clock::{Millis, now_millis};
 use crate::config::{DhcpMode, UnknownPolicy};
-pub use crate::dhcp::DhcpSeen;
 use crate::dhcp::{DhcpReply, LeaseEnd};
+pub use crate::dhcp::{DhcpSeen, RelayAgentSeen};
 use crate::ident::Mac;
 use crate::inventory::{Adoption, Problem};
 

@@ -563,6 +563,7 @@ mod tests {
                 vendor_class: None,
                 uuid: None,
                 relay: None,
+                relay_agent: None,
                 hostname: None,
                 decision: crate::boot::BootDecision::Hold,
             }),

@@ -329,6 +329,7 @@ fn fill(live: &LiveModel, rows: u32) {
                 vendor_class: Some("PXEClient:Arch:00007:UNDI:003016".into()),
                 uuid: None,
                 relay: None,
+                relay_agent: None,
                 hostname: None,
                 decision: BootDecision::Hold,
             }),

@@ -61,6 +61,7 @@ fn seen(
         vendor_class: Some("PXEClient:Arch:00007:UNDI:003016".into()),
         uuid: None,
         relay: None,
+        relay_agent: None,
         hostname: hostname.map(str::to_string),
         decision,
     })

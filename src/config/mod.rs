@@ -13,6 +13,8 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use crate::boot::decide::Chain;
+use crate::dhcp::options::{self, OperatorOption};
+use crate::dhcp::relay_agent::RelayMatch;
 use crate::yaml;
 
 /// What the DHCP side does on the provisioning segment.
@@ -182,6 +184,12 @@ pub struct Pool {
     pub dns: Vec<Ipv4Addr>,
     pub domain: Option<String>,
     pub lease_time: Duration,
+    /// `match:` on option 82: a pool with one serves only the requests it
+    /// matches, and is preferred over one without on the same segment.
+    pub relay_match: RelayMatch,
+    /// Operator-defined options (`options:`), overridden per code by a
+    /// machine's `dhcp_options`.
+    pub options: Vec<OperatorOption>,
 }
 
 impl Pool {
@@ -405,6 +413,19 @@ struct WirePool {
     dns: Vec<Ipv4Addr>,
     domain: Option<String>,
     lease_time: Option<WireDuration>,
+    #[serde(default, rename = "match")]
+    relay_match: WireRelayMatch,
+    /// Read from the YAML tree by `dhcp::options`, for its lines.
+    #[serde(default)]
+    #[serde(rename = "options")]
+    _options: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WireRelayMatch {
+    circuit_id: Option<String>,
+    remote_id: Option<String>,
 }
 
 /// `[first, last]` or `"first-last"`.
@@ -612,6 +633,28 @@ impl Config {
                 Some(d) => to_duration(d).map_err(|m| invalid(at("lease_time"), m))?,
                 None => Duration::from_secs(3600),
             };
+            for (key, pattern) in [
+                ("circuit_id", &w.relay_match.circuit_id),
+                ("remote_id", &w.relay_match.remote_id),
+            ] {
+                if let Some(p) = pattern {
+                    RelayMatch::check_pattern(p)
+                        .map_err(|m| invalid(at(&format!("match.{key}")), m))?;
+                }
+            }
+            let options = match tree
+                .get("dhcp")
+                .and_then(|d| d.get("pools"))
+                .and_then(|p| match &p.value {
+                    yaml::Value::Seq(items) => items.get(i),
+                    _ => None,
+                })
+                .and_then(|p| p.get("options"))
+            {
+                Some(node) => options::parse(node)
+                    .map_err(|errors| invalid(errors[0].origin.line, errors[0].message.clone()))?,
+                None => Vec::new(),
+            };
             let pool = Pool {
                 subnet: w.subnet.trunc(),
                 range_start: start,
@@ -620,6 +663,11 @@ impl Config {
                 dns: w.dns.clone(),
                 domain: w.domain.clone(),
                 lease_time,
+                relay_match: RelayMatch {
+                    circuit_id: w.relay_match.circuit_id.clone(),
+                    remote_id: w.relay_match.remote_id.clone(),
+                },
+                options,
             };
             if let Some(other) = pools.iter().find(|p: &&Pool| {
                 p.range_contains(start)

@@ -5,6 +5,7 @@
 
 use std::net::Ipv4Addr;
 
+use super::relay_agent::RelayAgentInfo;
 use super::wire::{BOOTREQUEST, MIN_DATAGRAM, Packet, msg, opt};
 use crate::boot::arch::Firmware;
 use crate::dhcp::DhcpMessage;
@@ -20,6 +21,8 @@ pub struct Request {
     pub ciaddr: Ipv4Addr,
     /// The relay agent's address (giaddr), when relayed.
     pub relay: Option<Ipv4Addr>,
+    /// Option 82, when a relay agent added it: echoed in every reply.
+    pub relay_agent: Option<RelayAgentInfo>,
     pub requested_ip: Option<Ipv4Addr>,
     pub server_id: Option<Ipv4Addr>,
     pub vendor_class: Option<String>,
@@ -60,6 +63,8 @@ pub enum Reject {
     ServerMessage(u8),
     UnknownMessageType(u8),
     NotEthernet,
+    /// Option 82 is malformed: a reply could not echo what the relay meant.
+    BadRelayAgentInfo,
 }
 
 /// RFC 3004 user class: a list of length-prefixed strings. dhcpcd and
@@ -128,6 +133,11 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
         .and_then(|g| <[u8; 16]>::try_from(&g[1..]).ok())
         .filter(|u| u.iter().any(|&b| b != 0) && u.iter().any(|&b| b != 0xff))
         .map(Uuid);
+    let relay_agent = p
+        .option(opt::RELAY_AGENT)
+        .map(RelayAgentInfo::decode)
+        .transpose()
+        .map_err(|_| Reject::BadRelayAgentInfo)?;
     let max_size = p
         .option(opt::MAX_SIZE)
         .and_then(|v| <[u8; 2]>::try_from(v).ok())
@@ -140,9 +150,13 @@ pub fn classify(p: &Packet) -> Result<Request, Reject> {
         broadcast: p.broadcast_flag(),
         ciaddr: p.ciaddr,
         relay: (!p.giaddr.is_unspecified()).then_some(p.giaddr),
+        relay_agent,
         requested_ip: p.option(opt::REQUESTED_IP).and_then(ip),
         server_id: p.option(opt::SERVER_ID).and_then(ip),
-        firmware: Firmware::from_codes(&arch_codes),
+        // Some stacks send no option 93, only the architecture inside
+        // option 60 (`PXEClient:Arch:00007:…`): take it from there.
+        firmware: Firmware::from_codes(&arch_codes)
+            .or_else(|| Firmware::code_from_class(class).map(Firmware::from_code)),
         pxe: class.starts_with("PXEClient"),
         http_boot: class.starts_with("HTTPClient"),
         ipxe: p
@@ -239,6 +253,22 @@ mod tests {
     }
 
     #[test]
+    fn without_option_93_the_arch_comes_from_option_60() {
+        let uefi = with(|p| p.options.retain(|(c, _)| *c != opt::CLIENT_ARCH)).unwrap();
+        assert!(uefi.arch_codes.is_empty());
+        assert_eq!(uefi.firmware, Some(Firmware::UefiX64));
+        let http = with(|p| {
+            p.options.retain(|(c, _)| *c != opt::CLIENT_ARCH);
+            p.set_option(opt::CLASS_ID, b"HTTPClient:Arch:00016:UNDI:003001".to_vec());
+        })
+        .unwrap();
+        assert_eq!(http.firmware, Some(Firmware::HttpX64));
+        // Option 93 wins when both are there.
+        let both = with(|p| p.set_option(opt::CLIENT_ARCH, [0, 11])).unwrap();
+        assert_eq!(both.firmware, Some(Firmware::UefiArm64));
+    }
+
+    #[test]
     fn guid_relay_and_requested_ip() {
         let mut guid = vec![0u8];
         guid.extend(1..=16u8);
@@ -263,6 +293,26 @@ mod tests {
                 .unwrap()
                 .uuid,
             None
+        );
+    }
+
+    #[test]
+    fn relay_agent_information_is_decoded_and_a_malformed_one_refused() {
+        use crate::dhcp::relay_agent::{CIRCUIT_ID, REMOTE_ID};
+        let raw = RelayAgentInfo::encode(&[(CIRCUIT_ID, b"eth1"), (REMOTE_ID, b"sw-a")]);
+        let r = with(|p| {
+            p.giaddr = "10.98.0.1".parse().unwrap();
+            p.set_option(opt::RELAY_AGENT, raw.clone());
+        })
+        .unwrap();
+        let info = r.relay_agent.unwrap();
+        assert_eq!(info.raw, raw);
+        assert_eq!(info.circuit_id_text().as_deref(), Some("eth1"));
+        assert_eq!(info.remote_id_text().as_deref(), Some("sw-a"));
+        assert_eq!(with(|_| {}).unwrap().relay_agent, None);
+        assert_eq!(
+            with(|p| p.set_option(opt::RELAY_AGENT, vec![1, 9, b'x'])),
+            Err(Reject::BadRelayAgentInfo)
         );
     }
 

@@ -8,14 +8,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::classify::Request;
 use super::leases::{Lease, LeaseState, LeaseTable};
 use super::loaders::Loaders;
-use super::reply::{Addressing, nak, offer_or_ack};
+use super::options::{OperatorOption, merged};
+use super::reply::{Addressing, Fitted, nak, offer_or_ack};
 use super::wire::{Packet, msg};
 use crate::boot::BootDecision;
 use crate::boot::arch::Firmware;
 use crate::boot::decide::{BootFile, Chain, decide, first_stage};
 use crate::clock::Millis;
 use crate::config::{DhcpMode, Pool, UnknownPolicy};
-use crate::dhcp::{DhcpMessage, DhcpReply, DhcpSeen, LeaseEnd, Unanswered};
+use crate::dhcp::{DhcpMessage, DhcpReply, DhcpSeen, LeaseEnd, RelayAgentSeen, Unanswered};
 use crate::inventory::Inventory;
 
 pub use super::reply::Destination;
@@ -74,6 +75,8 @@ pub struct Reply {
     pub boot_file: Option<String>,
     /// Answered as proxyDHCP: boot information only.
     pub proxy: bool,
+    /// Option codes left out so the reply fits the client's option 57.
+    pub dropped_options: Vec<u8>,
 }
 
 /// What happened to addresses, for the console.
@@ -112,13 +115,17 @@ impl Outcome {
 struct Client<'r> {
     req: &'r Request,
     hostname: Option<&'r str>,
+    /// The machine's `dhcp_options` (its group's merged in), if known.
+    options: &'r [OperatorOption],
     /// The boot file, None when the client gets no boot answer.
     boot: Option<BootFile>,
 }
 
 impl Client<'_> {
-    fn reply(&self, packet: Packet, to: Destination, ip: Option<Ipv4Addr>, boot: bool) -> Reply {
+    fn reply(&self, fitted: Fitted, to: Destination, ip: Option<Ipv4Addr>, boot: bool) -> Reply {
+        let Fitted { packet, dropped } = fitted;
         Reply {
+            dropped_options: dropped,
             kind: reply_kind(packet.message_type().unwrap_or(msg::ACK)),
             packet,
             to,
@@ -145,6 +152,7 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
     let client = Client {
         req,
         hostname: machine.map(|m| m.hostname.as_str()),
+        options: machine.map_or(&[], |m| m.dhcp_options.as_slice()),
         boot: boot_answer(
             req,
             &decision,
@@ -163,6 +171,7 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
             vendor_class: req.vendor_class.clone(),
             uuid: req.uuid,
             relay: req.relay,
+            relay_agent: req.relay_agent.as_ref().map(RelayAgentSeen::of),
             hostname: client.hostname.map(str::to_string),
             decision: decision.clone(),
         },
@@ -404,6 +413,7 @@ fn addressing<'a>(c: &Client<'a>, pool: &'a Pool, lease_ms: Millis) -> Addressin
         pool,
         lease_ms,
         hostname: c.hostname,
+        options: merged(&pool.options, c.options),
     }
 }
 
@@ -448,15 +458,32 @@ fn relay_refused(giaddr: Ipv4Addr, ctx: &Ctx<'_>) -> Option<Unanswered> {
     (!usable).then_some(Unanswered::RelayNotInPool)
 }
 
+/// The pool that serves a request: among the pools of its segment (the
+/// relay's subnet, else the server's, else the first pool), one whose
+/// `match:` holds for the request's option 82 wins over one without a
+/// `match:`; a pool whose `match:` fails never serves it.
 fn pool_for<'a>(req: &Request, ctx: &Ctx<'a>) -> Option<&'a Pool> {
-    match req.relay {
-        Some(giaddr) => ctx.pools.iter().find(|p| p.contains(giaddr)),
-        None => ctx
-            .pools
-            .iter()
-            .find(|p| p.contains(ctx.server_ip))
-            .or(ctx.pools.first()),
-    }
+    let segment: Vec<&'a Pool> = match req.relay {
+        Some(giaddr) => ctx.pools.iter().filter(|p| p.contains(giaddr)).collect(),
+        None => {
+            let here: Vec<&'a Pool> = ctx
+                .pools
+                .iter()
+                .filter(|p| p.contains(ctx.server_ip))
+                .collect();
+            if here.is_empty() {
+                ctx.pools.first().into_iter().collect()
+            } else {
+                here
+            }
+        }
+    };
+    let info = req.relay_agent.as_ref();
+    segment
+        .iter()
+        .find(|p| !p.relay_match.is_empty() && p.relay_match.matches(info))
+        .or_else(|| segment.iter().find(|p| p.relay_match.is_empty()))
+        .copied()
 }
 
 fn lease_ms(req: &Request, pool: &Pool, ctx: &Ctx<'_>) -> Millis {

@@ -5,11 +5,15 @@
 //! [`leases`], [`loaders`] — never sees the event bus; only the socket
 //! shell, [`server`], turns its outcomes into events.
 
+pub mod addressing;
 pub mod classify;
 pub mod commit;
 pub mod handler;
 pub mod leases;
 pub mod loaders;
+pub mod options;
+pub mod pktinfo;
+pub mod relay_agent;
 pub mod reply;
 pub mod server;
 pub mod store;
@@ -116,9 +120,30 @@ pub struct DhcpSeen {
     pub uuid: Option<Uuid>,
     /// The relay (giaddr) the request came through.
     pub relay: Option<Ipv4Addr>,
+    /// What option 82 said about the port and relay, when a relay added it.
+    #[serde(default)]
+    pub relay_agent: Option<RelayAgentSeen>,
     /// The inventory hostname, when the machine is known.
     pub hostname: Option<String>,
     pub decision: BootDecision,
+}
+
+/// Option 82 as the console shows it: circuit-id (which switch port) and
+/// remote-id (which relay or switch), as text or hex
+/// ([`relay_agent::printable`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayAgentSeen {
+    pub circuit_id: Option<String>,
+    pub remote_id: Option<String>,
+}
+
+impl RelayAgentSeen {
+    pub fn of(info: &relay_agent::RelayAgentInfo) -> RelayAgentSeen {
+        RelayAgentSeen {
+            circuit_id: info.circuit_id_text(),
+            remote_id: info.remote_id_text(),
+        }
+    }
 }
 
 crate::reasons! {
@@ -137,6 +162,8 @@ crate::reasons! {
         ServerMessage => "server_message",
         UnknownMessageType => "unknown_message_type",
         NotEthernet => "not_ethernet",
+        /// An option 82 too long, truncated or empty (RFC 3046).
+        BadRelayAgentInfo => "bad_relay_agent_info",
         // The shell.
         RateLimited => "rate_limited",
         /// The lease journal could not be synced: the batch was withheld.
@@ -186,6 +213,7 @@ impl From<classify::Reject> for Unanswered {
             classify::Reject::ServerMessage(_) => Unanswered::ServerMessage,
             classify::Reject::UnknownMessageType(_) => Unanswered::UnknownMessageType,
             classify::Reject::NotEthernet => Unanswered::NotEthernet,
+            classify::Reject::BadRelayAgentInfo => Unanswered::BadRelayAgentInfo,
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use super::classify::Request;
+use super::options::OperatorOption;
 use super::wire::{BOOTREPLY, IP_UDP_HEADERS, Packet, msg, opt};
 use crate::boot::arch::Firmware;
 use crate::boot::decide::BootFile;
@@ -34,15 +35,10 @@ impl Destination {
         }
     }
 
-    /// Where an answer of `kind` to `req` goes on the server port.
+    /// Where an answer of `kind` to `req` goes on the server port
+    /// ([`super::addressing::destination`], RFC 2131 §4.1).
     pub fn for_reply(req: &Request, kind: u8) -> Destination {
-        if let Some(relay) = req.relay {
-            return Destination::Relay(relay);
-        }
-        if kind != msg::NAK && !req.ciaddr.is_unspecified() {
-            return Destination::Client(req.ciaddr);
-        }
-        Destination::Broadcast
+        super::addressing::destination(req, kind)
     }
 }
 
@@ -64,7 +60,7 @@ const MANDATORY: [u8; 8] = [
 ];
 
 fn mandatory(code: u8) -> bool {
-    MANDATORY.contains(&code)
+    MANDATORY.contains(&code) || code == opt::RELAY_AGENT
 }
 
 /// The address part of an OFFER or ACK.
@@ -73,6 +69,18 @@ pub struct Addressing<'a> {
     /// Lease duration; zero (DHCPINFORM) sends no lease times.
     pub lease_ms: Millis,
     pub hostname: Option<&'a str>,
+    /// Operator-defined options, pool's and machine's merged
+    /// ([`super::options::merged`]); each is sent when the client's option 55
+    /// asks for it or it is marked `always`.
+    pub options: Vec<&'a OperatorOption>,
+}
+
+/// A reply packet, and the codes dropped to fit the client's maximum
+/// (option 57), for the counters.
+#[derive(Debug)]
+pub struct Fitted {
+    pub packet: Packet,
+    pub dropped: Vec<u8>,
 }
 
 /// The header and the two options every reply starts with.
@@ -98,11 +106,16 @@ fn base(req: &Request, kind: u8, server_ip: Ipv4Addr) -> Packet {
     };
     p.set_option(opt::MESSAGE_TYPE, [kind]);
     p.set_option(opt::SERVER_ID, server_ip.octets());
+    // RFC 3046 §2.2: echo the relay agent information unchanged in every
+    // reply; the relay strips it and finds the client's port by it.
+    if let Some(info) = &req.relay_agent {
+        p.set_option(opt::RELAY_AGENT, info.raw.clone());
+    }
     p
 }
 
 /// A DHCPNAK.
-pub fn nak(req: &Request, server_ip: Ipv4Addr) -> Packet {
+pub fn nak(req: &Request, server_ip: Ipv4Addr) -> Fitted {
     let mut p = base(req, msg::NAK, server_ip);
     p.flags |= 0x8000; // RFC 2131: a NAK is broadcast unless relayed
     p.set_option(opt::MESSAGE, b"address not available".to_vec());
@@ -118,16 +131,30 @@ pub fn offer_or_ack(
     addressing: Option<Addressing<'_>>,
     boot: Option<&BootFile>,
     server_ip: Ipv4Addr,
-) -> Packet {
+) -> Fitted {
     let mut p = base(req, kind, server_ip);
     p.yiaddr = ip;
-    if let Some(a) = addressing {
-        add_addressing(&mut p, &a);
+    if let Some(a) = &addressing {
+        add_addressing(&mut p, a);
     }
     if let Some(boot) = boot {
         add_boot(&mut p, req, boot, server_ip);
     }
+    if let Some(a) = &addressing {
+        add_operator_options(&mut p, req, &a.options);
+    }
     fit_for(req, p)
+}
+
+/// Operator-defined options go in last, so they replace what the pool or
+/// the boot answer set for the same code (dnsmasq's `dhcp-option` wins the
+/// same way): the ones the client asked for, and those marked `always`.
+fn add_operator_options(p: &mut Packet, req: &Request, options: &[&OperatorOption]) {
+    for o in options {
+        if o.always || req.params.contains(&o.code) {
+            p.set_option(o.code, o.value.clone());
+        }
+    }
 }
 
 fn add_addressing(p: &mut Packet, a: &Addressing<'_>) {
@@ -185,9 +212,12 @@ fn add_boot(p: &mut Packet, req: &Request, boot: &BootFile, server_ip: Ipv4Addr)
 /// options in the order requested"), then the rest — and drops optional
 /// ones from the end until the reply fits the client's maximum (option 57,
 /// less the IP and UDP headers).
-fn fit_for(req: &Request, mut p: Packet) -> Packet {
+fn fit_for(req: &Request, mut p: Packet) -> Fitted {
     p.options.sort_by_key(|(code, _)| {
-        if mandatory(*code) {
+        if *code == opt::RELAY_AGENT {
+            // Last, where the relay put it (RFC 3046 §2.1).
+            (3, 0)
+        } else if mandatory(*code) {
             (0, 0)
         } else if let Some(at) = req.params.iter().position(|c| c == code) {
             (1, at)
@@ -195,8 +225,8 @@ fn fit_for(req: &Request, mut p: Packet) -> Packet {
             (2, 0)
         }
     });
-    p.fit(req.max_size.saturating_sub(IP_UDP_HEADERS), mandatory);
-    p
+    let dropped = p.fit(req.max_size.saturating_sub(IP_UDP_HEADERS), mandatory);
+    Fitted { packet: p, dropped }
 }
 
 #[cfg(test)]
@@ -228,6 +258,7 @@ mod tests {
             pool: &pool,
             lease_ms: 3_600_000,
             hostname: Some(hostname),
+            options: Vec::new(),
         };
         let server = Ipv4Addr::new(10, 1, 0, 1);
         offer_or_ack(
@@ -238,6 +269,7 @@ mod tests {
             Some(boot),
             server,
         )
+        .packet
     }
 
     #[test]
@@ -285,6 +317,43 @@ mod tests {
         // Option 57 counts the IP and UDP headers: 600 leaves 572.
         let mid = request(|p| p.set_option(opt::MAX_SIZE, 600u16.to_be_bytes()));
         assert!(offer(&mid, &long_name, &url).encode().len() <= 572);
+    }
+
+    #[test]
+    fn option_82_is_echoed_unchanged_and_last_in_every_reply() {
+        use crate::dhcp::relay_agent::{CIRCUIT_ID, REMOTE_ID, RelayAgentInfo};
+        let raw = RelayAgentInfo::encode(&[(CIRCUIT_ID, b"eth1"), (9, &[0, 0, 0x0d, 0xe9])]);
+        let relayed = request(|p| {
+            p.giaddr = [10, 2, 0, 1].into();
+            p.set_option(opt::RELAY_AGENT, raw.clone());
+            p.set_option(opt::PARAMS, [opt::RELAY_AGENT, opt::ROUTER]);
+        });
+        let boot = BootFile::Tftp("ipxe.efi".into());
+        let server = Ipv4Addr::new(10, 1, 0, 1);
+        for reply in [
+            offer(&relayed, "dev-01", &boot),
+            nak(&relayed, server).packet,
+        ] {
+            let decoded = Packet::decode(&reply.encode()).unwrap();
+            assert_eq!(decoded.option(opt::RELAY_AGENT), Some(&raw[..]));
+            assert_eq!(codes(&decoded).last(), Some(&opt::RELAY_AGENT));
+        }
+        // Kept when the reply must shrink to the RFC minimum.
+        let tight = request(|p| {
+            p.set_option(
+                opt::RELAY_AGENT,
+                RelayAgentInfo::encode(&[(REMOTE_ID, &[7; 200])]),
+            );
+        });
+        let p = offer(&tight, &"h".repeat(200), &boot);
+        assert!(p.encode().len() <= MIN_MESSAGE);
+        assert_eq!(p.option(opt::RELAY_AGENT).map(<[u8]>::len), Some(202));
+        // Without option 82 in the request, none in the reply.
+        let plain = request(|_| {});
+        assert_eq!(
+            offer(&plain, "dev-01", &boot).option(opt::RELAY_AGENT),
+            None
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use super::commit::{Committer, Fate, Leases, Notify};
 use super::handler::{Ctx, Destination, LeaseNews, Outcome, Persist, Port, handle};
 use super::leases::{Lease, LeaseState, LeaseTable};
 use super::loaders::Loaders;
+use super::pktinfo::{self, Arrival};
 use super::store::{Appended, LeaseJournal, LeaseStore};
 use super::wire::{Packet, opt};
 use super::{DhcpMessage, DhcpReply, LeaseEnd, Unanswered};
@@ -63,10 +64,13 @@ pub struct DhcpStats {
     /// Datagrams not answered, by reason.
     pub dropped: Counts<Unanswered>,
     pub rogue_seen: AtomicU64,
+    /// Options left out of replies to fit a client's maximum size (57).
+    pub options_dropped: AtomicU64,
 }
 
-/// A reply ready for the wire: its bytes, where it goes, what it is.
-type Reply = (Vec<u8>, SocketAddr, DhcpReply);
+/// A reply ready for the wire: its bytes, where it goes, what it is, and
+/// where its request arrived (its source address and interface).
+type Reply = (Vec<u8>, SocketAddr, DhcpReply, Option<Arrival>);
 
 /// What deciding a batch gave.
 struct Decided {
@@ -324,6 +328,12 @@ impl DhcpServer {
     /// 67 (`Port::Dhcp`), 4011 (`Port::Proxy`).
     pub async fn serve(self: Arc<Self>, socket: UdpSocket, port: Port, cancel: CancellationToken) {
         let local = socket.local_addr().map(|a| a.ip()).ok();
+        // Where each datagram arrived (IP_PKTINFO): its reply's source
+        // address, option 54 and pool follow it. Without it (a kernel that
+        // refuses the option), the socket's or the configured address.
+        if let Err(e) = pktinfo::enable(&socket) {
+            warn!(error = %e, "no IP_PKTINFO: replies come from the configured address");
+        }
         let mut bufs = vec![vec![0u8; 1500]; BATCH];
         let (fates_tx, mut fates) = mpsc::unbounded_channel::<(u64, Fate)>();
         let mut held: VecDeque<Held> = VecDeque::new();
@@ -340,10 +350,14 @@ impl DhcpServer {
                         self.send(&socket, replies).await;
                     }
                 }
-                first = socket.recv_from(&mut bufs[0]), if held.len() < MAX_HELD => {
+                first = pktinfo::recv(&socket, &mut bufs[0]), if held.len() < MAX_HELD => {
                     let mut batch: Vec<(usize, SocketAddr)> = Vec::with_capacity(BATCH);
+                    let mut arrivals: Vec<Option<Arrival>> = Vec::with_capacity(BATCH);
                     match first {
-                        Ok(x) => batch.push(x),
+                        Ok((n, src, at)) => {
+                            batch.push((n, src));
+                            arrivals.push(at);
+                        }
                         Err(e) => {
                             debug!(error = %e, "dhcp recv");
                             continue;
@@ -351,15 +365,19 @@ impl DhcpServer {
                     }
                     // Drain whatever else is already waiting, without blocking.
                     while batch.len() < BATCH {
-                        match socket.try_recv_from(&mut bufs[batch.len()]) {
-                            Ok(x) => batch.push(x),
+                        match pktinfo::try_recv(&socket, &mut bufs[batch.len()]) {
+                            Ok((n, src, at)) => {
+                                batch.push((n, src));
+                                arrivals.push(at);
+                            }
                             Err(_) => break,
                         }
                     }
                     let tx = fates_tx.clone();
-                    let decided = self.decide(&bufs, &batch, port, local, Box::new(move |t, fate| {
+                    let notify = Box::new(move |t, fate| {
                         let _ = tx.send((t, fate));
-                    }));
+                    });
+                    let decided = self.decide_arrived(&bufs, &batch, &arrivals, port, local, notify);
                     held.extend(decided.held);
                     self.send(&socket, decided.now).await;
                 }
@@ -369,8 +387,8 @@ impl DhcpServer {
     }
 
     async fn send(&self, socket: &UdpSocket, replies: Vec<Reply>) {
-        for (bytes, to, kind) in replies {
-            if let Err(e) = socket.send_to(&bytes, to).await {
+        for (bytes, to, kind, from) in replies {
+            if let Err(e) = pktinfo::send(socket, &bytes, to, from).await {
                 debug!(%to, error = %e, "dhcp send");
             } else {
                 self.stats.replies.bump(kind);
@@ -406,10 +424,25 @@ impl DhcpServer {
     /// cannot be written, the batch did not happen: its lease changes are
     /// rolled back, and neither its replies nor its events go out (clients
     /// retry).
+    #[cfg(test)]
     fn decide(
         &self,
         bufs: &[Vec<u8>],
         batch: &[(usize, SocketAddr)],
+        port: Port,
+        local: Option<IpAddr>,
+        notify: Notify,
+    ) -> Decided {
+        self.decide_arrived(bufs, batch, &[], port, local, notify)
+    }
+
+    /// [`DhcpServer::decide`] where `arrivals[i]`, when known, is where
+    /// datagram `i` arrived: its request's server address.
+    fn decide_arrived(
+        &self,
+        bufs: &[Vec<u8>],
+        batch: &[(usize, SocketAddr)],
+        arrivals: &[Option<Arrival>],
         port: Port,
         local: Option<IpAddr>,
         notify: Notify,
@@ -442,7 +475,7 @@ impl DhcpServer {
         let Leases { table, journal, .. } = &mut *guard;
         table.begin(ticket);
         let mut outcomes = Vec::with_capacity(batch.len());
-        for (buf, &(len, src)) in bufs.iter().zip(batch) {
+        for (i, (buf, &(len, src))) in bufs.iter().zip(batch).enumerate() {
             self.stats.received.fetch_add(1, Ordering::Relaxed);
             let Some(datagram) = buf.get(..len) else {
                 continue;
@@ -470,11 +503,21 @@ impl DhcpServer {
                 continue;
             }
             self.stats.requests.bump(req.message);
+            // The address the datagram came to is this request's server
+            // address (option 54, next-server, its segment's pool).
+            let arrived = arrivals.get(i).copied().flatten();
+            let ctx = Ctx {
+                server_ip: arrived
+                    .map(|a| a.local)
+                    .filter(|ip| !ip.is_unspecified())
+                    .unwrap_or(ctx.server_ip),
+                ..ctx
+            };
             let outcome = handle(&req, src, table, &ctx);
             if let Some(why) = outcome.silent {
                 self.stats.dropped.bump(why);
             }
-            outcomes.push((outcome, src));
+            outcomes.push((outcome, (src, arrived)));
         }
         let mut persist = Vec::new();
         let mut waits = Vec::with_capacity(outcomes.len());
@@ -518,11 +561,13 @@ impl DhcpServer {
             }
         }
         drop(guard);
-        for ((outcome, src), waits) in outcomes.into_iter().zip(waits) {
-            let reply = outcome
-                .reply
-                .as_ref()
-                .map(|r| (r.packet.encode(), route(r.to, src), r.kind));
+        for ((outcome, (src, arrived)), waits) in outcomes.into_iter().zip(waits) {
+            let reply = outcome.reply.as_ref().map(|r| {
+                self.stats
+                    .options_dropped
+                    .fetch_add(r.dropped_options.len() as u64, Ordering::Relaxed);
+                (r.packet.encode(), route(r.to, src), r.kind, arrived)
+            });
             match &mut decided.held {
                 Some(held) if waits => {
                     held.replies.extend(reply);
@@ -736,7 +781,7 @@ mod tests {
     fn decode(replies: Vec<Reply>) -> Vec<Packet> {
         replies
             .into_iter()
-            .map(|(bytes, _, _)| Packet::decode(&bytes).unwrap())
+            .map(|(bytes, _, _, _)| Packet::decode(&bytes).unwrap())
             .collect()
     }
 

@@ -48,6 +48,7 @@ pub mod opt {
     pub const TFTP_SERVER: u8 = 66;
     pub const BOOTFILE: u8 = 67;
     pub const USER_CLASS: u8 = 77;
+    pub const RELAY_AGENT: u8 = 82;
     pub const CLIENT_ARCH: u8 = 93;
     pub const CLIENT_NDI: u8 = 94;
     pub const CLIENT_GUID: u8 = 97;

@@ -270,7 +270,9 @@ impl fmt::Display for EventKind {
             } => write!(
                 f,
                 "{}: GRUB {} failed: {reason}",
-                hostname.as_deref().map_or_else(|| mac.to_string(), str::to_string),
+                hostname
+                    .as_deref()
+                    .map_or_else(|| mac.to_string(), str::to_string),
                 stage.name()
             ),
             E::BmcPower {
@@ -366,6 +368,7 @@ mod tests {
             vendor_class: None,
             uuid: None,
             relay: None,
+            relay_agent: None,
             hostname: Some("sim-01".into()),
             decision: BootDecision::Install {
                 profile: "sim-install".into(),

@@ -410,6 +410,12 @@ fn render_metrics(s: &HttpState) -> String {
             one(dhcp.stats.rogue_seen.load(Ordering::Relaxed)),
         );
         family(
+            "pxedeck_dhcp_options_dropped_total",
+            "counter",
+            "Options left out of replies to fit the client's maximum message size (option 57).",
+            one(dhcp.stats.options_dropped.load(Ordering::Relaxed)),
+        );
+        family(
             "pxedeck_dhcp_leases",
             "gauge",
             "Addresses per pool range: used (bound or offered), quarantined (declined) and free.",

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use crate::bmc::BmcSpec;
 use crate::boot::arch::Firmware;
 use crate::boot::decide::Chain;
+use crate::dhcp::options::OperatorOption;
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Node, Origin, Value};
 
@@ -38,6 +39,9 @@ pub struct Machine {
     pub boot: Option<BootSpec>,
     /// Installer configs served to this machine, by name.
     pub configs: BTreeMap<String, ConfigTemplate>,
+    /// Operator-defined DHCP options (`dhcp_options:`, merged from the
+    /// group's `_defaults.yaml` under the machine file).
+    pub dhcp_options: Vec<OperatorOption>,
     /// Its BMC, when the machine or its group names one (`bmc:`).
     pub bmc: Option<BmcSpec>,
     /// Every effective value: defaults chain → profile → machine file.
@@ -178,6 +182,7 @@ pub(super) fn extract_machine(
         secure_boot: false,
         boot: None,
         configs: BTreeMap::new(),
+        dhcp_options: Vec::new(),
         bmc: None,
         values: Node::empty_map(Origin { file, line: 1 }),
     };
@@ -278,6 +283,15 @@ pub(super) fn extract_machine(
     }
     if let Some(n) = values.get("configs") {
         run(configs(n).map(|c| m.configs = c));
+    }
+    if let Some(n) = values.get("dhcp_options") {
+        match crate::dhcp::options::parse(n) {
+            Ok(o) => m.dhcp_options = o,
+            Err(problems) => errors.extend(problems.into_iter().map(|p| FieldError {
+                origin: p.origin,
+                message: format!("dhcp_options: {}", p.message),
+            })),
+        }
     }
     if let Some(e) = values.entry("bmc") {
         let at = Origin {

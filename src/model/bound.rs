@@ -153,6 +153,7 @@ mod tests {
                 vendor_class: None,
                 uuid: None,
                 relay: None,
+                relay_agent: None,
                 hostname: None,
                 decision: BootDecision::Hold,
             }),

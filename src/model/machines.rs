@@ -13,7 +13,7 @@ use crate::boot::decide::Chain;
 use crate::boot::grub::Stage;
 use crate::boot::{BootDecision, ScriptKind};
 use crate::clock::Millis;
-use crate::dhcp::DhcpReply;
+use crate::dhcp::{DhcpReply, RelayAgentSeen};
 use crate::event::DhcpSeen;
 use crate::ident::{Mac, Uuid};
 
@@ -69,6 +69,9 @@ pub struct MachineRow {
     pub vendor_class: Option<String>,
     pub uuid: Option<Uuid>,
     pub relay: Option<Ipv4Addr>,
+    /// Option 82 from the relay: which switch port and relay.
+    #[serde(default)]
+    pub relay_agent: Option<RelayAgentSeen>,
     pub ip: Option<Ipv4Addr>,
     pub state: MachineState,
     pub last_seen: Option<Millis>,
@@ -97,6 +100,7 @@ impl MachineRow {
             vendor_class: None,
             uuid: None,
             relay: None,
+            relay_agent: None,
             ip: None,
             state: MachineState::Known,
             last_seen: None,
@@ -219,6 +223,7 @@ impl Model {
         row.vendor_class = seen.vendor_class.clone().or(row.vendor_class.take());
         row.uuid = seen.uuid.or(row.uuid);
         row.relay = seen.relay;
+        row.relay_agent = seen.relay_agent.clone();
         if seen.hostname.is_some() {
             row.hostname = seen.hostname.clone();
         }

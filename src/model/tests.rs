@@ -27,6 +27,7 @@ fn seen(message: DhcpMessage, decision: BootDecision) -> EventKind {
         vendor_class: Some("PXEClient:Arch:00007:UNDI:003016".into()),
         uuid: None,
         relay: None,
+        relay_agent: None,
         hostname: None,
         decision,
     })

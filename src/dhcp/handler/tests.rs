@@ -155,6 +155,19 @@ fn golden_offers_per_client_kind() {
             offer_for_dev01("http://10.99.0.1/ipxe.efi", "HTTPClient", false),
         ),
         (
+            "UEFI x64 PXE, option 60 only",
+            |p| p.options.retain(|(c, _)| *c != opt::CLIENT_ARCH),
+            offer_for_dev01("ipxe.efi", "PXEClient", false),
+        ),
+        (
+            "UEFI HTTP Boot, option 60 only",
+            |p| {
+                p.options.retain(|(c, _)| *c != opt::CLIENT_ARCH);
+                p.set_option(opt::CLASS_ID, b"HTTPClient:Arch:00016:UNDI:003001".to_vec());
+            },
+            offer_for_dev01("http://10.99.0.1/ipxe.efi", "HTTPClient", false),
+        ),
+        (
             "iPXE",
             |p| p.set_option(opt::USER_CLASS, b"iPXE".to_vec()),
             offer_for_dev01("http://10.99.0.1/boot.ipxe", "PXEClient", false),
@@ -747,3 +760,6 @@ fn relayed_requests_need_a_relay_that_can_exist() {
         }
     }
 }
+
+mod options;
+mod relay_agent;

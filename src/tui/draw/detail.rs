@@ -12,6 +12,21 @@ use crate::ident::Mac;
 use crate::tui::app::App;
 use crate::tui::oui;
 
+/// Option 82 as an operator reads it: the switch port and the relay.
+fn relay_agent_text(info: Option<&crate::event::RelayAgentSeen>) -> String {
+    let Some(info) = info else {
+        return String::new();
+    };
+    let mut s = String::new();
+    if let Some(c) = &info.circuit_id {
+        s.push_str(&format!(" · port {c}"));
+    }
+    if let Some(r) = &info.remote_id {
+        s.push_str(&format!(" · remote-id {r}"));
+    }
+    s
+}
+
 /// The BMC's part of the detail: power, or why it is not known, and the
 /// last action.
 fn power_words(m: &crate::model::MachineRow) -> String {
@@ -52,7 +67,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
         ]),
         Line::from(Span::styled(
             format!(
-                "group {} · profile {} · install {} · arch {} · IP {} · UUID {}{}",
+                "group {} · profile {} · install {} · arch {} · IP {} · UUID {}{}{}",
                 m.group.as_deref().unwrap_or("-"),
                 m.profile.as_deref().unwrap_or("-"),
                 m.install.map_or("-".into(), |i| i.to_string()),
@@ -60,6 +75,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
                 m.ip.map_or("-".into(), |i| i.to_string()),
                 m.uuid.map_or("-".into(), |u| u.to_string()),
                 m.relay.map_or(String::new(), |r| format!(" · relay {r}")),
+                relay_agent_text(m.relay_agent.as_ref()),
             ) + &power_words(m),
             t.muted(),
         )),
