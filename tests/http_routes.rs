@@ -857,6 +857,8 @@ async fn api_reads_metrics_and_event_stream() {
         "pxedeck_http_responses_total{kind=\"script\"} 1",
         "pxedeck_http_responses_total{kind=\"file_done\"} 1",
         "# TYPE pxedeck_inventory_reloads_total counter",
+        "pxedeck_machines_by_state{state=\"loading\"} 1",
+        "pxedeck_machines_by_state{state=\"stuck\"} 0",
     ] {
         assert!(metrics.contains(needle), "{needle} in\n{metrics}");
     }

@@ -288,6 +288,7 @@ fn type_text(app: &mut App, text: &str) {
     }
 }
 
+/// Selects the row of MAC `m` (unknown or not).
 fn select_unknown(app: &mut App, m: &str) {
     let i = app
         .visible_machines()
@@ -312,7 +313,71 @@ fn every_view_at_80x24_and_160x48() {
         a.tab = tab;
         insta::assert_snapshot!(format!("{name}_80x24"), screen(&a, 80, 24));
         insta::assert_snapshot!(format!("{name}_160x48"), screen(&a, 160, 48));
+        insta::assert_snapshot!(format!("{name}_60x20"), screen(&a, 60, 20));
+        insta::assert_snapshot!(format!("{name}_200x60"), screen(&a, 200, 60));
     }
+}
+
+/// The rack with prod-01 stuck after its script, dev-02 failed.
+fn stuck_app() -> App {
+    let mut a = app();
+    a.apply(&Event {
+        at: T0 + 15_000,
+        kind: EventKind::ScriptServed {
+            client: "10.99.0.31".parse().unwrap(),
+            mac: Some(mac("52:54:00:e0:00:01")),
+            hostname: Some("prod-01".into()),
+            kind: ScriptKind::Install,
+            profile: Some("talos-worker".into()),
+        },
+    });
+    a.now = T0 + 15_000 + 3 * 60_000 + 10_000;
+    a
+}
+
+#[test]
+fn the_overview_puts_failed_and_stuck_machines_first_and_says_where() {
+    let a = stuck_app();
+    let rows: Vec<_> = a
+        .visible_machines()
+        .iter()
+        .map(|m| m.hostname.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(&rows[..2], ["dev-02", "prod-01"], "failed, then stuck");
+    let s = screen(&a, 80, 24);
+    assert!(s.contains("│ 1 failed · 1 stuck · 2 held · 0/min"), "{s}");
+    assert!(
+        s.contains("prod-01 stuck: no kernel request 3m after the script"),
+        "the alert says where: {s}"
+    );
+    insta::assert_snapshot!("overview_stuck_80x24", s);
+    let wide = screen(&a, 200, 60);
+    for column in ["Profile", "Vendor", "Install", "Stage", "Last step / error"] {
+        assert!(wide.contains(column), "{column} at 200x60: {wide}");
+    }
+    assert!(
+        wide.contains("no kernel request 3m after the script"),
+        "{wide}"
+    );
+    insta::assert_snapshot!("overview_stuck_200x60", wide);
+    let narrow = screen(&a, 60, 20);
+    for needle in ["52:54:00:e0:00:01", "prod-01", "stuck", "failed"] {
+        assert!(narrow.contains(needle), "{needle} at 60x20: {narrow}");
+    }
+    assert!(
+        !narrow.contains("inst "),
+        "no state cut to an ambiguous word"
+    );
+    insta::assert_snapshot!("overview_stuck_60x20", narrow);
+}
+
+#[test]
+fn below_the_minimum_size_a_plain_notice_says_what_is_needed() {
+    let a = app();
+    let s = screen(&a, 50, 12);
+    assert!(s.contains("terminal too small"), "{s}");
+    assert!(s.contains("need 60x16"), "{s}");
+    assert!(!screen(&a, 60, 16).contains("too small"));
 }
 
 #[test]
@@ -520,7 +585,7 @@ fn invalid_choices_are_refused_inline() {
 #[test]
 fn known_machines_cannot_be_adopted_again() {
     let mut a = app();
-    a.cursor[0] = 0; // dev-01
+    select_unknown(&mut a, "52:54:00:d0:00:01"); // dev-01
     assert!(press(&mut a, &[KeyCode::Char('a')]).is_empty());
     assert!(a.dialog().is_none());
     assert!(a.status.as_ref().unwrap().error);
@@ -550,7 +615,7 @@ fn bulk_adopt_names_marked_machines_from_a_pattern() {
 #[test]
 fn install_toggle_release_and_quit() {
     let mut a = app();
-    a.cursor[0] = 0;
+    select_unknown(&mut a, "52:54:00:d0:00:01"); // dev-01 (failed ones list first)
     assert_eq!(
         press(&mut a, &[KeyCode::Char('i')]),
         vec![Action::Send(Command::SetInstall {

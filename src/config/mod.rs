@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use crate::model::StageTimeouts;
 use crate::yaml;
 
 /// What the DHCP side does on the provisioning segment.
@@ -78,6 +79,9 @@ pub struct Config {
     pub boot_root: PathBuf,
     pub inventory: PathBuf,
     pub theme: String,
+    /// How long a machine may idle in each boot stage before the console
+    /// calls it stuck (`stuck_after`).
+    pub stuck_after: StageTimeouts,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +209,19 @@ struct WireConfig {
     boot_root: Option<String>,
     inventory: Option<String>,
     theme: Option<String>,
+    stuck_after: WireStuck,
+}
+
+/// Per-stage stuck timeouts; a stage left out keeps its default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct WireStuck {
+    dhcp: Option<WireDuration>,
+    loader: Option<WireDuration>,
+    script: Option<WireDuration>,
+    kernel: Option<WireDuration>,
+    initrd: Option<WireDuration>,
+    config: Option<WireDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -575,6 +592,20 @@ impl Config {
                 "capability_lifetime must be at least 1m (an install must finish within it)".into(),
             ));
         }
+        let mut stuck_after = StageTimeouts::default();
+        let s = &wire.stuck_after;
+        for (name, d) in [
+            ("dhcp", &s.dhcp),
+            ("loader", &s.loader),
+            ("script", &s.script),
+            ("kernel", &s.kernel),
+            ("initrd", &s.initrd),
+            ("config", &s.config),
+        ] {
+            if let Some(d) = d {
+                stuck_after.set(name, positive(&format!("stuck_after.{name}"), d)?);
+            }
+        }
         let lease_file = resolve(wire.dhcp.lease_file.as_deref().unwrap_or("leases.jsonl"));
         // Generated secrets live with the leases: the state directory.
         let beside_leases = |explicit: &Option<String>, name: &str| {
@@ -629,6 +660,7 @@ impl Config {
             boot_root: resolve(wire.boot_root.as_deref().unwrap_or("boot")),
             inventory: resolve(wire.inventory.as_deref().unwrap_or("nodes")),
             theme: wire.theme.unwrap_or_else(|| "default".into()),
+            stuck_after,
         })
     }
 }

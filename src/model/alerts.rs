@@ -8,12 +8,14 @@
 //! | inventory errors    | a reload fails                          | a reload succeeds                     |
 //! | pool nearly full    | ≥ 90 % of a pool of ≥ 10 is leased      | leases drop below that (or it is out) |
 //! | transfer failures   | ≥ 5 transfers failed in the last minute | fewer did                             |
+//! | machines stuck      | a machine idles past its stage timeout  | it moves on, fails, or leaves         |
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
 use super::Model;
+use super::stage::Stuck;
 use crate::clock::Millis;
 use crate::event::{Level, PoolInfo};
 
@@ -33,11 +35,30 @@ pub const POOL_NEARLY_FULL_MIN_SIZE: u64 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Alert {
-    RogueDhcp { server: Ipv4Addr, count: u64 },
-    PoolExhausted { subnet: String },
-    InventoryErrors { count: usize },
-    PoolNearlyFull { subnet: String, percent: u64 },
-    TransferFailures { count: usize },
+    RogueDhcp {
+        server: Ipv4Addr,
+        count: u64,
+    },
+    PoolExhausted {
+        subnet: String,
+    },
+    InventoryErrors {
+        count: usize,
+    },
+    PoolNearlyFull {
+        subnet: String,
+        percent: u64,
+    },
+    TransferFailures {
+        count: usize,
+    },
+    /// Machines idle past their stage's timeout; `first` (hostname, else
+    /// MAC) is the one stuck longest, and `stuck` says where.
+    MachinesStuck {
+        count: usize,
+        first: String,
+        stuck: Stuck,
+    },
 }
 
 /// Another DHCP server seen answering on the segment.
@@ -117,6 +138,14 @@ impl Model {
             .count();
         if failures >= FAILURES_ALERT {
             out.push(Alert::TransferFailures { count: failures });
+        }
+        let stuck = self.stuck_machines(now);
+        if let Some((m, s)) = stuck.iter().max_by_key(|(_, s)| s.idle) {
+            out.push(Alert::MachinesStuck {
+                count: stuck.len(),
+                first: m.hostname.clone().unwrap_or_else(|| m.mac.to_string()),
+                stuck: *s,
+            });
         }
         out
     }

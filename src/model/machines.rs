@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use super::Model;
+use super::stage::{Entered, Stage};
 use super::timeline::{self, DhcpStage, Step, StepKind};
 use crate::boot::arch::Firmware;
 use crate::boot::{BootDecision, ScriptKind};
@@ -74,6 +75,15 @@ pub struct MachineRow {
     pub transfer: Option<u64>,
     pub last_error: Option<String>,
     pub timeline: VecDeque<Step>,
+    /// The boot stage reached, once the machine has started one.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// When it entered that stage.
+    #[serde(default)]
+    pub stage_since: Millis,
+    /// Its last sign of life: what stuck detection measures from.
+    #[serde(default)]
+    pub idle_since: Millis,
 }
 
 impl MachineRow {
@@ -95,6 +105,9 @@ impl MachineRow {
             transfer: None,
             last_error: None,
             timeline: VecDeque::new(),
+            stage: None,
+            stage_since: 0,
+            idle_since: 0,
         }
     }
 
@@ -222,6 +235,16 @@ impl Model {
             false,
         );
         row.state = state_after_dhcp(&seen.decision, row.state);
+        // A firmware's DISCOVER starts a boot; iPXE's and an installer's
+        // DHCP happen inside one.
+        if seen.message == crate::dhcp::DhcpMessage::Discover
+            && !seen.ipxe
+            && seen.firmware.is_some()
+        {
+            row.advance(at, Entered::FirmwareDhcp);
+        } else {
+            row.touch(at);
+        }
     }
 
     pub(super) fn dhcp_replied(
@@ -269,6 +292,13 @@ impl Model {
             row.profile = Some(profile.to_string());
         }
         row.state = state_after_script(kind);
+        match kind {
+            ScriptKind::Install | ScriptKind::Discover | ScriptKind::Menu => {
+                row.advance(at, Entered::Script)
+            }
+            ScriptKind::Local => row.advance(at, Entered::LocalBoot),
+            ScriptKind::Hold | ScriptKind::Error => row.touch(at),
+        }
         let step = StepKind::Script {
             kind,
             profile: profile.map(str::to_string),
@@ -286,6 +316,7 @@ impl Model {
         };
         let row = self.row(mac);
         row.state = MachineState::Installing;
+        row.advance(at, Entered::Config);
         row.hostname.get_or_insert_with(|| hostname.to_string());
         row.step(at, StepKind::Config { name: name.into() }, false);
     }
@@ -298,6 +329,8 @@ impl Model {
         let row = self.row(mac);
         row.state = MachineState::Installed;
         row.install = Some(false);
+        row.advance(at, Entered::Done);
         row.step(at, StepKind::InstallDone, false);
+        self.note_done(at);
     }
 }

@@ -15,6 +15,7 @@ mod inventory;
 mod leases;
 mod log;
 mod machines;
+mod stage;
 mod timeline;
 mod transfers;
 
@@ -32,6 +33,7 @@ pub use inventory::InventoryStatus;
 pub use leases::LeaseRow;
 pub use log::{LOG_LINES, LogLine};
 pub use machines::{MachineRow, MachineState};
+pub use stage::{DONE_TIMES_KEPT, Overview, RATE_WINDOW_MS, Stage, StageTimeouts, Stuck};
 pub use timeline::{DhcpStage, Step, StepKind, TIMELINE_LEN};
 pub use transfers::{TransferRow, TransferState};
 
@@ -91,6 +93,13 @@ pub struct Model {
     pub exhausted_pools: Vec<String>,
     /// Where the services listen (from the `Started` event).
     pub server: Option<ServerInfo>,
+    /// How long a machine may sit in each stage before it is stuck (from
+    /// the config; in the snapshot, so `attach` judges alike).
+    #[serde(default)]
+    pub stage_timeouts: StageTimeouts,
+    /// When installs finished, newest last (bounded): the done rate.
+    #[serde(default)]
+    pub done_times: VecDeque<Millis>,
     /// Bumped on every change: the console redraws when it moves.
     pub generation: u64,
     /// Time of the newest event folded in.

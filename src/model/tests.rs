@@ -682,3 +682,71 @@ fn rogue_servers_are_remembered_up_to_a_cap_the_quietest_going_first() {
     assert_eq!(m.rogue_servers.len(), ROGUE_SERVERS_KEPT);
     assert!(!m.rogue_servers.contains_key(&Ipv4Addr::new(10, 99, 0, 0)));
 }
+
+#[test]
+fn a_machine_idle_after_its_script_is_stuck_until_it_asks_for_the_kernel() {
+    let mut m = Model::default();
+    m.apply(&ev(0, known("dev-01", true)));
+    let install = BootDecision::Install {
+        profile: "ubuntu-2404".into(),
+    };
+    m.apply(&ev(1000, seen(DhcpMessage::Discover, install)));
+    m.apply(&lease(1100));
+    m.apply(&started(1200, 1, "ipxe.efi", 1000));
+    m.apply(&ev(
+        1300,
+        EventKind::TransferDone {
+            id: 1,
+            bytes: 1000,
+            millis: 100,
+        },
+    ));
+    m.apply(&ev(
+        2000,
+        EventKind::ScriptServed {
+            client: "10.99.0.100".parse().unwrap(),
+            mac: None,
+            hostname: Some("dev-01".into()),
+            kind: ScriptKind::Install,
+            profile: Some("ubuntu-2404".into()),
+        },
+    ));
+    let row = m.machine(&mac()).unwrap();
+    assert_eq!((row.stage, row.stage_since), (Some(Stage::Script), 2000));
+    let limit = m.stage_timeouts.script;
+    let stuck = |m: &Model, now| {
+        m.alerts(now)
+            .into_iter()
+            .find(|a| matches!(a, Alert::MachinesStuck { .. }))
+    };
+    assert_eq!(stuck(&m, 2000 + limit), None);
+    let Some(Alert::MachinesStuck {
+        count,
+        first,
+        stuck: s,
+    }) = stuck(&m, 2000 + limit + 1)
+    else {
+        panic!("no stuck alert: {:?}", m.alerts(2000 + limit + 1));
+    };
+    assert_eq!(
+        (count, first.as_str(), s.stage),
+        (1, "dev-01", Stage::Script)
+    );
+    let o = m.overview(2000 + limit + 1);
+    assert_eq!((o.stuck, o.in_stage(Stage::Script)), (1, 1));
+    // The kernel request ends it.
+    let late = 2000 + limit + 10;
+    m.apply(&started(late, 2, "vmlinuz", 1000));
+    assert_eq!(m.machine(&mac()).unwrap().stage, Some(Stage::Kernel));
+    assert_eq!(stuck(&m, late + 1), None, "cleared when the cause ends");
+    m.apply(&ev(
+        late + 5,
+        EventKind::InstallDone {
+            hostname: "dev-01".into(),
+            mac: None,
+        },
+    ));
+    let o = m.overview(late + 6);
+    assert_eq!((o.in_stage(Stage::Done), o.done_per_minute), (1, 1));
+    assert_eq!(m.overview(late + 6 + RATE_WINDOW_MS).done_per_minute, 0);
+}

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::machines::MachineState;
+use super::stage::Entered;
 use super::timeline::{self, StepKind};
 use super::{Model, RECENT_TRANSFERS};
 use crate::clock::Millis;
@@ -84,6 +85,7 @@ impl Model {
             machine.transfer = Some(id);
             machine.state = MachineState::Loading;
             machine.last_seen = Some(at);
+            machine.advance(at, Entered::Transfer);
             machine.step(at, step, false);
         }
     }
@@ -149,6 +151,7 @@ impl Model {
             if machine.transfer == Some(id) {
                 machine.transfer = None;
             }
+            machine.touch(at);
             if let Some(step) = timeline::transfer_step(&mut machine.timeline, id) {
                 step.millis = Some(took);
                 step.failed = failure.is_some();

@@ -49,7 +49,7 @@ pub enum Sort {
 impl Sort {
     pub fn label(self) -> &'static str {
         match self {
-            Sort::Seen => "first seen",
+            Sort::Seen => "failed and stuck first",
             Sort::Hostname => "hostname",
             Sort::Ip => "IP",
             Sort::State => "state",
@@ -201,6 +201,12 @@ impl App {
         self.throughput.push_back(rate);
     }
 
+    /// The time ages and stuck machines are judged at: the console's
+    /// clock, or the newest event if that is later.
+    pub fn clock(&self) -> Millis {
+        self.now.max(self.model.now)
+    }
+
     pub fn rate(&self) -> u64 {
         self.throughput.back().copied().unwrap_or(0)
     }
@@ -284,7 +290,15 @@ impl App {
             })
             .collect();
         match self.sort {
-            Sort::Seen => {}
+            // Failed, then stuck, on top; the rest as first seen.
+            Sort::Seen => {
+                let now = self.clock();
+                rows.sort_by_cached_key(|m| match m.state {
+                    MachineState::Failed => 0,
+                    _ if self.model.stuck_at(m, now).is_some() => 1,
+                    _ => 2,
+                });
+            }
             Sort::Hostname => rows.sort_by(|a, b| {
                 (a.hostname.is_some(), &a.hostname).cmp(&(b.hostname.is_some(), &b.hostname))
             }),

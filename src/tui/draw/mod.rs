@@ -1,6 +1,7 @@
 //! Rendering the app: a pure function of [`App`] into a ratatui frame, one
 //! file per view or screen region, with shared formatters in `format`.
-//! Layout works from 80x24 up; wider terminals get more columns.
+//! Layout works from 60x16 up (a notice below that); wider terminals get
+//! more columns, chosen by priority.
 
 mod adopt;
 mod alerts;
@@ -18,19 +19,42 @@ mod tabs;
 mod transfers;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::widgets::{Paragraph, Wrap};
 
 pub use alerts::{alert_text, alert_texts};
 
 use super::app::{App, Tab};
 
+/// The smallest terminal the console draws in; below it, a notice.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+
+/// A plain notice instead of a layout that cannot fit.
+fn too_small(frame: &mut Frame, app: &App, area: Rect) {
+    let text = format!(
+        "terminal too small ({}x{}, need {MIN_WIDTH}x{MIN_HEIGHT})",
+        area.width, area.height
+    );
+    frame.render_widget(
+        Paragraph::new(text)
+            .style(app.theme.warn())
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
 /// Draws the whole screen: header, alerts, tabs, the open view, status
 /// line and key footer, then any overlay (adopt dialog, help).
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, app, area);
+        return;
+    }
     let alerts = alert_texts(app);
     let [header, alert_row, tabs, body, status, keys] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Length(u16::from(!alerts.is_empty())),
         Constraint::Length(1),
         Constraint::Min(3),
