@@ -231,10 +231,14 @@ pub fn inventory_event(inv: &Inventory) -> EventKind {
                     .and_then(|m| m.values.path("adopt.hostname_pattern"))
                     .and_then(|n| n.as_str())
                     .map(str::to_string);
+                let adopt_install = member
+                    .and_then(|m| m.values.path("adopt.install"))
+                    .is_some_and(|n| matches!(n.value, crate::yaml::Value::Bool(true)));
                 GroupInfo {
                     name: g.clone(),
                     hostname_pattern: pattern,
                     profile: member.and_then(|m| m.profile.clone()),
+                    adopt_install,
                 }
             })
             .collect(),

@@ -96,6 +96,10 @@ pub struct GroupInfo {
     pub name: String,
     pub hostname_pattern: Option<String>,
     pub profile: Option<String>,
+    /// Whether adopting into the group boots the installer at once
+    /// (`adopt.install`); absent means false.
+    #[serde(default)]
+    pub adopt_install: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

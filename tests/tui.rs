@@ -111,11 +111,13 @@ fn events() -> Vec<Event> {
                     name: "k8s-dev".into(),
                     hostname_pattern: Some("dev-{n:02}".into()),
                     profile: Some("ubuntu-2404".into()),
+                    adopt_install: true,
                 },
                 GroupInfo {
                     name: "k8s-prod".into(),
                     hostname_pattern: Some("prod-{n:02}".into()),
                     profile: Some("talos-worker".into()),
+                    adopt_install: false,
                 },
             ],
         },
@@ -616,8 +618,18 @@ fn bulk_adopt_names_marked_machines_from_a_pattern() {
 fn install_toggle_release_and_quit() {
     let mut a = app();
     select_unknown(&mut a, "52:54:00:d0:00:01"); // dev-01 (failed ones list first)
+    // `i` asks first; anything but y leaves the file alone.
+    assert!(press(&mut a, &[KeyCode::Char('i')]).is_empty());
+    let asked = screen(&a, 80, 24);
+    assert!(
+        asked.contains("dev-01: cancel the reinstall (install: false)? y/n"),
+        "{asked}"
+    );
+    assert!(press(&mut a, &[KeyCode::Char('n')]).is_empty());
+    assert!(a.confirmation().is_none());
+    assert_eq!(a.pending, 0);
     assert_eq!(
-        press(&mut a, &[KeyCode::Char('i')]),
+        press(&mut a, &[KeyCode::Char('i'), KeyCode::Char('y')]),
         vec![Action::Send(Command::SetInstall {
             hostname: "dev-01".into(),
             install: false
@@ -635,8 +647,14 @@ fn install_toggle_release_and_quit() {
     let mut a = app();
     press(&mut a, &[KeyCode::Char('2')]);
     assert_eq!(a.tab, Tab::Leases);
+    assert!(
+        press(&mut a, &[KeyCode::Char('r')]).is_empty(),
+        "r asks first"
+    );
+    assert!(screen(&a, 80, 24).contains("release 10.99.0.21 (dev-01)?"));
+    press(&mut a, &[KeyCode::Esc]);
     assert_eq!(
-        press(&mut a, &[KeyCode::Char('r')]),
+        press(&mut a, &[KeyCode::Char('r'), KeyCode::Char('y')]),
         vec![Action::Send(Command::ReleaseLease {
             ip: "10.99.0.21".parse().unwrap()
         })]
@@ -747,4 +765,54 @@ fn no_to_quit_gives_back_what_was_open() {
     assert!(screen(&a, 80, 24).contains("quit anyway? y/n"));
     press(&mut a, &[KeyCode::Char('n')]);
     assert_eq!(a.prompt().unwrap().input().value(), "dev");
+}
+
+#[test]
+fn adopting_installs_only_where_the_group_says_so() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    assert!(
+        a.dialog().unwrap().install,
+        "k8s-dev has adopt.install: true"
+    );
+    // k8s-prod says nothing: adopting there does not reimage.
+    press(&mut a, &[KeyCode::Tab, KeyCode::Tab, KeyCode::Right]);
+    assert_eq!(a.dialog().unwrap().group_name(), "k8s-prod");
+    assert!(!a.dialog().unwrap().install);
+    let actions = press(&mut a, &[KeyCode::Enter]);
+    let [Action::Send(Command::Adopt { machines })] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert!(!machines[0].install);
+}
+
+#[test]
+fn an_address_an_adoption_just_took_is_not_suggested_again() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    assert_eq!(a.dialog().unwrap().ip.value(), "10.99.0.100");
+    press(&mut a, &[KeyCode::Enter]);
+    // The write lands: the machine keeps its dynamic lease (.150) until
+    // it renews, but .100 is now its fixed address.
+    a.apply(&Event {
+        at: T0 + 19_000,
+        kind: EventKind::InventoryMachineChanged {
+            machine: KnownMachine {
+                hostname: "dev-04".into(),
+                group: "k8s-dev".into(),
+                macs: vec![mac("52:54:00:99:00:01")],
+                ip: Some("10.99.0.100".parse().unwrap()),
+                profile: Some("ubuntu-2404".into()),
+                install: true,
+            },
+        },
+    });
+    select_unknown(&mut a, "ac:1f:6b:00:00:07");
+    press(&mut a, &[KeyCode::Char('a')]);
+    let d = a.dialog().unwrap();
+    assert_eq!(d.ip.value(), "10.99.0.101");
+    assert_eq!(d.hostname.value(), "dev-05");
+    assert!(d.validate(&a.model).is_ok(), "{:?}", d.validate(&a.model));
 }

@@ -46,6 +46,7 @@ fn merge_groups(names: &[String], details: &[GroupInfo]) -> Vec<GroupInfo> {
                     name: name.clone(),
                     hostname_pattern: None,
                     profile: None,
+                    adopt_install: false,
                 })
         })
         .collect();
@@ -64,6 +65,7 @@ fn label(row: &mut MachineRow, known: Option<&KnownMachine>) {
             row.group = Some(k.group.clone());
             row.profile = k.profile.clone();
             row.install = Some(k.install);
+            row.fixed_ip = k.ip;
             if row.ip.is_none() {
                 row.ip = k.ip;
             }
@@ -73,6 +75,7 @@ fn label(row: &mut MachineRow, known: Option<&KnownMachine>) {
             row.group = None;
             row.profile = None;
             row.install = None;
+            row.fixed_ip = None;
         }
     }
 }

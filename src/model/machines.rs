@@ -69,6 +69,9 @@ pub struct MachineRow {
     pub uuid: Option<Uuid>,
     pub relay: Option<Ipv4Addr>,
     pub ip: Option<Ipv4Addr>,
+    /// The inventory's fixed address for it, whatever lease it holds.
+    #[serde(default)]
+    pub fixed_ip: Option<Ipv4Addr>,
     pub state: MachineState,
     pub last_seen: Option<Millis>,
     /// The transfer running now, if any (id into `Model::transfers`).
@@ -100,6 +103,7 @@ impl MachineRow {
             uuid: None,
             relay: None,
             ip: None,
+            fixed_ip: None,
             state: MachineState::Known,
             last_seen: None,
             transfer: None,

@@ -119,6 +119,17 @@ pub enum Modal {
     Help,
     /// "quit anyway?" over whatever was open when quitting asked.
     ConfirmQuit(Box<Modal>),
+    /// A destructive command (reimage, release) waiting for a yes.
+    Confirm(Confirmation),
+}
+
+/// A command that waits for `y` before it is sent.
+pub struct Confirmation {
+    /// The question, with what it does and to how many.
+    pub question: String,
+    pub command: Command,
+    /// The status line while it runs.
+    pub note: String,
 }
 
 pub struct Status {
@@ -219,7 +230,7 @@ impl App {
             Modal::Prompt(_) => Layer::Prompt,
             Modal::Adopt(_) => Layer::Adopt,
             Modal::Help => Layer::Help,
-            Modal::ConfirmQuit(_) => Layer::Confirm,
+            Modal::ConfirmQuit(_) | Modal::Confirm(_) => Layer::Confirm,
         }
     }
 
@@ -246,6 +257,14 @@ impl App {
 
     pub fn help_open(&self) -> bool {
         matches!(self.modal, Modal::Help)
+    }
+
+    /// The question a destructive command waits on, if one does.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        match &self.modal {
+            Modal::Confirm(c) => Some(c),
+            _ => None,
+        }
     }
 
     pub fn confirming_quit(&self) -> bool {
@@ -412,6 +431,13 @@ impl App {
                 self.set_status("quit cancelled", false);
                 vec![]
             }
+            Modal::Confirm(c) => {
+                if intent == Some(Intent::ConfirmQuit) {
+                    return self.send(c.command, &c.note);
+                }
+                self.set_status("cancelled: nothing was changed", false);
+                vec![]
+            }
             Modal::Prompt(prompt) => self.on_prompt_key(prompt, intent, key),
             Modal::Adopt(mut dialog) => match dialog.on_key(intent, key, &self.model) {
                 adopt::Outcome::Continue => {
@@ -490,8 +516,18 @@ impl App {
             I::Adopt => return self.open_adopt(),
             I::ToggleInstall => return self.toggle_install(),
             I::ReleaseLease if self.tab == Tab::Leases => {
-                if let Some(ip) = self.visible_leases().get(self.cursor()).map(|l| l.ip) {
-                    return self.send(Command::ReleaseLease { ip }, &format!("releasing {ip}…"));
+                if let Some(l) = self.visible_leases().get(self.cursor()) {
+                    let (ip, who) = (
+                        l.ip,
+                        l.hostname.clone().unwrap_or_else(|| l.mac.to_string()),
+                    );
+                    self.modal = Modal::Confirm(Confirmation {
+                        question: format!(
+                            "release {ip} ({who})? it may be handed to another machine — y/n"
+                        ),
+                        command: Command::ReleaseLease { ip },
+                        note: format!("releasing {ip}…"),
+                    });
                 }
             }
             // Outside their tab, or meaningful only in a modal's layer.
@@ -575,13 +611,20 @@ impl App {
             return vec![];
         };
         let note = format!("{hostname}: install {}…", !install);
-        self.send(
-            Command::SetInstall {
+        let question = if install {
+            format!("{hostname}: cancel the reinstall (install: false)? y/n")
+        } else {
+            format!("{hostname}: REIMAGE on its next network boot (install: true)? y/n")
+        };
+        self.modal = Modal::Confirm(Confirmation {
+            question,
+            command: Command::SetInstall {
                 hostname,
                 install: !install,
             },
-            &note,
-        )
+            note,
+        });
+        vec![]
     }
 
     fn quit(&mut self) -> Vec<Action> {

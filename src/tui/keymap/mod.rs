@@ -126,8 +126,8 @@ impl Intent {
             I::OpenDetail => "machine detail: timeline and what it is served",
             I::Adopt => "adopt the selected (or marked) unknown machines",
             I::ToggleMark => "mark a machine for bulk adopt",
-            I::ToggleInstall => "toggle install on the selected machine",
-            I::ReleaseLease => "release the selected lease (leases view)",
+            I::ToggleInstall => "toggle install (reimage) on the selected machine; asks first",
+            I::ReleaseLease => "release the selected lease (leases view); asks first",
             I::Filter => "filter the current view",
             I::Jump => "jump to a machine by MAC, hostname or IP",
             I::CycleSort => "cycle the machine sort order",
@@ -139,7 +139,7 @@ impl Intent {
             I::Submit => "apply the filter or jump; adopt from the dialog",
             I::NextField | I::PrevField => "adopt dialog: next or previous field",
             I::ChoosePrev | I::ChooseNext => "adopt dialog: choose profile, group, install",
-            I::ConfirmQuit => "quit anyway, when asked about pending writes",
+            I::ConfirmQuit => "yes, when asked (reimage, release, quit with writes pending)",
         }
     }
 }
