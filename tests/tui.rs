@@ -816,3 +816,34 @@ fn an_address_an_adoption_just_took_is_not_suggested_again() {
     assert_eq!(d.hostname.value(), "dev-05");
     assert!(d.validate(&a.model).is_ok(), "{:?}", d.validate(&a.model));
 }
+
+#[test]
+fn the_leases_view_names_an_adopted_machine_and_says_what_each_lease_is() {
+    let mut a = app();
+    a.apply(&Event {
+        at: T0 + 19_000,
+        kind: EventKind::InventoryMachineChanged {
+            machine: KnownMachine {
+                hostname: "dev-04".into(),
+                group: "k8s-dev".into(),
+                macs: vec![mac("52:54:00:99:00:01")],
+                ip: None,
+                profile: Some("ubuntu-2404".into()),
+                install: true,
+            },
+        },
+    });
+    a.tab = Tab::Leases;
+    let s = screen(&a, 80, 24);
+    let line = s.lines().find(|l| l.contains("10.99.0.150")).unwrap();
+    assert!(line.contains("dev-04"), "the adopted name, not '-': {line}");
+    // Leases granted 120 s, 20 s ago: bound. At 100 s, expiring.
+    assert!(line.contains("bound"), "{line}");
+    a.now = T0 + 110_000;
+    let s = screen(&a, 60, 20);
+    let line = s.lines().find(|l| l.contains("10.99.0.150")).unwrap();
+    assert!(
+        line.contains("expiring") && line.contains("dev-04"),
+        "{line}"
+    );
+}

@@ -125,7 +125,7 @@ impl Model {
             });
         }
         if let Some(server) = &self.server {
-            out.extend(server.pools.iter().filter_map(|p| self.nearly_full(p)));
+            out.extend(server.pools.iter().filter_map(|p| self.nearly_full(p, now)));
         }
         let failures = self
             .recent
@@ -151,10 +151,15 @@ impl Model {
     }
 
     /// The nearly-full alert for a pool, unless it is already out.
-    fn nearly_full(&self, pool: &PoolInfo) -> Option<Alert> {
+    fn nearly_full(&self, pool: &PoolInfo, now: Millis) -> Option<Alert> {
         let size =
             u64::from(u32::from(pool.last)).saturating_sub(u64::from(u32::from(pool.first))) + 1;
-        let used = self.leases.range(pool.first..=pool.last).count() as u64;
+        // Offers and quarantines hold an address only until they run out.
+        let used = self
+            .leases
+            .range(pool.first..=pool.last)
+            .filter(|(_, l)| l.kind == super::LeaseKind::Bound || l.expires > now)
+            .count() as u64;
         let full = used * 100 >= size * POOL_NEARLY_FULL_PERCENT;
         (size >= POOL_NEARLY_FULL_MIN_SIZE && full && !self.exhausted_pools.contains(&pool.subnet))
             .then(|| Alert::PoolNearlyFull {

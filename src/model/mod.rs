@@ -30,7 +30,7 @@ pub use alerts::{
 };
 pub use bound::UnknownBound;
 pub use inventory::InventoryStatus;
-pub use leases::LeaseRow;
+pub use leases::{LeaseKind, LeaseRow, LeaseState};
 pub use log::{LOG_LINES, LogLine};
 pub use machines::{MachineRow, MachineState};
 pub use stage::{DONE_TIMES_KEPT, Overview, RATE_WINDOW_MS, Stage, StageTimeouts, Stuck};
@@ -127,8 +127,16 @@ impl Model {
                 reply,
                 ip,
                 boot_file,
-                proxy: _,
-            } => self.dhcp_replied(at, *mac, *reply, *ip, boot_file.as_deref()),
+                proxy,
+            } => {
+                if *reply == DhcpReply::Offer
+                    && !*proxy
+                    && let Some(ip) = ip
+                {
+                    self.lease_offered(at, *mac, *ip);
+                }
+                self.dhcp_replied(at, *mac, *reply, *ip, boot_file.as_deref())
+            }
             EventKind::LeaseBound {
                 mac,
                 ip,
@@ -141,6 +149,8 @@ impl Model {
                 hostname: hostname.clone(),
                 fixed: *fixed,
                 expires: *expires,
+                kind: LeaseKind::Bound,
+                since: at,
             }),
             EventKind::LeaseEnded { mac, ip, why } => self.lease_ended(at, *mac, *ip, *why),
             EventKind::PoolExhausted { subnet, mac } => self.pool_exhausted(at, subnet, *mac),

@@ -750,3 +750,58 @@ fn a_machine_idle_after_its_script_is_stuck_until_it_asks_for_the_kernel() {
     assert_eq!((o.in_stage(Stage::Done), o.done_per_minute), (1, 1));
     assert_eq!(m.overview(late + 6 + RATE_WINDOW_MS).done_per_minute, 0);
 }
+
+#[test]
+fn a_lease_is_offered_bound_expiring_expired_or_quarantined() {
+    use crate::dhcp::DhcpReply;
+    let ip: std::net::Ipv4Addr = "10.99.0.100".parse().unwrap();
+    let mut m = Model::default();
+    let offer = |at, proxy| {
+        ev(
+            at,
+            EventKind::DhcpReplied {
+                mac: mac(),
+                reply: DhcpReply::Offer,
+                ip: Some(ip),
+                boot_file: None,
+                proxy,
+            },
+        )
+    };
+    m.apply(&offer(1_000, true));
+    assert!(m.leases.is_empty(), "a proxyDHCP answer holds no address");
+    m.apply(&offer(1_000, false));
+    assert_eq!(m.leases[&ip].state(1_500), LeaseState::Offered);
+    assert_eq!(
+        m.leases[&ip].state(1_000 + crate::dhcp::handler::OFFER_HOLD_MS),
+        LeaseState::Expired
+    );
+    m.apply(&lease(2_000)); // expires 2_000 + 120_000
+    let l = &m.leases[&ip];
+    assert_eq!(l.state(3_000), LeaseState::Bound);
+    assert_eq!(l.state(2_000 + 100_000), LeaseState::Expiring);
+    assert_eq!(l.state(2_000 + 120_000), LeaseState::Expired);
+    // A renewal's OFFER never downgrades a bound lease.
+    m.apply(&offer(3_000, false));
+    assert_eq!(m.leases[&ip].kind, LeaseKind::Bound);
+    m.apply(&ev(
+        4_000,
+        EventKind::LeaseEnded {
+            mac: mac(),
+            ip,
+            why: LeaseEnd::Declined,
+        },
+    ));
+    assert_eq!(m.leases[&ip].state(5_000), LeaseState::Quarantined);
+    let out = 4_000 + crate::dhcp::handler::DECLINE_QUARANTINE_MS;
+    assert_eq!(m.leases[&ip].state(out), LeaseState::Expired);
+    m.apply(&ev(
+        6_000,
+        EventKind::LeaseEnded {
+            mac: mac(),
+            ip,
+            why: LeaseEnd::Released,
+        },
+    ));
+    assert!(m.leases.is_empty());
+}
