@@ -847,3 +847,44 @@ fn the_leases_view_names_an_adopted_machine_and_says_what_each_lease_is() {
         "{line}"
     );
 }
+
+#[test]
+fn the_mouse_selects_tabs_and_rows_and_the_wheel_scrolls() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    use ratatui::layout::Rect;
+    let click = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let area = Rect::new(0, 0, 80, 24);
+    let mut a = app();
+    let s = screen(&a, 80, 24);
+    let lines: Vec<&str> = s.lines().collect();
+    // The second data row of the table, wherever the layout put it.
+    let header = lines.iter().position(|l| l.contains("MAC")).unwrap() as u16;
+    let second = lines[header as usize + 2];
+    let down = MouseEventKind::Down(MouseButton::Left);
+    a.on_mouse(click(down, 5, header + 2), area);
+    assert_eq!(a.cursor[0], 1);
+    assert!(second.contains(&a.selected_machine().unwrap().mac.to_string()));
+    // A click on the selected row opens it.
+    let actions = a.on_mouse(click(down, 5, header + 2), area);
+    assert!(
+        matches!(actions.as_slice(), [Action::FetchDetail(_)]),
+        "{actions:?}"
+    );
+    press(&mut a, &[KeyCode::Esc]);
+    a.on_mouse(click(MouseEventKind::ScrollDown, 5, 10), area);
+    assert_eq!(a.cursor[0], 4, "the wheel moves three rows");
+    // The tab bar: " 1 Machines  2 Leases …".
+    let tabs = lines.iter().position(|l| l.contains("2 Leases")).unwrap() as u16;
+    let x = lines[tabs as usize].find("2 Leases").unwrap() as u16;
+    a.on_mouse(click(down, x, tabs), area);
+    assert_eq!(a.tab, Tab::Leases);
+    // Nothing happens under an open dialog.
+    press(&mut a, &[KeyCode::Char('?')]);
+    a.on_mouse(click(down, 2, tabs), area);
+    assert_eq!(a.tab, Tab::Leases);
+}

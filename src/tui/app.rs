@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use super::adopt::{self, AdoptDialog};
 use super::backend::Origin;
+use super::draw::Hit;
 use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
 use super::oui;
 use super::theme::Theme;
@@ -452,6 +454,52 @@ impl App {
                 }
             },
         }
+    }
+
+    /// A mouse event on a screen of `area`: a click selects a tab or a
+    /// row (a click on the selected machine opens it), the wheel scrolls.
+    /// Ignored while anything is open over the view.
+    pub fn on_mouse(&mut self, mouse: MouseEvent, area: Rect) -> Vec<Action> {
+        if !matches!(self.modal, Modal::None) {
+            return vec![];
+        }
+        match mouse.kind {
+            MouseEventKind::ScrollDown => {
+                for _ in 0..3 {
+                    self.step(Step::Down);
+                }
+            }
+            MouseEventKind::ScrollUp => {
+                for _ in 0..3 {
+                    self.step(Step::Up);
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                match super::draw::hit(self, area, mouse.column, mouse.row) {
+                    Hit::Tab(i) => return self.perform(Intent::ShowTab(TABS[i].0)),
+                    Hit::Row(r)
+                        if self.detail.is_none()
+                            && matches!(self.tab, Tab::Machines | Tab::Leases) =>
+                    {
+                        // The table scrolls so the selection is its last
+                        // visible row: the same offset the draw used.
+                        let visible = super::draw::table_rows(self, area).max(1);
+                        let offset = self.cursor().saturating_sub(visible - 1);
+                        let row = offset + r;
+                        if row < self.rows_in_tab() {
+                            if row == self.cursor() && self.tab == Tab::Machines {
+                                return self.perform(Intent::OpenDetail);
+                            }
+                            let i = self.tab_index();
+                            self.cursor[i] = row;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        vec![]
     }
 
     /// An intent read over the view (no modal open).
