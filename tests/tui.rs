@@ -888,3 +888,24 @@ fn the_mouse_selects_tabs_and_rows_and_the_wheel_scrolls() {
     a.on_mouse(click(down, 2, tabs), area);
     assert_eq!(a.tab, Tab::Leases);
 }
+
+#[test]
+fn a_failed_machine_shows_why_at_80x24_and_the_log_lists_the_failure() {
+    let mut a = app();
+    a.detail = Some(mac("52:54:00:d0:00:02"));
+    a.detail_text = Some((mac("52:54:00:d0:00:02"), "decision: install\n".into()));
+    let s = screen(&a, 80, 24);
+    assert!(
+        s.contains("last error: ubuntu-24.04/vmlinuz: the client went away"),
+        "the failure in the detail header at 80x24:\n{s}"
+    );
+    insta::assert_snapshot!("detail_failed_80x24", s);
+    let mut a = app();
+    a.tab = Tab::Log;
+    let s = screen(&a, 80, 24);
+    assert!(
+        s.contains("dev-02: HTTP ubuntu-24.04/vmlinuz failed"),
+        "{s}"
+    );
+    assert!(s.contains("04:40:00 pxedeck"), "wall-clock times: {s}");
+}

@@ -47,6 +47,12 @@ pub fn fmt_clock(ms: u64) -> String {
     }
 }
 
+/// `HH:MM:SS` of a wall-clock time, in UTC.
+pub fn time_of_day(at: Millis) -> String {
+    let s = (at / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
 /// How long ago `at` was on the console's clock.
 pub fn age(app: &App, at: Option<Millis>) -> String {
     match at {
@@ -206,6 +212,8 @@ mod tests {
         assert_eq!(fmt_age(61_000), "1m");
         assert_eq!(bar(0.5, 4), "██░░");
         assert_eq!(fmt_clock(61_500), "01:01.5");
+        // 2025-11-21 04:40:00.500 UTC.
+        assert_eq!(time_of_day(1_763_700_000_500), "04:40:00");
         assert_eq!(ellipsize("ubuntu-24.04/initrd", 10), "ubuntu-24…");
         assert_eq!(ellipsize("initrd", 10), "initrd");
     }
