@@ -30,6 +30,8 @@ pub enum CommandError {
         ip: Ipv4Addr,
         source: std::io::Error,
     },
+    #[error("{mac} is {hostname} in the inventory: only unknown machines can be forgotten")]
+    Known { mac: Mac, hostname: String },
 }
 
 /// The kind of a [`CommandError`], for callers that answer with a status
@@ -61,6 +63,7 @@ impl CommandError {
             CommandError::NoLeaseServer | CommandError::AddressHeld { .. } => Failure::Conflict,
             CommandError::NoLease(_) => Failure::NotFound,
             CommandError::Release { .. } => Failure::Internal,
+            CommandError::Known { .. } => Failure::Invalid,
         }
     }
 }
@@ -134,6 +137,16 @@ impl Control {
                     Ok(false) => Err(CommandError::NoLease(*ip)),
                     Err(source) => Err(CommandError::Release { ip: *ip, source }),
                 }
+            }
+            Command::Forget { mac } => {
+                if let Some(m) = self.inventory.shared().load().by_mac(mac) {
+                    return Err(CommandError::Known {
+                        mac: *mac,
+                        hostname: m.hostname.clone(),
+                    });
+                }
+                self.bus.emit(EventKind::MachineForgotten { mac: *mac });
+                Ok(format!("forgot {mac}"))
             }
             Command::ReloadInventory => match self.inventory.reload_on_request() {
                 Some(reload) => {
@@ -211,6 +224,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::SetInstall { .. } => "set install",
         Command::ReleaseLease { .. } => "release lease",
         Command::ReloadInventory => "reload inventory",
+        Command::Forget { .. } => "forget",
     }
 }
 

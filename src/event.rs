@@ -213,6 +213,10 @@ pub enum EventKind {
         command: String,
         error: String,
     },
+    /// An operator forgot an unknown machine: consumers drop its row.
+    MachineForgotten {
+        mac: Mac,
+    },
     Log {
         level: Level,
         target: String,
@@ -224,10 +228,22 @@ pub enum EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    Adopt { machines: Vec<Adoption> },
-    SetInstall { hostname: String, install: bool },
-    ReleaseLease { ip: Ipv4Addr },
+    Adopt {
+        machines: Vec<Adoption>,
+    },
+    SetInstall {
+        hostname: String,
+        install: bool,
+    },
+    ReleaseLease {
+        ip: Ipv4Addr,
+    },
     ReloadInventory,
+    /// Drop an unknown machine's row from every console (it comes back if
+    /// it asks again); refused for a machine in the inventory.
+    Forget {
+        mac: Mac,
+    },
 }
 
 /// Fan-out of events to every consumer (console, API stream, metrics).

@@ -237,6 +237,7 @@ fn describe(kind: &EventKind) -> Option<(Level, String)> {
             change,
         } => info(format!("{hostname}: {change} ({path})")),
         E::CommandFailed { command, error } => Some((Level::Error, format!("{command}: {error}"))),
+        E::MachineForgotten { mac } => info(format!("forgot unknown machine {mac}")),
         E::Log {
             level,
             target,

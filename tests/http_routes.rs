@@ -930,3 +930,38 @@ async fn api_reads_metrics_and_event_stream() {
     assert!(next.contains("\"type\":\"script_served\""), "{next}");
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn forget_drops_an_unknown_machine_and_refuses_a_known_one() {
+    let mut f = Fixture::new();
+    let forget = |mac: &str| {
+        call(
+            f.api(),
+            json_post(
+                "/api/v1/commands",
+                Some(TOKEN),
+                serde_json::json!({"command": "forget", "mac": mac}),
+            ),
+        )
+    };
+    let known = forget(DEV01).await;
+    assert_eq!(
+        known.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        known.text()
+    );
+    assert!(
+        known.text().contains("dev-01 in the inventory"),
+        "{}",
+        known.text()
+    );
+    let stranger = "52:54:00:99:00:42";
+    let ok = forget(stranger).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(
+        f.drain().iter().any(
+            |e| matches!(e, EventKind::MachineForgotten { mac } if mac.to_string() == stranger)
+        )
+    );
+}

@@ -909,3 +909,24 @@ fn a_failed_machine_shows_why_at_80x24_and_the_log_lists_the_failure() {
     );
     assert!(s.contains("04:40:00 pxedeck"), "wall-clock times: {s}");
 }
+
+#[test]
+fn x_forgets_an_unknown_machine_after_a_yes() {
+    let mut a = app();
+    select_unknown(&mut a, "ac:1f:6b:00:00:07");
+    assert!(press(&mut a, &[KeyCode::Char('x')]).is_empty());
+    assert!(screen(&a, 80, 24).contains("forget unknown machine ac:1f:6b:00:00:07? y/n"));
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('y')]),
+        vec![Action::Send(Command::Forget {
+            mac: mac("ac:1f:6b:00:00:07")
+        })]
+    );
+    select_unknown(&mut a, "52:54:00:d0:00:01");
+    assert!(press(&mut a, &[KeyCode::Char('x')]).is_empty());
+    assert!(
+        a.confirmation().is_none(),
+        "known machines are not forgotten"
+    );
+    assert!(a.status.as_ref().unwrap().error);
+}

@@ -217,6 +217,21 @@ impl Model {
             .map(|m| m.mac)
     }
 
+    /// An operator forgot an unknown machine: its row goes (a machine in
+    /// the inventory keeps its row). It comes back if it asks again.
+    pub(super) fn forget(&mut self, at: Millis, mac: Mac) {
+        let Some(&i) = self.by_mac.get(&mac) else {
+            return;
+        };
+        if !self.machines[i].is_unknown() {
+            return;
+        }
+        self.machines.remove(i);
+        self.index_machines();
+        let line = format!("forgot unknown machine {mac}");
+        self.log(at, crate::event::Level::Info, "command", line);
+    }
+
     pub(super) fn dhcp_seen(&mut self, at: Millis, seen: &DhcpSeen) {
         *self.counters.dhcp_in.entry(seen.message).or_default() += 1;
         let row = self.row(seen.mac);

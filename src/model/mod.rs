@@ -231,6 +231,7 @@ impl Model {
                 change,
             } => self.inventory_written(at, hostname, path, change),
             EventKind::CommandFailed { command, error } => self.command_failed(at, command, error),
+            EventKind::MachineForgotten { mac } => self.forget(at, *mac),
             EventKind::Log {
                 level,
                 target,

@@ -805,3 +805,18 @@ fn a_lease_is_offered_bound_expiring_expired_or_quarantined() {
     ));
     assert!(m.leases.is_empty());
 }
+
+#[test]
+fn forgetting_drops_an_unknown_row_and_keeps_a_known_one() {
+    let mut m = Model::default();
+    m.apply(&ev(1, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    assert_eq!(m.machines.len(), 1);
+    m.apply(&ev(2, EventKind::MachineForgotten { mac: mac() }));
+    assert!(m.machines.is_empty() && m.machine(&mac()).is_none());
+    // It comes back when it asks again.
+    m.apply(&ev(3, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    assert!(m.machine(&mac()).is_some());
+    m.apply(&ev(4, known("dev-01", false)));
+    m.apply(&ev(5, EventKind::MachineForgotten { mac: mac() }));
+    assert!(m.machine(&mac()).is_some(), "known machines stay");
+}

@@ -562,6 +562,19 @@ impl App {
                 }
             }
             I::Adopt => return self.open_adopt(),
+            I::Forget => match self.target() {
+                Some(m) if m.is_unknown() => {
+                    let mac = m.mac;
+                    self.modal = Modal::Confirm(Confirmation {
+                        question: format!("forget unknown machine {mac}? y/n"),
+                        command: Command::Forget { mac },
+                        note: format!("forgetting {mac}…"),
+                    });
+                    self.detail = None;
+                }
+                Some(_) => self.set_status("only unknown machines can be forgotten", true),
+                None => {}
+            },
             I::ToggleInstall => return self.toggle_install(),
             I::ReleaseLease if self.tab == Tab::Leases => {
                 if let Some(l) = self.visible_leases().get(self.cursor()) {

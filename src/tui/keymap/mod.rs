@@ -93,6 +93,8 @@ pub enum Intent {
     ToggleMark,
     ToggleInstall,
     ReleaseLease,
+    /// Drop an unknown machine's row.
+    Forget,
     Filter,
     Jump,
     CycleSort,
@@ -128,6 +130,7 @@ impl Intent {
             I::ToggleMark => "mark a machine for bulk adopt",
             I::ToggleInstall => "toggle install (reimage) on the selected machine; asks first",
             I::ReleaseLease => "release the selected lease (leases view); asks first",
+            I::Forget => "forget the selected unknown machine; asks first",
             I::Filter => "filter the current view",
             I::Jump => "jump to a machine by MAC, hostname or IP",
             I::CycleSort => "cycle the machine sort order",
@@ -139,7 +142,7 @@ impl Intent {
             I::Submit => "apply the filter or jump; adopt from the dialog",
             I::NextField | I::PrevField => "adopt dialog: next or previous field",
             I::ChoosePrev | I::ChooseNext => "adopt dialog: choose profile, group, install",
-            I::ConfirmQuit => "yes, when asked (reimage, release, quit with writes pending)",
+            I::ConfirmQuit => "yes, when asked (reimage, release, forget, quit)",
         }
     }
 }
@@ -254,6 +257,7 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Normal, "Space", I::ToggleMark, true),
         (Normal, "i", I::ToggleInstall, true),
         (Normal, "r", I::ReleaseLease, true),
+        (Normal, "x", I::Forget, true),
         (Normal, "/", I::Filter, true),
         (Normal, ":", I::Jump, true),
         (Normal, "o", I::CycleSort, true),
