@@ -911,10 +911,10 @@ fn a_failed_machine_shows_why_at_80x24_and_the_log_lists_the_failure() {
 }
 
 #[test]
-fn x_forgets_an_unknown_machine_after_a_yes() {
+fn delete_forgets_an_unknown_machine_after_a_yes() {
     let mut a = app();
     select_unknown(&mut a, "ac:1f:6b:00:00:07");
-    assert!(press(&mut a, &[KeyCode::Char('x')]).is_empty());
+    assert!(press(&mut a, &[KeyCode::Delete]).is_empty());
     assert!(screen(&a, 80, 24).contains("forget unknown machine ac:1f:6b:00:00:07? y/n"));
     assert_eq!(
         press(&mut a, &[KeyCode::Char('y')]),
@@ -923,7 +923,7 @@ fn x_forgets_an_unknown_machine_after_a_yes() {
         })]
     );
     select_unknown(&mut a, "52:54:00:d0:00:01");
-    assert!(press(&mut a, &[KeyCode::Char('x')]).is_empty());
+    assert!(press(&mut a, &[KeyCode::Delete]).is_empty());
     assert!(
         a.confirmation().is_none(),
         "known machines are not forgotten"

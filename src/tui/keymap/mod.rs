@@ -257,7 +257,7 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Normal, "Space", I::ToggleMark, true),
         (Normal, "i", I::ToggleInstall, true),
         (Normal, "r", I::ReleaseLease, true),
-        (Normal, "x", I::Forget, true),
+        (Normal, "Delete", I::Forget, true),
         (Normal, "/", I::Filter, true),
         (Normal, ":", I::Jump, true),
         (Normal, "o", I::CycleSort, true),
