@@ -12,8 +12,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str, env: &[(&str, &Path)], w: u16, h: u16) -> Tmux {
-        // Per process and size: the tests of one run may overlap.
-        let session = format!("pxdt-{}-{w}x{h}", std::process::id());
+        // One per session started: the tests of one run overlap.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session = format!("pxdt-{}-{n}", std::process::id());
         let mut c = Command::new("tmux");
         c.args([
             "new-session",
