@@ -44,6 +44,8 @@ pub enum CommandError {
     NoBmcActor,
     #[error("{0}")]
     BmcQueueFull(String),
+    #[error("{mac} is {hostname} in the inventory: only unknown machines can be forgotten")]
+    Known { mac: Mac, hostname: String },
 }
 
 /// The kind of a [`CommandError`], for callers that answer with a status
@@ -79,6 +81,7 @@ impl CommandError {
             | CommandError::TooManyMachines { .. }
             | CommandError::NoBmc(_) => Failure::Invalid,
             CommandError::NoBmcActor | CommandError::BmcQueueFull(_) => Failure::Conflict,
+            CommandError::Known { .. } => Failure::Invalid,
         }
     }
 }
@@ -165,6 +168,16 @@ impl Control {
                     Ok(false) => Err(CommandError::NoLease(*ip)),
                     Err(source) => Err(CommandError::Release { ip: *ip, source }),
                 }
+            }
+            Command::Forget { mac } => {
+                if let Some(m) = self.inventory.shared().load().by_mac(mac) {
+                    return Err(CommandError::Known {
+                        mac: *mac,
+                        hostname: m.hostname.clone(),
+                    });
+                }
+                self.bus.emit(EventKind::MachineForgotten { mac: *mac });
+                Ok(format!("forgot {mac}"))
             }
             Command::ReloadInventory => match self.inventory.reload_on_request() {
                 Some(reload) => {
@@ -303,6 +316,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::ReloadInventory => "reload inventory",
         Command::Power { .. } => "power",
         Command::Reinstall { .. } => "reinstall",
+        Command::Forget { .. } => "forget",
     }
 }
 
@@ -323,10 +337,14 @@ pub fn inventory_event(inv: &Inventory) -> EventKind {
                     .and_then(|m| m.values.path("adopt.hostname_pattern"))
                     .and_then(|n| n.as_str())
                     .map(str::to_string);
+                let adopt_install = member
+                    .and_then(|m| m.values.path("adopt.install"))
+                    .is_some_and(|n| matches!(n.value, crate::yaml::Value::Bool(true)));
                 GroupInfo {
                     name: g.clone(),
                     hostname_pattern: pattern,
                     profile: member.and_then(|m| m.profile.clone()),
+                    adopt_install,
                 }
             })
             .collect(),

@@ -102,6 +102,10 @@ pub struct GroupInfo {
     pub name: String,
     pub hostname_pattern: Option<String>,
     pub profile: Option<String>,
+    /// Whether adopting into the group boots the installer at once
+    /// (`adopt.install`); absent means false.
+    #[serde(default)]
+    pub adopt_install: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +246,10 @@ pub enum EventKind {
         ok: bool,
         message: String,
     },
+    /// An operator forgot an unknown machine: consumers drop its row.
+    MachineForgotten {
+        mac: Mac,
+    },
     Log {
         level: Level,
         target: String,
@@ -294,6 +302,11 @@ pub enum Command {
     /// and power cycle, for each machine named.
     Reinstall {
         hostnames: Vec<String>,
+    },
+    /// Drop an unknown machine's row from every console (it comes back if
+    /// it asks again); refused for a machine in the inventory.
+    Forget {
+        mac: Mac,
     },
 }
 

@@ -83,9 +83,9 @@ impl Services {
         let open_files = raise_open_file_limit();
         let limits_lowered = fit_to_open_files(&mut config, open_files);
         let config = Arc::new(config);
-        let live = Arc::new(LiveModel::new(Model::with_unknown_cap(
-            config.unknown_max_machines,
-        )));
+        let mut model = Model::with_unknown_cap(config.unknown_max_machines);
+        model.stage_timeouts = config.stuck_after;
+        let live = Arc::new(LiveModel::new(model));
         let cancel = CancellationToken::new();
         // If starting fails half-way, stop what already runs (the lanes'
         // threads would otherwise outlive the error).

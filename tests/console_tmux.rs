@@ -12,7 +12,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str, env: &[(&str, &Path)], w: u16, h: u16) -> Tmux {
-        let session = format!("pxdt-{}", std::process::id());
+        // One per session started: the tests of one run overlap.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session = format!("pxdt-{}-{n}", std::process::id());
         let mut c = Command::new("tmux");
         c.args([
             "new-session",
@@ -64,6 +67,14 @@ impl Tmux {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        Command::new("tmux")
+            .args(["resize-window", "-t", &self.session])
+            .args(["-x", &w.to_string(), "-y", &h.to_string()])
+            .status()
+            .unwrap();
     }
 
     fn alive(&self) -> bool {
@@ -178,4 +189,58 @@ fn demo_shows_machines_and_adopts_one_by_keys() {
         std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
         "the demo left files behind"
     );
+}
+
+/// The demo at the three sizes an operator meets: each screen read back
+/// from tmux, what must stay readable checked, and below the minimum the
+/// plain notice.
+#[test]
+fn the_console_reads_at_60x20_80x24_and_200x60() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let exe = env!("CARGO_BIN_EXE_pxedeck");
+    for (w, h) in [(60u16, 20u16), (80, 24), (200, 60)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let cmd = format!("{exe} demo --every 0.3 --unknown 3; echo DEMO-EXITED $?; sleep 30");
+        let term = Tmux::start(&cmd, &[("TMPDIR", tmp.path())], w, h);
+        let screen = term.wait_for(&format!("dev-01 installed at {w}x{h}"), 60, |s| {
+            s.lines().any(|l| {
+                l.contains("52:54:00:d0:00:01") && l.contains("dev-01") && l.contains("installed")
+            })
+        });
+        assert!(screen.contains("held"), "{w}x{h}:\n{screen}");
+        assert!(
+            screen.contains("failed ·"),
+            "the overview line at {w}x{h}:\n{screen}"
+        );
+        assert!(screen.contains("Stage"), "{w}x{h}:\n{screen}");
+        for line in screen.lines() {
+            assert!(
+                !line.contains(" inst ") && !line.ends_with(" inst"),
+                "a state cut short at {w}x{h}: {line}"
+            );
+        }
+        if w >= 200 {
+            for column in ["Profile", "Vendor", "Install", "Last step / error", "Arch"] {
+                assert!(screen.contains(column), "{column} at {w}x{h}:\n{screen}");
+            }
+        }
+        if w == 80 {
+            assert!(screen.contains("Install"), "{screen}");
+        }
+        if w == 60 {
+            // Below the minimum: a notice, not a broken layout.
+            term.resize(50, 12);
+            term.wait_for("the too-small notice", 10, |s| {
+                s.contains("terminal too small") && s.contains("need 60x16")
+            });
+            term.resize(60, 20);
+            term.wait_for("the console back", 10, |s| s.contains("Machines ("));
+        }
+        term.keys(&["q"]);
+        let end = term.wait_for("the demo to exit", 15, |s| s.contains("DEMO-EXITED"));
+        assert!(end.contains("DEMO-EXITED 0"), "{end}");
+    }
 }

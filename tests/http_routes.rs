@@ -452,6 +452,45 @@ async fn the_done_callback_flips_install_and_nothing_else() {
     assert!(r.text().contains("dev-01: local disk"), "{}", r.text());
 }
 
+#[tokio::test]
+async fn an_installer_that_never_calls_back_is_done_when_it_has_its_config() {
+    let mut f = Fixture::new();
+    let path = f.nodes.join("k8s-prod/prod-01.yaml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let prod01 = f.granted(Purpose::Config, "prod-01");
+    let r = get(f.boot("10.99.0.31"), &format!("{prod01}/machine.yaml")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // The flip runs beside the response: wait for its event (bounded).
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events.extend(f.drain());
+        if events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "prod-01"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "prod-01")),
+        "{events:?}"
+    );
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(after, before.replace("install: true", "install: false"));
+    let r = get(f.boot("10.99.0.31"), "/boot.ipxe?mac=52:54:00:e0:00:01").await;
+    assert!(r.text().contains("prod-01: local disk"), "{}", r.text());
+    // A profile without the key waits for its callback.
+    let dev01 = f.granted(Purpose::Config, "dev-01");
+    let r = get(f.boot(DEV01_LEASE), &format!("{dev01}/user-data")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let dev = std::fs::read_to_string(f.nodes.join("k8s-dev/dev-01.yaml")).unwrap();
+    assert!(dev.contains("install: true"), "{dev}");
+}
+
 /// A mass boot's done callbacks must cost O(1) each: the callback tells
 /// consumers about its one machine, and every other machine's cached
 /// script stays cached.
@@ -857,6 +896,8 @@ async fn api_reads_metrics_and_event_stream() {
         "pxedeck_http_responses_total{kind=\"script\"} 1",
         "pxedeck_http_responses_total{kind=\"file_done\"} 1",
         "# TYPE pxedeck_inventory_reloads_total counter",
+        "pxedeck_machines_by_state{state=\"loading\"} 1",
+        "pxedeck_machines_by_state{state=\"stuck\"} 0",
     ] {
         assert!(metrics.contains(needle), "{needle} in\n{metrics}");
     }
@@ -888,4 +929,39 @@ async fn api_reads_metrics_and_event_stream() {
     assert!(next.starts_with("event: event\ndata: {"), "{next}");
     assert!(next.contains("\"type\":\"script_served\""), "{next}");
     cancel.cancel();
+}
+
+#[tokio::test]
+async fn forget_drops_an_unknown_machine_and_refuses_a_known_one() {
+    let mut f = Fixture::new();
+    let forget = |mac: &str| {
+        call(
+            f.api(),
+            json_post(
+                "/api/v1/commands",
+                Some(TOKEN),
+                serde_json::json!({"command": "forget", "mac": mac}),
+            ),
+        )
+    };
+    let known = forget(DEV01).await;
+    assert_eq!(
+        known.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        known.text()
+    );
+    assert!(
+        known.text().contains("dev-01 in the inventory"),
+        "{}",
+        known.text()
+    );
+    let stranger = "52:54:00:99:00:42";
+    let ok = forget(stranger).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(
+        f.drain().iter().any(
+            |e| matches!(e, EventKind::MachineForgotten { mac } if mac.to_string() == stranger)
+        )
+    );
 }

@@ -180,6 +180,8 @@ fn identities_are_normalised_and_indexed() {
 #[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\nip: 10.99.0.255\n")], "a.yaml:2: ip 10.99.0.255 is the broadcast address of 10.99.0.0/24" ; "ip of the broadcast")]
 #[test_case(&[("Dev-01.yaml", "mac: \"52:54:00:00:00:01\"\n"), ("g/dev-01.yaml", "mac: \"52:54:00:00:00:02\"\n")], "g/dev-01.yaml:1: duplicate hostname dev-01: also used by Dev-01 (Dev-01.yaml:1)" ; "hostnames equal but for case")]
 #[test_case(&[("g1/g2/g3/g4/g5/g6/g7/g8/g9/g10/g11/g12/g13/g14/g15/g16/g17/a.yaml", "mac: \"52:54:00:00:00:01\"\n")], "g1/g2/g3/g4/g5/g6/g7/g8/g9/g10/g11/g12/g13/g14/g15/g16/g17: folder nested too deep (at most 16 levels)" ; "group too deep")]
+#[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\nconfigs:\n  user-data: x\ndone_on_config: machine.yaml\n")], "a.yaml:4: done_on_config names \"machine.yaml\", which is not one of its configs (user-data)" ; "done_on_config naming no config")]
+#[test_case(&[("a.yaml", "mac: \"52:54:00:00:00:01\"\ndone_on_config: [a]\n")], "a.yaml:2: done_on_config" ; "done_on_config not a name")]
 fn validation(files: &[(&str, &str)], want: &str) {
     let got = problems(files);
     assert!(

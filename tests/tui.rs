@@ -112,11 +112,13 @@ fn events() -> Vec<Event> {
                     name: "k8s-dev".into(),
                     hostname_pattern: Some("dev-{n:02}".into()),
                     profile: Some("ubuntu-2404".into()),
+                    adopt_install: true,
                 },
                 GroupInfo {
                     name: "k8s-prod".into(),
                     hostname_pattern: Some("prod-{n:02}".into()),
                     profile: Some("talos-worker".into()),
+                    adopt_install: false,
                 },
             ],
         },
@@ -290,6 +292,7 @@ fn type_text(app: &mut App, text: &str) {
     }
 }
 
+/// Selects the row of MAC `m` (unknown or not).
 fn select_unknown(app: &mut App, m: &str) {
     let i = app
         .visible_machines()
@@ -314,7 +317,72 @@ fn every_view_at_80x24_and_160x48() {
         a.tab = tab;
         insta::assert_snapshot!(format!("{name}_80x24"), screen(&a, 80, 24));
         insta::assert_snapshot!(format!("{name}_160x48"), screen(&a, 160, 48));
+        insta::assert_snapshot!(format!("{name}_60x20"), screen(&a, 60, 20));
+        insta::assert_snapshot!(format!("{name}_200x60"), screen(&a, 200, 60));
     }
+}
+
+/// The rack with prod-01 stuck after its script, dev-02 failed.
+fn stuck_app() -> App {
+    let mut a = app();
+    a.apply(&Event {
+        at: T0 + 15_000,
+        kind: EventKind::ScriptServed {
+            client: "10.99.0.31".parse().unwrap(),
+            mac: Some(mac("52:54:00:e0:00:01")),
+            hostname: Some("prod-01".into()),
+            kind: ScriptKind::Install,
+            profile: Some("talos-worker".into()),
+            chain: pxedeck::boot::decide::Chain::Ipxe,
+        },
+    });
+    a.now = T0 + 15_000 + 3 * 60_000 + 10_000;
+    a
+}
+
+#[test]
+fn the_overview_puts_failed_and_stuck_machines_first_and_says_where() {
+    let a = stuck_app();
+    let rows: Vec<_> = a
+        .visible_machines()
+        .iter()
+        .map(|m| m.hostname.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(&rows[..2], ["dev-02", "prod-01"], "failed, then stuck");
+    let s = screen(&a, 80, 24);
+    assert!(s.contains("│ 1 failed · 1 stuck · 2 held · 0/min"), "{s}");
+    assert!(
+        s.contains("prod-01 stuck: no kernel request 3m after the script"),
+        "the alert says where: {s}"
+    );
+    insta::assert_snapshot!("overview_stuck_80x24", s);
+    let wide = screen(&a, 200, 60);
+    for column in ["Profile", "Vendor", "Install", "Stage", "Last step / error"] {
+        assert!(wide.contains(column), "{column} at 200x60: {wide}");
+    }
+    assert!(
+        wide.contains("no kernel request 3m after the script"),
+        "{wide}"
+    );
+    insta::assert_snapshot!("overview_stuck_200x60", wide);
+    let narrow = screen(&a, 60, 20);
+    for needle in ["52:54:00:e0:00:01", "prod-01", "stuck", "failed"] {
+        assert!(narrow.contains(needle), "{needle} at 60x20: {narrow}");
+    }
+    assert!(
+        !narrow.contains("inst "),
+        "no state cut to an ambiguous word"
+    );
+    insta::assert_snapshot!("overview_stuck_60x20", narrow);
+}
+
+#[test]
+fn below_the_minimum_size_a_plain_notice_says_what_is_needed() {
+    let a = app();
+    let s = screen(&a, 50, 12);
+    assert!(s.contains("terminal too small"), "{s}");
+    assert!(s.contains("need 60x16"), "{s}");
+    assert!(!screen(&a, 60, 16).contains("too small"));
 }
 
 #[test]
@@ -522,7 +590,7 @@ fn invalid_choices_are_refused_inline() {
 #[test]
 fn known_machines_cannot_be_adopted_again() {
     let mut a = app();
-    a.cursor[0] = 0; // dev-01
+    select_unknown(&mut a, "52:54:00:d0:00:01"); // dev-01
     assert!(press(&mut a, &[KeyCode::Char('a')]).is_empty());
     assert!(a.dialog().is_none());
     assert!(a.status.as_ref().unwrap().error);
@@ -552,9 +620,19 @@ fn bulk_adopt_names_marked_machines_from_a_pattern() {
 #[test]
 fn install_toggle_release_and_quit() {
     let mut a = app();
-    a.cursor[0] = 0;
+    select_unknown(&mut a, "52:54:00:d0:00:01"); // dev-01 (failed ones list first)
+    // `i` asks first; anything but y leaves the file alone.
+    assert!(press(&mut a, &[KeyCode::Char('i')]).is_empty());
+    let asked = screen(&a, 80, 24);
+    assert!(
+        asked.contains("dev-01: cancel the reinstall (install: false)? y/n"),
+        "{asked}"
+    );
+    assert!(press(&mut a, &[KeyCode::Char('n')]).is_empty());
+    assert!(a.confirmation().is_none());
+    assert_eq!(a.pending, 0);
     assert_eq!(
-        press(&mut a, &[KeyCode::Char('i')]),
+        press(&mut a, &[KeyCode::Char('i'), KeyCode::Char('y')]),
         vec![Action::Send(Command::SetInstall {
             hostname: "dev-01".into(),
             install: false
@@ -572,8 +650,14 @@ fn install_toggle_release_and_quit() {
     let mut a = app();
     press(&mut a, &[KeyCode::Char('2')]);
     assert_eq!(a.tab, Tab::Leases);
+    assert!(
+        press(&mut a, &[KeyCode::Char('r')]).is_empty(),
+        "r asks first"
+    );
+    assert!(screen(&a, 80, 24).contains("release 10.99.0.21 (dev-01)?"));
+    press(&mut a, &[KeyCode::Esc]);
     assert_eq!(
-        press(&mut a, &[KeyCode::Char('r')]),
+        press(&mut a, &[KeyCode::Char('r'), KeyCode::Char('y')]),
         vec![Action::Send(Command::ReleaseLease {
             ip: "10.99.0.21".parse().unwrap()
         })]
@@ -684,4 +768,168 @@ fn no_to_quit_gives_back_what_was_open() {
     assert!(screen(&a, 80, 24).contains("quit anyway? y/n"));
     press(&mut a, &[KeyCode::Char('n')]);
     assert_eq!(a.prompt().unwrap().input().value(), "dev");
+}
+
+#[test]
+fn adopting_installs_only_where_the_group_says_so() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    assert!(
+        a.dialog().unwrap().install,
+        "k8s-dev has adopt.install: true"
+    );
+    // k8s-prod says nothing: adopting there does not reimage.
+    press(&mut a, &[KeyCode::Tab, KeyCode::Tab, KeyCode::Right]);
+    assert_eq!(a.dialog().unwrap().group_name(), "k8s-prod");
+    assert!(!a.dialog().unwrap().install);
+    let actions = press(&mut a, &[KeyCode::Enter]);
+    let [Action::Send(Command::Adopt { machines })] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert!(!machines[0].install);
+}
+
+#[test]
+fn an_address_an_adoption_just_took_is_not_suggested_again() {
+    let mut a = app();
+    select_unknown(&mut a, "52:54:00:99:00:01");
+    press(&mut a, &[KeyCode::Char('a')]);
+    assert_eq!(a.dialog().unwrap().ip.value(), "10.99.0.100");
+    press(&mut a, &[KeyCode::Enter]);
+    // The write lands: the machine keeps its dynamic lease (.150) until
+    // it renews, but .100 is now its fixed address.
+    a.apply(&Event {
+        at: T0 + 19_000,
+        kind: EventKind::InventoryMachineChanged {
+            machine: KnownMachine {
+                hostname: "dev-04".into(),
+                group: "k8s-dev".into(),
+                macs: vec![mac("52:54:00:99:00:01")],
+                ip: Some("10.99.0.100".parse().unwrap()),
+                profile: Some("ubuntu-2404".into()),
+                install: true,
+            },
+        },
+    });
+    select_unknown(&mut a, "ac:1f:6b:00:00:07");
+    press(&mut a, &[KeyCode::Char('a')]);
+    let d = a.dialog().unwrap();
+    assert_eq!(d.ip.value(), "10.99.0.101");
+    assert_eq!(d.hostname.value(), "dev-05");
+    assert!(d.validate(&a.model).is_ok(), "{:?}", d.validate(&a.model));
+}
+
+#[test]
+fn the_leases_view_names_an_adopted_machine_and_says_what_each_lease_is() {
+    let mut a = app();
+    a.apply(&Event {
+        at: T0 + 19_000,
+        kind: EventKind::InventoryMachineChanged {
+            machine: KnownMachine {
+                hostname: "dev-04".into(),
+                group: "k8s-dev".into(),
+                macs: vec![mac("52:54:00:99:00:01")],
+                ip: None,
+                profile: Some("ubuntu-2404".into()),
+                install: true,
+            },
+        },
+    });
+    a.tab = Tab::Leases;
+    let s = screen(&a, 80, 24);
+    let line = s.lines().find(|l| l.contains("10.99.0.150")).unwrap();
+    assert!(line.contains("dev-04"), "the adopted name, not '-': {line}");
+    // Leases granted 120 s, 20 s ago: bound. At 100 s, expiring.
+    assert!(line.contains("bound"), "{line}");
+    a.now = T0 + 110_000;
+    let s = screen(&a, 60, 20);
+    let line = s.lines().find(|l| l.contains("10.99.0.150")).unwrap();
+    assert!(
+        line.contains("expiring") && line.contains("dev-04"),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_mouse_selects_tabs_and_rows_and_the_wheel_scrolls() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    use ratatui::layout::Rect;
+    let click = |kind, column, row| MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let area = Rect::new(0, 0, 80, 24);
+    let mut a = app();
+    let s = screen(&a, 80, 24);
+    let lines: Vec<&str> = s.lines().collect();
+    // The second data row of the table, wherever the layout put it.
+    let header = lines.iter().position(|l| l.contains("MAC")).unwrap() as u16;
+    let second = lines[header as usize + 2];
+    let down = MouseEventKind::Down(MouseButton::Left);
+    a.on_mouse(click(down, 5, header + 2), area);
+    assert_eq!(a.cursor[0], 1);
+    assert!(second.contains(&a.selected_machine().unwrap().mac.to_string()));
+    // A click on the selected row opens it.
+    let actions = a.on_mouse(click(down, 5, header + 2), area);
+    assert!(
+        matches!(actions.as_slice(), [Action::FetchDetail(_)]),
+        "{actions:?}"
+    );
+    press(&mut a, &[KeyCode::Esc]);
+    a.on_mouse(click(MouseEventKind::ScrollDown, 5, 10), area);
+    assert_eq!(a.cursor[0], 4, "the wheel moves three rows");
+    // The tab bar: " 1 Machines  2 Leases …".
+    let tabs = lines.iter().position(|l| l.contains("2 Leases")).unwrap() as u16;
+    let x = lines[tabs as usize].find("2 Leases").unwrap() as u16;
+    a.on_mouse(click(down, x, tabs), area);
+    assert_eq!(a.tab, Tab::Leases);
+    // Nothing happens under an open dialog.
+    press(&mut a, &[KeyCode::Char('?')]);
+    a.on_mouse(click(down, 2, tabs), area);
+    assert_eq!(a.tab, Tab::Leases);
+}
+
+#[test]
+fn a_failed_machine_shows_why_at_80x24_and_the_log_lists_the_failure() {
+    let mut a = app();
+    a.detail = Some(mac("52:54:00:d0:00:02"));
+    a.detail_text = Some((mac("52:54:00:d0:00:02"), "decision: install\n".into()));
+    let s = screen(&a, 80, 24);
+    assert!(
+        s.contains("last error: ubuntu-24.04/vmlinuz: the client went away"),
+        "the failure in the detail header at 80x24:\n{s}"
+    );
+    insta::assert_snapshot!("detail_failed_80x24", s);
+    let mut a = app();
+    a.tab = Tab::Log;
+    let s = screen(&a, 80, 24);
+    assert!(
+        s.contains("dev-02: HTTP ubuntu-24.04/vmlinuz failed"),
+        "{s}"
+    );
+    assert!(s.contains("04:40:00 pxedeck"), "wall-clock times: {s}");
+}
+
+#[test]
+fn delete_forgets_an_unknown_machine_after_a_yes() {
+    let mut a = app();
+    select_unknown(&mut a, "ac:1f:6b:00:00:07");
+    assert!(press(&mut a, &[KeyCode::Delete]).is_empty());
+    assert!(screen(&a, 80, 24).contains("forget unknown machine ac:1f:6b:00:00:07? y/n"));
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('y')]),
+        vec![Action::Send(Command::Forget {
+            mac: mac("ac:1f:6b:00:00:07")
+        })]
+    );
+    select_unknown(&mut a, "52:54:00:d0:00:01");
+    assert!(press(&mut a, &[KeyCode::Delete]).is_empty());
+    assert!(
+        a.confirmation().is_none(),
+        "known machines are not forgotten"
+    );
+    assert!(a.status.as_ref().unwrap().error);
 }

@@ -132,7 +132,7 @@ fn a_power_key_asks_first_and_no_means_nothing_is_sent() {
     let s = screen(&a, 120, 30);
     assert!(s.contains("power cycle: 1 machine(s) (node-1)? y/n"), "{s}");
     assert!(press(&mut a, &[KeyCode::Char('n')]).is_empty());
-    assert!(a.bmc_question().is_none());
+    assert!(a.confirmation().is_none());
     let sent = press(&mut a, &[KeyCode::Char('X'), KeyCode::Char('y')]);
     assert_eq!(
         sent,
@@ -153,7 +153,7 @@ fn reinstall_of_the_marked_set_names_the_count() {
     );
     assert_eq!(a.marked.len(), 3);
     assert!(press(&mut a, &[KeyCode::Char('I')]).is_empty());
-    let question = a.bmc_question().unwrap().to_string();
+    let question = a.confirmation().unwrap().question.clone();
     assert!(question.starts_with("reinstall"), "{question}");
     assert!(
         question.contains(": 3 machine(s) (node-1, node-2, …)? y/n"),

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::boot::decide::Chain;
 use crate::dhcp::options::{self, OperatorOption};
 use crate::dhcp::relay_agent::RelayMatch;
+use crate::model::StageTimeouts;
 use crate::yaml;
 
 /// What the DHCP side does on the provisioning segment.
@@ -88,6 +89,9 @@ pub struct Config {
     pub loaders: LoaderPaths,
     pub git: GitConfig,
     pub history: HistoryConfig,
+    /// How long a machine may idle in each boot stage before the console
+    /// calls it stuck (`stuck_after`).
+    pub stuck_after: StageTimeouts,
 }
 
 /// Committing the inventory's changes when it is a git work tree.
@@ -299,6 +303,19 @@ struct WireConfig {
     history: WireHistory,
     bmc: WireBmc,
     loaders: WireLoaders,
+    stuck_after: WireStuck,
+}
+
+/// Per-stage stuck timeouts; a stage left out keeps its default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct WireStuck {
+    dhcp: Option<WireDuration>,
+    loader: Option<WireDuration>,
+    script: Option<WireDuration>,
+    kernel: Option<WireDuration>,
+    initrd: Option<WireDuration>,
+    config: Option<WireDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -804,6 +821,20 @@ impl Config {
                 format!("bmc.max_concurrent must be 1-{MAX_BMC_CONCURRENT}"),
             ));
         }
+        let mut stuck_after = StageTimeouts::default();
+        let s = &wire.stuck_after;
+        for (name, d) in [
+            ("dhcp", &s.dhcp),
+            ("loader", &s.loader),
+            ("script", &s.script),
+            ("kernel", &s.kernel),
+            ("initrd", &s.initrd),
+            ("config", &s.config),
+        ] {
+            if let Some(d) = d {
+                stuck_after.set(name, positive(&format!("stuck_after.{name}"), d)?);
+            }
+        }
         let lease_file = resolve(wire.dhcp.lease_file.as_deref().unwrap_or("leases.jsonl"));
         // Generated secrets live with the leases: the state directory.
         let beside_leases = |explicit: &Option<String>, name: &str| {
@@ -923,6 +954,7 @@ impl Config {
                 per_machine: wire.history.per_machine,
                 total: wire.history.total,
             },
+            stuck_after,
         })
     }
 }

@@ -209,3 +209,20 @@ fn git_and_history_have_defaults_and_refuse_nonsense_with_the_line() {
     assert!(err("history:\n  total: 2000000\n").contains("<= 1000000"));
     assert!(err("history:\n  per_machine: 50\n  total: 10\n").contains("per_machine 50, total 10"));
 }
+
+#[test]
+fn stuck_timeouts_are_read_per_stage_and_bad_ones_refused() {
+    let c = Config::from_text("stuck_after:\n  kernel: 90s\n  config: 2h\n", None).unwrap();
+    let defaults = StageTimeouts::default();
+    assert_eq!(c.stuck_after.kernel, 90_000);
+    assert_eq!(c.stuck_after.config, 2 * 3600 * 1000);
+    assert_eq!(
+        c.stuck_after.script, defaults.script,
+        "others keep defaults"
+    );
+    assert_eq!(Config::builtin().stuck_after, defaults);
+    let e = err("stuck_after:\n  kernel: 0\n");
+    assert!(e.contains(":2:") && e.contains("more than 0"), "{e}");
+    let e = err("stuck_after:\n  done: 1m\n");
+    assert!(e.contains(":2:") && e.contains("done"), "{e}");
+}

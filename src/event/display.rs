@@ -86,7 +86,7 @@ impl EventKind {
             | E::InventoryError { .. }
             | E::InventoryWritten { .. }
             | E::GitStatus(_) => Subsystem::Inventory,
-            E::CommandFailed { .. } => Subsystem::Api,
+            E::CommandFailed { .. } | E::MachineForgotten { .. } => Subsystem::Api,
             E::Log { target, .. } => Subsystem::named(target),
         }
     }
@@ -339,6 +339,7 @@ impl fmt::Display for EventKind {
                 change,
             } => write!(f, "{hostname}: {change} ({path})"),
             E::CommandFailed { command, error } => write!(f, "{command} failed: {error}"),
+            E::MachineForgotten { mac } => write!(f, "forgot unknown machine {mac}"),
             E::Log { message, .. } => f.write_str(message),
             E::GitStatus(g) => write!(
                 f,

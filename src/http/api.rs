@@ -350,6 +350,39 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
         .into_response()
 }
 
+/// Every state's count (zeros too, so a series never vanishes), a
+/// machine stuck at `now` counted as `stuck` rather than its state.
+fn machines_by_state(m: &crate::model::Model, now: crate::clock::Millis) -> Vec<(String, u64)> {
+    use crate::model::MachineState as S;
+    let states = [
+        S::Known,
+        S::Discovered,
+        S::Held,
+        S::Booting,
+        S::Loading,
+        S::Installing,
+        S::Installed,
+        S::Local,
+        S::Failed,
+    ];
+    let mut counts: Vec<(&str, u64)> = states.iter().map(|s| (s.label(), 0)).collect();
+    counts.push(("stuck", 0));
+    for row in &m.machines {
+        let label = if m.stuck_at(row, now).is_some() {
+            "stuck"
+        } else {
+            row.state.label()
+        };
+        if let Some(c) = counts.iter_mut().find(|(l, _)| *l == label) {
+            c.1 += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(l, n)| (format!("{{state=\"{l}\"}}"), n))
+        .collect()
+}
+
 fn render_metrics(s: &HttpState) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
@@ -360,8 +393,9 @@ fn render_metrics(s: &HttpState) -> String {
     };
     let one = |v: u64| vec![(String::new(), v)];
     // Copy out the few numbers needed; the model is not cloned per scrape.
-    let (counters, problems, machines, dropped, http_active) = {
+    let (counters, problems, machines, dropped, http_active, by_state) = {
         let m = s.model.lock();
+        let by_state = machines_by_state(&m, crate::clock::now_millis());
         let http_active = m
             .transfers
             .values()
@@ -373,6 +407,7 @@ fn render_metrics(s: &HttpState) -> String {
             m.machines.len(),
             m.unknown.dropped,
             http_active,
+            by_state,
         )
     };
     // DHCP and TFTP counts come from the servers' own counters, exact
@@ -516,6 +551,12 @@ fn render_metrics(s: &HttpState) -> String {
         one(machines as u64),
     );
     family(
+        "pxedeck_machines_by_state",
+        "gauge",
+        "Machines by state; `stuck` ones (idle past their stage's stuck_after) counted there instead.",
+        by_state,
+    );
+    family(
         "pxedeck_machines_dropped_total",
         "counter",
         "Unknown machines dropped from the model over unknown.max_machines.",
@@ -569,4 +610,58 @@ fn render_metrics(s: &HttpState) -> String {
         one(s.model.subscribers.refused()),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventKind, KnownMachine};
+
+    #[test]
+    fn a_stuck_machine_is_counted_as_stuck_not_by_its_state() {
+        let mut m = crate::model::Model::default();
+        let mac: crate::ident::Mac = "52:54:00:00:00:01".parse().unwrap();
+        m.apply(&Event {
+            at: 0,
+            kind: EventKind::InventoryReloaded {
+                machines: vec![KnownMachine {
+                    hostname: "dev-01".into(),
+                    group: "g".into(),
+                    macs: vec![mac],
+                    ip: Some("10.0.0.5".parse().unwrap()),
+                    profile: Some("p".into()),
+                    install: true,
+                }],
+                profiles: vec![],
+                groups: vec![],
+                group_info: vec![],
+            },
+        });
+        m.apply(&Event {
+            at: 1_000,
+            kind: EventKind::ScriptServed {
+                client: "10.0.0.5".parse().unwrap(),
+                mac: Some(mac),
+                hostname: Some("dev-01".into()),
+                kind: crate::boot::ScriptKind::Install,
+                profile: Some("p".into()),
+                chain: crate::boot::decide::Chain::Ipxe,
+            },
+        });
+        let count = |now, state: &str| {
+            machines_by_state(&m, now)
+                .into_iter()
+                .find(|(l, _)| l == &format!("{{state=\"{state}\"}}"))
+                .map(|(_, n)| n)
+        };
+        assert_eq!(
+            (count(2_000, "booting"), count(2_000, "stuck")),
+            (Some(1), Some(0))
+        );
+        let late = 1_000 + m.stage_timeouts.script + 1;
+        assert_eq!(
+            (count(late, "booting"), count(late, "stuck")),
+            (Some(0), Some(1))
+        );
+    }
 }

@@ -239,6 +239,11 @@ pub async fn config(
         None => not_found(&state, format!("{hostname} has no config named {name}")),
         Some(Ok(rendered)) => {
             state.stats.answered(HttpResponse::Config);
+            // An installer that never calls back (Talos) is done once
+            // it has the config the profile names.
+            if m.install && m.done_on_config.as_deref() == Some(name.as_str()) {
+                mark_done(&state, hostname.clone(), m.macs.first().copied());
+            }
             state.bus.emit(EventKind::ConfigServed {
                 client,
                 hostname: hostname.clone(),
@@ -267,6 +272,34 @@ pub async fn config(
             )
         }
     }
+}
+
+/// The done callback on the installer's behalf (`done_on_config`): the
+/// same install flip and event as `/done`, in the background so the
+/// config goes out at once; a failed write is logged, and the machine
+/// stays `install: true` as if it had never called.
+fn mark_done(state: &Arc<HttpState>, hostname: String, mac: Option<crate::ident::Mac>) {
+    let Some(control) = state.control.clone() else {
+        return;
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        let host = hostname.clone();
+        let written = tokio::task::spawn_blocking(move || control.set_install(&host, false)).await;
+        match written {
+            Ok(Ok(())) => state.bus.emit(EventKind::InstallDone { hostname, mac }),
+            Ok(Err(e)) => state.bus.emit(EventKind::Log {
+                level: Level::Error,
+                target: "http".into(),
+                message: format!("{hostname}: marking the install done after its config: {e}"),
+            }),
+            Err(e) => state.bus.emit(EventKind::Log {
+                level: Level::Error,
+                target: "http".into(),
+                message: format!("{hostname}: marking the install done: {e}"),
+            }),
+        }
+    });
 }
 
 /// `/done/<hostname>` without a capability: refused.

@@ -44,6 +44,9 @@ pub struct Machine {
     pub dhcp_options: Vec<OperatorOption>,
     /// Its BMC, when the machine or its group names one (`bmc:`).
     pub bmc: Option<BmcSpec>,
+    /// For installers that never call back (`done_on_config`): serving
+    /// this config counts as the done callback.
+    pub done_on_config: Option<String>,
     /// Every effective value: defaults chain → profile → machine file.
     pub values: Node,
 }
@@ -184,6 +187,7 @@ pub(super) fn extract_machine(
         configs: BTreeMap::new(),
         dhcp_options: Vec::new(),
         bmc: None,
+        done_on_config: None,
         values: Node::empty_map(Origin { file, line: 1 }),
     };
     let mut run = |r: Result<(), FieldError>| {
@@ -283,6 +287,27 @@ pub(super) fn extract_machine(
     }
     if let Some(n) = values.get("configs") {
         run(configs(n).map(|c| m.configs = c));
+    }
+    if let Some(n) = values.get("done_on_config") {
+        run(string(n, "done_on_config").and_then(|name| {
+            if m.configs.contains_key(&name) {
+                m.done_on_config = Some(name);
+                Ok(())
+            } else {
+                let known: Vec<&str> = m.configs.keys().map(String::as_str).collect();
+                Err(field_err(
+                    n,
+                    format!(
+                        "done_on_config names {name:?}, which is not one of its configs ({})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ))
+            }
+        }));
     }
     if let Some(n) = values.get("dhcp_options") {
         match crate::dhcp::options::parse(n) {

@@ -8,12 +8,14 @@
 //! | inventory errors    | a reload fails                          | a reload succeeds                     |
 //! | pool nearly full    | ≥ 90 % of a pool of ≥ 10 is leased      | leases drop below that (or it is out) |
 //! | transfer failures   | ≥ 5 transfers failed in the last minute | fewer did                             |
+//! | machines stuck      | a machine idles past its stage timeout  | it moves on, fails, or leaves         |
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
 use super::Model;
+use super::stage::Stuck;
 use crate::clock::Millis;
 use crate::event::{Level, PoolInfo};
 
@@ -33,11 +35,30 @@ pub const POOL_NEARLY_FULL_MIN_SIZE: u64 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Alert {
-    RogueDhcp { server: Ipv4Addr, count: u64 },
-    PoolExhausted { subnet: String },
-    InventoryErrors { count: usize },
-    PoolNearlyFull { subnet: String, percent: u64 },
-    TransferFailures { count: usize },
+    RogueDhcp {
+        server: Ipv4Addr,
+        count: u64,
+    },
+    PoolExhausted {
+        subnet: String,
+    },
+    InventoryErrors {
+        count: usize,
+    },
+    PoolNearlyFull {
+        subnet: String,
+        percent: u64,
+    },
+    TransferFailures {
+        count: usize,
+    },
+    /// Machines idle past their stage's timeout; `first` (hostname, else
+    /// MAC) is the one stuck longest, and `stuck` says where.
+    MachinesStuck {
+        count: usize,
+        first: String,
+        stuck: Stuck,
+    },
 }
 
 /// Another DHCP server seen answering on the segment.
@@ -104,7 +125,7 @@ impl Model {
             });
         }
         if let Some(server) = &self.server {
-            out.extend(server.pools.iter().filter_map(|p| self.nearly_full(p)));
+            out.extend(server.pools.iter().filter_map(|p| self.nearly_full(p, now)));
         }
         let failures = self
             .recent
@@ -118,14 +139,27 @@ impl Model {
         if failures >= FAILURES_ALERT {
             out.push(Alert::TransferFailures { count: failures });
         }
+        let stuck = self.stuck_machines(now);
+        if let Some((m, s)) = stuck.iter().max_by_key(|(_, s)| s.idle) {
+            out.push(Alert::MachinesStuck {
+                count: stuck.len(),
+                first: m.hostname.clone().unwrap_or_else(|| m.mac.to_string()),
+                stuck: *s,
+            });
+        }
         out
     }
 
     /// The nearly-full alert for a pool, unless it is already out.
-    fn nearly_full(&self, pool: &PoolInfo) -> Option<Alert> {
+    fn nearly_full(&self, pool: &PoolInfo, now: Millis) -> Option<Alert> {
         let size =
             u64::from(u32::from(pool.last)).saturating_sub(u64::from(u32::from(pool.first))) + 1;
-        let used = self.leases.range(pool.first..=pool.last).count() as u64;
+        // Offers and quarantines hold an address only until they run out.
+        let used = self
+            .leases
+            .range(pool.first..=pool.last)
+            .filter(|(_, l)| l.kind == super::LeaseKind::Bound || l.expires > now)
+            .count() as u64;
         let full = used * 100 >= size * POOL_NEARLY_FULL_PERCENT;
         (size >= POOL_NEARLY_FULL_MIN_SIZE && full && !self.exhausted_pools.contains(&pool.subnet))
             .then(|| Alert::PoolNearlyFull {

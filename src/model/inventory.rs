@@ -49,6 +49,7 @@ fn merge_groups(names: &[String], details: &[GroupInfo]) -> Vec<GroupInfo> {
                     name: name.clone(),
                     hostname_pattern: None,
                     profile: None,
+                    adopt_install: false,
                 })
         })
         .collect();
@@ -67,6 +68,7 @@ fn label(row: &mut MachineRow, known: Option<&KnownMachine>) {
             row.group = Some(k.group.clone());
             row.profile = k.profile.clone();
             row.install = Some(k.install);
+            row.fixed_ip = k.ip;
             if row.ip.is_none() {
                 row.ip = k.ip;
             }
@@ -76,6 +78,7 @@ fn label(row: &mut MachineRow, known: Option<&KnownMachine>) {
             row.group = None;
             row.profile = None;
             row.install = None;
+            row.fixed_ip = None;
         }
     }
 }

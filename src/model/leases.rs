@@ -19,6 +19,62 @@ pub struct LeaseRow {
     pub hostname: Option<String>,
     pub fixed: bool,
     pub expires: Millis,
+    /// Offered, bound, or declined (quarantined until `expires`).
+    #[serde(default)]
+    pub kind: LeaseKind,
+    /// When it was offered, bound or declined: with `expires`, how long
+    /// it was granted for.
+    #[serde(default)]
+    pub since: Millis,
+}
+
+/// What the server did with an address, as the fold saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseKind {
+    /// Held for a client that has not yet asked for it (OFFER).
+    Offered,
+    #[default]
+    Bound,
+    /// The client said it is in use (DECLINE): out of use until `expires`.
+    Declined,
+}
+
+/// A lease's state at a time, as the Leases view shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    Offered,
+    Bound,
+    /// Bound, with less than a quarter of its time left.
+    Expiring,
+    Expired,
+    Quarantined,
+}
+
+impl LeaseState {
+    pub fn label(self) -> &'static str {
+        match self {
+            LeaseState::Offered => "offered",
+            LeaseState::Bound => "bound",
+            LeaseState::Expiring => "expiring",
+            LeaseState::Expired => "expired",
+            LeaseState::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl LeaseRow {
+    pub fn state(&self, now: Millis) -> LeaseState {
+        let left = self.expires.saturating_sub(now);
+        let granted = self.expires.saturating_sub(self.since);
+        match self.kind {
+            _ if left == 0 => LeaseState::Expired,
+            LeaseKind::Offered => LeaseState::Offered,
+            LeaseKind::Declined => LeaseState::Quarantined,
+            LeaseKind::Bound if left.saturating_mul(4) < granted => LeaseState::Expiring,
+            LeaseKind::Bound => LeaseState::Bound,
+        }
+    }
 }
 
 /// Whether `ip` belongs to the pool named `subnet` (as the DHCP server
@@ -52,10 +108,50 @@ impl Model {
         self.row(mac).ip = Some(ip);
     }
 
+    /// An OFFER holds the address for the client: shown as offered until
+    /// it binds (or the hold runs out). A proxyDHCP answer gives nothing.
+    pub(super) fn lease_offered(&mut self, at: Millis, mac: Mac, ip: Ipv4Addr) {
+        let taken = self
+            .leases
+            .get(&ip)
+            .is_some_and(|l| l.kind != LeaseKind::Offered && l.expires > at);
+        if taken {
+            return;
+        }
+        self.leases.insert(
+            ip,
+            LeaseRow {
+                ip,
+                mac,
+                hostname: None,
+                fixed: false,
+                expires: at + crate::dhcp::handler::OFFER_HOLD_MS,
+                kind: LeaseKind::Offered,
+                since: at,
+            },
+        );
+    }
+
     pub(super) fn lease_ended(&mut self, at: Millis, mac: Mac, ip: Ipv4Addr, why: LeaseEnd) {
         if self.leases.get(&ip).is_some_and(|l| l.mac == mac) {
             self.leases.remove(&ip);
             self.lease_of.remove(&mac);
+            // A declined address stays listed while it is out of use.
+            if why == LeaseEnd::Declined {
+                let until = at + crate::dhcp::handler::DECLINE_QUARANTINE_MS;
+                self.leases.insert(
+                    ip,
+                    LeaseRow {
+                        ip,
+                        mac,
+                        hostname: None,
+                        fixed: false,
+                        expires: until,
+                        kind: LeaseKind::Declined,
+                        since: at,
+                    },
+                );
+            }
         }
         if let Some(row) = self.existing_row(mac) {
             row.step(at, StepKind::LeaseEnded { ip, why }, false);

@@ -7,10 +7,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use super::Model;
+use super::stage::{Entered, Stage};
 use super::timeline::{self, DhcpStage, Step, StepKind};
 use crate::boot::arch::Firmware;
 use crate::boot::decide::Chain;
-use crate::boot::grub::Stage;
+use crate::boot::grub::Stage as GrubStage;
 use crate::boot::{BootDecision, ScriptKind};
 use crate::clock::Millis;
 use crate::dhcp::{DhcpReply, RelayAgentSeen};
@@ -73,6 +74,9 @@ pub struct MachineRow {
     #[serde(default)]
     pub relay_agent: Option<RelayAgentSeen>,
     pub ip: Option<Ipv4Addr>,
+    /// The inventory's fixed address for it, whatever lease it holds.
+    #[serde(default)]
+    pub fixed_ip: Option<Ipv4Addr>,
     pub state: MachineState,
     pub last_seen: Option<Millis>,
     /// The transfer running now, if any (id into `Model::transfers`).
@@ -85,6 +89,15 @@ pub struct MachineRow {
     /// (or not polled yet).
     #[serde(default)]
     pub power: Option<super::power::PowerView>,
+    /// The boot stage reached, once the machine has started one.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    /// When it entered that stage.
+    #[serde(default)]
+    pub stage_since: Millis,
+    /// Its last sign of life: what stuck detection measures from.
+    #[serde(default)]
+    pub idle_since: Millis,
 }
 
 impl MachineRow {
@@ -102,6 +115,7 @@ impl MachineRow {
             relay: None,
             relay_agent: None,
             ip: None,
+            fixed_ip: None,
             state: MachineState::Known,
             last_seen: None,
             transfer: None,
@@ -109,6 +123,9 @@ impl MachineRow {
             chain: None,
             timeline: VecDeque::new(),
             power: None,
+            stage: None,
+            stage_since: 0,
+            idle_since: 0,
         }
     }
 
@@ -214,6 +231,21 @@ impl Model {
             .map(|m| m.mac)
     }
 
+    /// An operator forgot an unknown machine: its row goes (a machine in
+    /// the inventory keeps its row). It comes back if it asks again.
+    pub(super) fn forget(&mut self, at: Millis, mac: Mac) {
+        let Some(&i) = self.by_mac.get(&mac) else {
+            return;
+        };
+        if !self.machines[i].is_unknown() {
+            return;
+        }
+        self.machines.remove(i);
+        self.index_machines();
+        let line = format!("forgot unknown machine {mac}");
+        self.log(at, crate::event::Level::Info, "command", line);
+    }
+
     pub(super) fn dhcp_seen(&mut self, at: Millis, seen: &DhcpSeen) {
         *self.counters.dhcp_in.entry(seen.message).or_default() += 1;
         let row = self.row(seen.mac);
@@ -237,6 +269,16 @@ impl Model {
             false,
         );
         row.state = state_after_dhcp(&seen.decision, row.state);
+        // A firmware's DISCOVER starts a boot; iPXE's and an installer's
+        // DHCP happen inside one.
+        if seen.message == crate::dhcp::DhcpMessage::Discover
+            && !seen.ipxe
+            && seen.firmware.is_some()
+        {
+            row.advance(at, Entered::FirmwareDhcp);
+        } else {
+            row.touch(at);
+        }
     }
 
     pub(super) fn dhcp_replied(
@@ -285,6 +327,13 @@ impl Model {
         }
         row.state = state_after_script(kind);
         row.chain = Some(chain);
+        match kind {
+            ScriptKind::Install | ScriptKind::Discover | ScriptKind::Menu => {
+                row.advance(at, Entered::Script)
+            }
+            ScriptKind::Local => row.advance(at, Entered::LocalBoot),
+            ScriptKind::Hold | ScriptKind::Error => row.touch(at),
+        }
         let step = StepKind::Script {
             kind,
             profile: profile.map(str::to_string),
@@ -299,7 +348,7 @@ impl Model {
         at: Millis,
         mac: Mac,
         hostname: Option<&str>,
-        stage: Stage,
+        stage: GrubStage,
         reason: &str,
     ) {
         if !self.may_list_for_script(&mac, hostname) {
@@ -322,6 +371,7 @@ impl Model {
         };
         let row = self.row(mac);
         row.state = MachineState::Installing;
+        row.advance(at, Entered::Config);
         row.hostname.get_or_insert_with(|| hostname.to_string());
         row.step(at, StepKind::Config { name: name.into() }, false);
     }
@@ -334,6 +384,8 @@ impl Model {
         let row = self.row(mac);
         row.state = MachineState::Installed;
         row.install = Some(false);
+        row.advance(at, Entered::Done);
         row.step(at, StepKind::InstallDone, false);
+        self.note_done(at);
     }
 }

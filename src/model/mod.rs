@@ -16,6 +16,7 @@ mod leases;
 mod log;
 mod machines;
 mod power;
+mod stage;
 mod timeline;
 mod transfers;
 
@@ -30,10 +31,11 @@ pub use alerts::{
 };
 pub use bound::UnknownBound;
 pub use inventory::InventoryStatus;
-pub use leases::LeaseRow;
+pub use leases::{LeaseKind, LeaseRow, LeaseState};
 pub use log::{LOG_LINES, LogLine};
 pub use machines::{MachineRow, MachineState};
 pub use power::PowerView;
+pub use stage::{DONE_TIMES_KEPT, Overview, RATE_WINDOW_MS, Stage, StageTimeouts, Stuck};
 pub use timeline::{DhcpStage, Step, StepKind, TIMELINE_LEN};
 pub use transfers::{TransferRow, TransferState};
 
@@ -93,6 +95,13 @@ pub struct Model {
     pub exhausted_pools: Vec<String>,
     /// Where the services listen (from the `Started` event).
     pub server: Option<ServerInfo>,
+    /// How long a machine may sit in each stage before it is stuck (from
+    /// the config; in the snapshot, so `attach` judges alike).
+    #[serde(default)]
+    pub stage_timeouts: StageTimeouts,
+    /// When installs finished, newest last (bounded): the done rate.
+    #[serde(default)]
+    pub done_times: VecDeque<Millis>,
     /// Bumped on every change: the console redraws when it moves.
     pub generation: u64,
     /// Time of the newest event folded in.
@@ -120,8 +129,16 @@ impl Model {
                 reply,
                 ip,
                 boot_file,
-                proxy: _,
-            } => self.dhcp_replied(at, *mac, *reply, *ip, boot_file.as_deref()),
+                proxy,
+            } => {
+                if *reply == DhcpReply::Offer
+                    && !*proxy
+                    && let Some(ip) = ip
+                {
+                    self.lease_offered(at, *mac, *ip);
+                }
+                self.dhcp_replied(at, *mac, *reply, *ip, boot_file.as_deref())
+            }
             EventKind::LeaseBound {
                 mac,
                 ip,
@@ -134,6 +151,8 @@ impl Model {
                 hostname: hostname.clone(),
                 fixed: *fixed,
                 expires: *expires,
+                kind: LeaseKind::Bound,
+                since: at,
             }),
             EventKind::LeaseEnded { mac, ip, why } => self.lease_ended(at, *mac, *ip, *why),
             EventKind::PoolExhausted { subnet, mac } => self.pool_exhausted(at, subnet, *mac),
@@ -232,6 +251,7 @@ impl Model {
                 ok,
                 message,
             } => self.bmc_action(at, hostname, action, *ok, message),
+            EventKind::MachineForgotten { mac } => self.forget(at, *mac),
             EventKind::Log {
                 level,
                 target,

@@ -685,3 +685,142 @@ fn rogue_servers_are_remembered_up_to_a_cap_the_quietest_going_first() {
     assert_eq!(m.rogue_servers.len(), ROGUE_SERVERS_KEPT);
     assert!(!m.rogue_servers.contains_key(&Ipv4Addr::new(10, 99, 0, 0)));
 }
+
+#[test]
+fn a_machine_idle_after_its_script_is_stuck_until_it_asks_for_the_kernel() {
+    let mut m = Model::default();
+    m.apply(&ev(0, known("dev-01", true)));
+    let install = BootDecision::Install {
+        profile: "ubuntu-2404".into(),
+    };
+    m.apply(&ev(1000, seen(DhcpMessage::Discover, install)));
+    m.apply(&lease(1100));
+    m.apply(&started(1200, 1, "ipxe.efi", 1000));
+    m.apply(&ev(
+        1300,
+        EventKind::TransferDone {
+            id: 1,
+            bytes: 1000,
+            millis: 100,
+        },
+    ));
+    m.apply(&ev(
+        2000,
+        EventKind::ScriptServed {
+            client: "10.99.0.100".parse().unwrap(),
+            mac: None,
+            hostname: Some("dev-01".into()),
+            kind: ScriptKind::Install,
+            profile: Some("ubuntu-2404".into()),
+            chain: crate::boot::decide::Chain::Ipxe,
+        },
+    ));
+    let row = m.machine(&mac()).unwrap();
+    assert_eq!((row.stage, row.stage_since), (Some(Stage::Script), 2000));
+    let limit = m.stage_timeouts.script;
+    let stuck = |m: &Model, now| {
+        m.alerts(now)
+            .into_iter()
+            .find(|a| matches!(a, Alert::MachinesStuck { .. }))
+    };
+    assert_eq!(stuck(&m, 2000 + limit), None);
+    let Some(Alert::MachinesStuck {
+        count,
+        first,
+        stuck: s,
+    }) = stuck(&m, 2000 + limit + 1)
+    else {
+        panic!("no stuck alert: {:?}", m.alerts(2000 + limit + 1));
+    };
+    assert_eq!(
+        (count, first.as_str(), s.stage),
+        (1, "dev-01", Stage::Script)
+    );
+    let o = m.overview(2000 + limit + 1);
+    assert_eq!((o.stuck, o.in_stage(Stage::Script)), (1, 1));
+    // The kernel request ends it.
+    let late = 2000 + limit + 10;
+    m.apply(&started(late, 2, "vmlinuz", 1000));
+    assert_eq!(m.machine(&mac()).unwrap().stage, Some(Stage::Kernel));
+    assert_eq!(stuck(&m, late + 1), None, "cleared when the cause ends");
+    m.apply(&ev(
+        late + 5,
+        EventKind::InstallDone {
+            hostname: "dev-01".into(),
+            mac: None,
+        },
+    ));
+    let o = m.overview(late + 6);
+    assert_eq!((o.in_stage(Stage::Done), o.done_per_minute), (1, 1));
+    assert_eq!(m.overview(late + 6 + RATE_WINDOW_MS).done_per_minute, 0);
+}
+
+#[test]
+fn a_lease_is_offered_bound_expiring_expired_or_quarantined() {
+    use crate::dhcp::DhcpReply;
+    let ip: std::net::Ipv4Addr = "10.99.0.100".parse().unwrap();
+    let mut m = Model::default();
+    let offer = |at, proxy| {
+        ev(
+            at,
+            EventKind::DhcpReplied {
+                mac: mac(),
+                reply: DhcpReply::Offer,
+                ip: Some(ip),
+                boot_file: None,
+                proxy,
+            },
+        )
+    };
+    m.apply(&offer(1_000, true));
+    assert!(m.leases.is_empty(), "a proxyDHCP answer holds no address");
+    m.apply(&offer(1_000, false));
+    assert_eq!(m.leases[&ip].state(1_500), LeaseState::Offered);
+    assert_eq!(
+        m.leases[&ip].state(1_000 + crate::dhcp::handler::OFFER_HOLD_MS),
+        LeaseState::Expired
+    );
+    m.apply(&lease(2_000)); // expires 2_000 + 120_000
+    let l = &m.leases[&ip];
+    assert_eq!(l.state(3_000), LeaseState::Bound);
+    assert_eq!(l.state(2_000 + 100_000), LeaseState::Expiring);
+    assert_eq!(l.state(2_000 + 120_000), LeaseState::Expired);
+    // A renewal's OFFER never downgrades a bound lease.
+    m.apply(&offer(3_000, false));
+    assert_eq!(m.leases[&ip].kind, LeaseKind::Bound);
+    m.apply(&ev(
+        4_000,
+        EventKind::LeaseEnded {
+            mac: mac(),
+            ip,
+            why: LeaseEnd::Declined,
+        },
+    ));
+    assert_eq!(m.leases[&ip].state(5_000), LeaseState::Quarantined);
+    let out = 4_000 + crate::dhcp::handler::DECLINE_QUARANTINE_MS;
+    assert_eq!(m.leases[&ip].state(out), LeaseState::Expired);
+    m.apply(&ev(
+        6_000,
+        EventKind::LeaseEnded {
+            mac: mac(),
+            ip,
+            why: LeaseEnd::Released,
+        },
+    ));
+    assert!(m.leases.is_empty());
+}
+
+#[test]
+fn forgetting_drops_an_unknown_row_and_keeps_a_known_one() {
+    let mut m = Model::default();
+    m.apply(&ev(1, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    assert_eq!(m.machines.len(), 1);
+    m.apply(&ev(2, EventKind::MachineForgotten { mac: mac() }));
+    assert!(m.machines.is_empty() && m.machine(&mac()).is_none());
+    // It comes back when it asks again.
+    m.apply(&ev(3, seen(DhcpMessage::Discover, BootDecision::Hold)));
+    assert!(m.machine(&mac()).is_some());
+    m.apply(&ev(4, known("dev-01", false)));
+    m.apply(&ev(5, EventKind::MachineForgotten { mac: mac() }));
+    assert!(m.machine(&mac()).is_some(), "known machines stay");
+}

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::machines::MachineState;
+use super::stage::Entered;
 use super::timeline::{self, StepKind};
 use super::{Model, RECENT_TRANSFERS};
 use crate::clock::Millis;
-use crate::event::Protocol;
+use crate::event::{Level, Protocol};
 use crate::ident::Mac;
 
 /// Where a transfer is: running, or how and when it ended.
@@ -84,6 +85,7 @@ impl Model {
             machine.transfer = Some(id);
             machine.state = MachineState::Loading;
             machine.last_seen = Some(at);
+            machine.advance(at, Entered::Transfer);
             machine.step(at, step, false);
         }
     }
@@ -149,6 +151,7 @@ impl Model {
             if machine.transfer == Some(id) {
                 machine.transfer = None;
             }
+            machine.touch(at);
             if let Some(step) = timeline::transfer_step(&mut machine.timeline, id) {
                 step.millis = Some(took);
                 step.failed = failure.is_some();
@@ -157,6 +160,21 @@ impl Model {
                 machine.state = MachineState::Failed;
                 machine.last_error = Some(format!("{}: {reason}", t.path));
             }
+        }
+        if let Some(reason) = failure {
+            // The Log view lists failures with the rest of what happened.
+            let who = t
+                .mac
+                .and_then(|mac| self.machine(&mac))
+                .and_then(|m| m.hostname.clone())
+                .or_else(|| t.mac.map(|m| m.to_string()))
+                .unwrap_or_else(|| t.client.ip().to_string());
+            let line = format!("{who}: {} {} failed: {reason}", t.protocol.name(), t.path);
+            let target = match t.protocol {
+                Protocol::Tftp => "tftp",
+                Protocol::Http => "http",
+            };
+            self.log(at, Level::Warn, target, line);
         }
         t.state = match end {
             End::Done { .. } => TransferState::Done { at },

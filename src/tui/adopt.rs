@@ -61,7 +61,10 @@ pub struct AdoptDialog {
     pub hostname: Input,
     hostname_touched: bool,
     pub ip: Input,
+    /// Off unless the group's `adopt.install` says so: adopting must not
+    /// reimage a machine nobody asked to reinstall.
     pub install: bool,
+    install_touched: bool,
     pub error: Option<String>,
 }
 
@@ -116,14 +119,16 @@ fn free_names(pattern: &str, used: &BTreeSet<String>, count: usize) -> Vec<Strin
         .collect()
 }
 
-/// The first address of any pool range that no lease and no known machine
-/// holds.
+/// The first address of any pool range that no lease, no machine's current
+/// address and no machine's fixed address (an adoption just written, whose
+/// machine still holds another lease) takes.
 pub fn next_free_ip(model: &Model) -> Option<Ipv4Addr> {
     let taken: BTreeSet<Ipv4Addr> = model
         .leases
         .keys()
         .copied()
         .chain(model.machines.iter().filter_map(|m| m.ip))
+        .chain(model.machines.iter().filter_map(|m| m.fixed_ip))
         .collect();
     let pools = &model.server.as_ref()?.pools;
     pools.iter().find_map(|p| {
@@ -154,7 +159,8 @@ impl AdoptDialog {
             hostname: Input::default(),
             hostname_touched: false,
             ip: Input::default(),
-            install: true,
+            install: false,
+            install_touched: false,
             error: None,
         };
         d.group_changed(model);
@@ -203,6 +209,12 @@ impl AdoptDialog {
             self.hostname = Input::default().with_value(value);
         }
         let group = self.group_name().to_string();
+        if !self.install_touched {
+            self.install = model
+                .inventory
+                .group(&group)
+                .is_some_and(|g| g.adopt_install);
+        }
         if let Some(p) = model
             .inventory
             .group(&group)
@@ -241,7 +253,10 @@ impl AdoptDialog {
                 self.group = step(self.group, self.groups.len());
                 self.group_changed(model);
             }
-            Field::Install => self.install = !self.install,
+            Field::Install => {
+                self.install = !self.install;
+                self.install_touched = true;
+            }
             Field::Hostname | Field::Ip => {}
         }
     }

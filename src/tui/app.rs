@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use super::adopt::{self, AdoptDialog};
 use super::backend::Origin;
+use super::draw::Hit;
 use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
 use super::oui;
 use super::theme::Theme;
@@ -50,7 +52,7 @@ pub enum Sort {
 impl Sort {
     pub fn label(self) -> &'static str {
         match self {
-            Sort::Seen => "first seen",
+            Sort::Seen => "failed and stuck first",
             Sort::Hostname => "hostname",
             Sort::Ip => "IP",
             Sort::State => "state",
@@ -120,11 +122,21 @@ pub enum Modal {
     Help,
     /// "quit anyway?" over whatever was open when quitting asked.
     ConfirmQuit(Box<Modal>),
-    /// "power cycle 3 machine(s)? y/n": the command waits for the yes.
-    ConfirmBmc {
-        command: Command,
-        question: String,
-    },
+    /// A destructive command (reimage, release, forget, a BMC action)
+    /// waiting for a yes.
+    Confirm(Confirmation),
+}
+
+/// A command that waits for `y` before it is sent.
+pub struct Confirmation {
+    /// The question, with what it does and to how many.
+    pub question: String,
+    pub command: Command,
+    /// The status line while it runs.
+    pub note: String,
+    /// Whether the marked set is cleared once it is sent (a bulk BMC
+    /// action is done with its marks).
+    pub clears_marks: bool,
 }
 
 pub struct Status {
@@ -207,6 +219,12 @@ impl App {
         self.throughput.push_back(rate);
     }
 
+    /// The time ages and stuck machines are judged at: the console's
+    /// clock, or the newest event if that is later.
+    pub fn clock(&self) -> Millis {
+        self.now.max(self.model.now)
+    }
+
     pub fn rate(&self) -> u64 {
         self.throughput.back().copied().unwrap_or(0)
     }
@@ -219,15 +237,7 @@ impl App {
             Modal::Prompt(_) => Layer::Prompt,
             Modal::Adopt(_) => Layer::Adopt,
             Modal::Help => Layer::Help,
-            Modal::ConfirmQuit(_) | Modal::ConfirmBmc { .. } => Layer::Confirm,
-        }
-    }
-
-    /// The question a BMC action waits on, if one is asked.
-    pub fn bmc_question(&self) -> Option<&str> {
-        match &self.modal {
-            Modal::ConfirmBmc { question, .. } => Some(question),
-            _ => None,
+            Modal::ConfirmQuit(_) | Modal::Confirm(_) => Layer::Confirm,
         }
     }
 
@@ -254,6 +264,14 @@ impl App {
 
     pub fn help_open(&self) -> bool {
         matches!(self.modal, Modal::Help)
+    }
+
+    /// The question a destructive command waits on, if one does.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        match &self.modal {
+            Modal::Confirm(c) => Some(c),
+            _ => None,
+        }
     }
 
     pub fn confirming_quit(&self) -> bool {
@@ -298,7 +316,15 @@ impl App {
             })
             .collect();
         match self.sort {
-            Sort::Seen => {}
+            // Failed, then stuck, on top; the rest as first seen.
+            Sort::Seen => {
+                let now = self.clock();
+                rows.sort_by_cached_key(|m| match m.state {
+                    MachineState::Failed => 0,
+                    _ if self.model.stuck_at(m, now).is_some() => 1,
+                    _ => 2,
+                });
+            }
             Sort::Hostname => rows.sort_by(|a, b| {
                 (a.hostname.is_some(), &a.hostname).cmp(&(b.hostname.is_some(), &b.hostname))
             }),
@@ -412,12 +438,14 @@ impl App {
                 self.set_status("quit cancelled", false);
                 vec![]
             }
-            Modal::ConfirmBmc { command, .. } => {
+            Modal::Confirm(c) => {
                 if intent == Some(Intent::ConfirmQuit) {
-                    self.marked.clear();
-                    return self.send(command, "sent to the BMCs…");
+                    if c.clears_marks {
+                        self.marked.clear();
+                    }
+                    return self.send(c.command, &c.note);
                 }
-                self.set_status("cancelled: no BMC was touched", false);
+                self.set_status("cancelled: nothing was changed", false);
                 vec![]
             }
             Modal::Prompt(prompt) => self.on_prompt_key(prompt, intent, key),
@@ -434,6 +462,52 @@ impl App {
                 }
             },
         }
+    }
+
+    /// A mouse event on a screen of `area`: a click selects a tab or a
+    /// row (a click on the selected machine opens it), the wheel scrolls.
+    /// Ignored while anything is open over the view.
+    pub fn on_mouse(&mut self, mouse: MouseEvent, area: Rect) -> Vec<Action> {
+        if !matches!(self.modal, Modal::None) {
+            return vec![];
+        }
+        match mouse.kind {
+            MouseEventKind::ScrollDown => {
+                for _ in 0..3 {
+                    self.step(Step::Down);
+                }
+            }
+            MouseEventKind::ScrollUp => {
+                for _ in 0..3 {
+                    self.step(Step::Up);
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                match super::draw::hit(self, area, mouse.column, mouse.row) {
+                    Hit::Tab(i) => return self.perform(Intent::ShowTab(TABS[i].0)),
+                    Hit::Row(r)
+                        if self.detail.is_none()
+                            && matches!(self.tab, Tab::Machines | Tab::Leases) =>
+                    {
+                        // The table scrolls so the selection is its last
+                        // visible row: the same offset the draw used.
+                        let visible = super::draw::table_rows(self, area).max(1);
+                        let offset = self.cursor().saturating_sub(visible - 1);
+                        let row = offset + r;
+                        if row < self.rows_in_tab() {
+                            if row == self.cursor() && self.tab == Tab::Machines {
+                                return self.perform(Intent::OpenDetail);
+                            }
+                            let i = self.tab_index();
+                            self.cursor[i] = row;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        vec![]
     }
 
     /// An intent read over the view (no modal open).
@@ -494,12 +568,37 @@ impl App {
                 }
             }
             I::Adopt => return self.open_adopt(),
+            I::Forget => match self.target() {
+                Some(m) if m.is_unknown() => {
+                    let mac = m.mac;
+                    self.modal = Modal::Confirm(Confirmation {
+                        question: format!("forget unknown machine {mac}? y/n"),
+                        command: Command::Forget { mac },
+                        note: format!("forgetting {mac}…"),
+                        clears_marks: false,
+                    });
+                    self.detail = None;
+                }
+                Some(_) => self.set_status("only unknown machines can be forgotten", true),
+                None => {}
+            },
             I::ToggleInstall => return self.toggle_install(),
             I::Power(action) => self.ask_bmc(Some(action)),
             I::Reinstall => self.ask_bmc(None),
             I::ReleaseLease if self.tab == Tab::Leases => {
-                if let Some(ip) = self.visible_leases().get(self.cursor()).map(|l| l.ip) {
-                    return self.send(Command::ReleaseLease { ip }, &format!("releasing {ip}…"));
+                if let Some(l) = self.visible_leases().get(self.cursor()) {
+                    let (ip, who) = (
+                        l.ip,
+                        l.hostname.clone().unwrap_or_else(|| l.mac.to_string()),
+                    );
+                    self.modal = Modal::Confirm(Confirmation {
+                        question: format!(
+                            "release {ip} ({who})? it may be handed to another machine — y/n"
+                        ),
+                        command: Command::ReleaseLease { ip },
+                        note: format!("releasing {ip}…"),
+                        clears_marks: false,
+                    });
                 }
             }
             // Outside their tab, or meaningful only in a modal's layer.
@@ -608,7 +707,12 @@ impl App {
             Some(action) => Command::Power { hostnames, action },
             None => Command::Reinstall { hostnames },
         };
-        self.modal = Modal::ConfirmBmc { command, question };
+        self.modal = Modal::Confirm(Confirmation {
+            question,
+            command,
+            note: "sent to the BMCs…".into(),
+            clears_marks: true,
+        });
     }
 
     fn toggle_install(&mut self) -> Vec<Action> {
@@ -620,13 +724,21 @@ impl App {
             return vec![];
         };
         let note = format!("{hostname}: install {}…", !install);
-        self.send(
-            Command::SetInstall {
+        let question = if install {
+            format!("{hostname}: cancel the reinstall (install: false)? y/n")
+        } else {
+            format!("{hostname}: REIMAGE on its next network boot (install: true)? y/n")
+        };
+        self.modal = Modal::Confirm(Confirmation {
+            question,
+            command: Command::SetInstall {
                 hostname,
                 install: !install,
             },
-            &note,
-        )
+            note,
+            clears_marks: false,
+        });
+        vec![]
     }
 
     fn quit(&mut self) -> Vec<Action> {

@@ -34,6 +34,9 @@ pub use backend::{Backend, Feed, Origin};
 use terminal::Screen;
 use theme::Theme;
 
+/// Set (non-empty) to leave the mouse to the terminal: no click or wheel.
+pub const NO_MOUSE: &str = "PXEDECK_NO_MOUSE";
+
 /// Frames are at least this far apart (≤ 20 fps).
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -52,7 +55,9 @@ pub enum Exit {
 pub async fn run<B: Backend>(backend: Arc<B>, theme: Theme) -> anyhow::Result<Exit> {
     // Before the terminal is taken: a hangup from here on is ours to handle.
     let hangup = signal(SignalKind::hangup())?;
-    let mut screen = Screen::open()?;
+    // Mouse capture stops a terminal's own selection; some operators mind.
+    let mouse = std::env::var_os(NO_MOUSE).is_none_or(|v| v.is_empty());
+    let mut screen = Screen::open(mouse)?;
     let exit = event_loop(&mut screen, hangup, backend, theme).await;
     match exit {
         Ok(Exit::TerminalLost) => screen.abandon(),
@@ -107,6 +112,18 @@ async fn event_loop<B: Backend>(
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(..))) => dirty = true,
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    for action in app.on_mouse(m, screen.area()) {
+                        if let Action::FetchDetail(mac) = action {
+                            let (backend, tx) = (backend.clone(), reply_tx.clone());
+                            tokio::spawn(async move {
+                                let text = backend.detail(mac).await;
+                                let _ = tx.send(Reply::Detail { mac, text }).await;
+                            });
+                        }
+                    }
+                    dirty = true;
+                }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Ok(Exit::TerminalLost),
             },

@@ -49,17 +49,22 @@ fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(
         std::io::stdout(),
+        crossterm::event::DisableMouseCapture,
         LeaveAlternateScreen,
         crossterm::cursor::Show
     );
 }
 
 impl Screen {
-    /// Takes over the terminal: raw mode, alternate screen, a panic hook
-    /// that gives it back, and the key reader thread.
-    pub fn open() -> std::io::Result<Screen> {
+    /// Takes over the terminal: raw mode, alternate screen, mouse capture
+    /// (unless `mouse` is false), a panic hook that gives it back, and the
+    /// key reader thread.
+    pub fn open(mouse: bool) -> std::io::Result<Screen> {
         enable_raw_mode()?;
         execute!(std::io::stdout(), EnterAlternateScreen)?;
+        if mouse {
+            execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)?;
+        }
         // A panic anywhere must leave the operator a usable terminal.
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -88,6 +93,14 @@ impl Screen {
     /// Whether the terminal still answers. A hung-up tty fails the
     /// `tcgetattr` behind `isatty` with EIO, so this notices a dead
     /// terminal even when no frame has been written since it died.
+    /// The screen's size now, for placing mouse clicks.
+    pub fn area(&self) -> ratatui::layout::Rect {
+        self.terminal
+            .size()
+            .map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height))
+            .unwrap_or_default()
+    }
+
     pub fn alive(&self) -> bool {
         std::io::stdout().is_terminal()
     }

@@ -180,9 +180,146 @@ impl Theme {
     }
 }
 
+/// An sRGB colour for a terminal colour, as xterm's default palette
+/// draws the sixteen named ones; `Reset` is the terminal's own colour,
+/// given as `terminal`.
+pub fn rgb(c: Color, terminal: (u8, u8, u8)) -> (u8, u8, u8) {
+    match c {
+        Color::Reset => terminal,
+        Color::Black => (0, 0, 0),
+        Color::Red => (205, 0, 0),
+        Color::Green => (0, 205, 0),
+        Color::Yellow => (205, 205, 0),
+        Color::Blue => (0, 0, 238),
+        Color::Magenta => (205, 0, 205),
+        Color::Cyan => (0, 205, 205),
+        Color::Gray => (229, 229, 229),
+        Color::DarkGray => (127, 127, 127),
+        Color::LightRed => (255, 0, 0),
+        Color::LightGreen => (0, 255, 0),
+        Color::LightYellow => (255, 255, 0),
+        Color::LightBlue => (92, 92, 255),
+        Color::LightMagenta => (255, 0, 255),
+        Color::LightCyan => (0, 255, 255),
+        Color::White => (255, 255, 255),
+        Color::Rgb(r, g, b) => (r, g, b),
+        Color::Indexed(i) => indexed(i),
+    }
+}
+
+/// xterm's 256-colour palette: the named sixteen, a 6×6×6 cube, 24 grays.
+fn indexed(i: u8) -> (u8, u8, u8) {
+    const NAMED: [Color; 16] = [
+        Color::Black,
+        Color::Red,
+        Color::Green,
+        Color::Yellow,
+        Color::Blue,
+        Color::Magenta,
+        Color::Cyan,
+        Color::Gray,
+        Color::DarkGray,
+        Color::LightRed,
+        Color::LightGreen,
+        Color::LightYellow,
+        Color::LightBlue,
+        Color::LightMagenta,
+        Color::LightCyan,
+        Color::White,
+    ];
+    match i {
+        0..=15 => rgb(NAMED[i as usize], (0, 0, 0)),
+        16..=231 => {
+            let level = |v: u8| if v == 0 { 0 } else { 55 + v * 40 };
+            let n = i - 16;
+            (level(n / 36), level((n / 6) % 6), level(n % 6))
+        }
+        _ => {
+            let v = 8 + (i - 232) * 10;
+            (v, v, v)
+        }
+    }
+}
+
+/// WCAG 2 contrast ratio of two colours (1 to 21).
+pub fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    let luminance = |(r, g, b): (u8, u8, u8)| {
+        let channel = |v: u8| {
+            let v = f64::from(v) / 255.0;
+            if v <= 0.039_28 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    };
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every colour a theme writes with, on every background it writes
+    /// on (the terminal's own, the header, the selection bar), is at least
+    /// 4.5:1 for body text and 3:1 for the rest (WCAG AA for text, and for
+    /// large text and interface parts). The terminal is assumed black
+    /// under the dark themes and white under the light one.
+    #[test]
+    fn every_theme_keeps_every_colour_readable_on_every_background() {
+        let mut failures = Vec::new();
+        for (name, terminal) in [
+            ("default", (0, 0, 0)),
+            ("high-contrast", (0, 0, 0)),
+            ("light", (255, 255, 255)),
+        ] {
+            let t = Theme::load(name, false).unwrap();
+            let fgs = [
+                ("text", t.text, 4.5),
+                ("muted", t.muted, 3.0),
+                ("accent", t.accent, 3.0),
+                ("marked", t.marked, 3.0),
+                ("unknown", t.unknown, 3.0),
+                ("ok", t.ok, 3.0),
+                ("busy", t.busy, 3.0),
+                ("warn", t.warn, 3.0),
+                ("error", t.error, 3.0),
+                ("progress", t.progress, 3.0),
+            ];
+            let bgs = [
+                ("terminal", Color::Reset),
+                ("header_bg", t.header_bg),
+                ("selected_bg", t.selected_bg),
+            ];
+            for (fg_name, fg, min) in fgs {
+                for (bg_name, bg) in bgs {
+                    let ratio = contrast(rgb(fg, terminal), rgb(bg, terminal));
+                    if ratio < min {
+                        failures.push(format!(
+                            "{name}: {fg_name} on {bg_name} is {ratio:.2}:1 (need {min}:1)"
+                        ));
+                    }
+                }
+            }
+            // Rules are drawn on the terminal's own background only.
+            let ratio = contrast(rgb(t.border, terminal), terminal);
+            if ratio < 3.0 {
+                failures.push(format!("{name}: border is {ratio:.2}:1 (need 3:1)"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
+    fn contrast_is_computed_as_wcag_says() {
+        let ratio = contrast((0, 0, 0), (255, 255, 255));
+        assert!((ratio - 21.0).abs() < 1e-9, "{ratio}");
+        assert!((contrast((119, 119, 119), (255, 255, 255)) - 4.48).abs() < 0.01);
+        assert_eq!(indexed(196), (255, 0, 0));
+        assert_eq!(indexed(244), (128, 128, 128));
+    }
 
     #[test]
     fn built_ins_load_and_override_the_default() {

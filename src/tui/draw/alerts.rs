@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use super::format::fmt_age;
 use crate::model::Alert;
 use crate::tui::app::App;
 
@@ -21,6 +22,19 @@ pub fn alert_text(alert: &Alert) -> String {
         Alert::TransferFailures { count } => {
             format!("{count} failed transfers in the last minute")
         }
+        Alert::MachinesStuck {
+            count: 1,
+            first,
+            stuck,
+        } => format!("{first} stuck: {}", stuck.describe(fmt_age)),
+        Alert::MachinesStuck {
+            count,
+            first,
+            stuck,
+        } => format!(
+            "{count} machines stuck ({first}: {})",
+            stuck.describe(fmt_age)
+        ),
     }
 }
 

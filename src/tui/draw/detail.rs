@@ -50,7 +50,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
         frame.render_widget(Paragraph::new("machine gone"), area);
         return;
     };
-    let info = vec![
+    let mut info = vec![
         Line::from(vec![
             Span::styled(
                 m.hostname
@@ -79,13 +79,17 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
             ) + &power_words(m),
             t.muted(),
         )),
-        match &m.last_error {
-            Some(e) => Line::from(Span::styled(format!("last error: {e}"), t.error())),
-            None => Line::default(),
-        },
     ];
+    // The failure goes second, before the details that wrap on a narrow
+    // terminal (the UUID), so it is never pushed out of sight.
+    if let Some(e) = &m.last_error {
+        info.insert(
+            1,
+            Line::from(Span::styled(format!("last error: {e}"), t.error())),
+        );
+    }
     let [info_area, rest] =
-        Layout::vertical([Constraint::Length(3), Constraint::Fill(1)]).areas(area);
+        Layout::vertical([Constraint::Length(4), Constraint::Fill(1)]).areas(area);
     frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: true }), info_area);
     let direction = if area.width >= 120 {
         Direction::Horizontal

@@ -47,6 +47,12 @@ pub fn fmt_clock(ms: u64) -> String {
     }
 }
 
+/// `HH:MM:SS` of a wall-clock time, in UTC.
+pub fn time_of_day(at: Millis) -> String {
+    let s = (at / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
 /// How long ago `at` was on the console's clock.
 pub fn age(app: &App, at: Option<Millis>) -> String {
     match at {
@@ -99,6 +105,90 @@ pub fn table_block(app: &App, title: String) -> Block<'static> {
         .title(Span::styled(title, app.theme.text()))
 }
 
+/// A table column that is shown only when the terminal has room for it.
+#[derive(Clone, Copy)]
+pub struct Column {
+    pub title: &'static str,
+    /// Its width, or the least it is shown at when it fills.
+    pub width: u16,
+    /// Takes a share of the width left over.
+    pub fill: bool,
+    /// Lower goes first: 0 is always shown, higher numbers only when
+    /// there is room for every column before them.
+    pub priority: u8,
+}
+
+pub const fn col(title: &'static str, width: u16, priority: u8) -> Column {
+    Column {
+        title,
+        width,
+        fill: false,
+        priority,
+    }
+}
+
+pub const fn fill(title: &'static str, width: u16, priority: u8) -> Column {
+    Column {
+        title,
+        width,
+        fill: true,
+        priority,
+    }
+}
+
+/// The columns that fit in `width` (one space between columns), in
+/// display order: taken by priority until the next would not fit, so a
+/// narrow terminal drops whole columns instead of cutting every one.
+pub fn fit(columns: &[Column], width: u16) -> Vec<usize> {
+    let mut by_priority: Vec<usize> = (0..columns.len()).collect();
+    by_priority.sort_by_key(|&i| columns[i].priority);
+    let mut kept = Vec::new();
+    let mut used: u16 = 0;
+    for i in by_priority {
+        let need = columns[i].width + u16::from(!kept.is_empty());
+        if columns[i].priority > 0 && used.saturating_add(need) > width {
+            break;
+        }
+        used = used.saturating_add(need);
+        kept.push(i);
+    }
+    kept.sort_unstable();
+    kept
+}
+
+/// The widths of the kept columns in `width`: fixed ones as they are, the
+/// room left shared out between the filling ones (the first ones get the
+/// odd columns), so nothing depends on the layout solver.
+pub fn widths(columns: &[Column], kept: &[usize], width: u16) -> Vec<u16> {
+    let used: u16 =
+        kept.iter().map(|&i| columns[i].width).sum::<u16>() + kept.len().saturating_sub(1) as u16;
+    let fills = kept.iter().filter(|&&i| columns[i].fill).count() as u16;
+    let spare = width.saturating_sub(used);
+    let mut extra_left = spare % fills.max(1);
+    kept.iter()
+        .map(|&i| {
+            let c = &columns[i];
+            if !c.fill {
+                return c.width;
+            }
+            let odd = u16::from(extra_left > 0);
+            extra_left = extra_left.saturating_sub(1);
+            c.width + spare / fills.max(1) + odd
+        })
+        .collect()
+}
+
+/// `text` cut to `width` characters with an ellipsis, so a cut is never
+/// mistaken for the whole word.
+pub fn ellipsize(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// A centred rectangle of at most `w`x`h`.
 pub fn centred(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
@@ -122,5 +212,27 @@ mod tests {
         assert_eq!(fmt_age(61_000), "1m");
         assert_eq!(bar(0.5, 4), "██░░");
         assert_eq!(fmt_clock(61_500), "01:01.5");
+        // 2025-11-21 04:40:00.500 UTC.
+        assert_eq!(time_of_day(1_763_700_000_500), "04:40:00");
+        assert_eq!(ellipsize("ubuntu-24.04/initrd", 10), "ubuntu-24…");
+        assert_eq!(ellipsize("initrd", 10), "initrd");
+    }
+
+    #[test]
+    fn columns_are_dropped_whole_by_priority_and_kept_in_order() {
+        let cols = [
+            col("a", 10, 0),
+            col("b", 10, 2),
+            col("c", 10, 1),
+            fill("d", 5, 0),
+        ];
+        assert_eq!(fit(&cols, 80), [0, 1, 2, 3]);
+        // a + d = 16; c needs 11 more.
+        assert_eq!(fit(&cols, 27), [0, 2, 3]);
+        assert_eq!(fit(&cols, 26), [0, 3]);
+        // Priority 0 is shown however narrow.
+        assert_eq!(fit(&cols, 3), [0, 3]);
+        // The room left goes to the filling column.
+        assert_eq!(widths(&cols, &[0, 3], 30), [10, 19]);
     }
 }

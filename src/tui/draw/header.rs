@@ -1,5 +1,6 @@
-//! The two header lines: where the services listen, and the counts of
-//! machines, leases, transfers and throughput.
+//! The three header lines: where the services listen; the counts of
+//! machines, leases, transfers and bytes/s; and the mass-boot overview
+//! (machines per stage, failed, stuck, held, installs done per minute).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,6 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use super::format::fmt_bytes;
 use crate::config::DhcpMode;
+use crate::model::Stage;
 use crate::tui::app::App;
 
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
@@ -26,16 +28,20 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 s.api,
                 s.unknown_policy
             );
+            let short = format!(
+                "{} {dhcp} · TFTP :{} · HTTP :{} · API :{}",
+                s.address,
+                s.tftp.port(),
+                s.http.port(),
+                s.api.port()
+            );
             if full.chars().count() + 9 <= area.width as usize {
                 full
+            } else if short.chars().count() + 9 <= area.width as usize {
+                short
             } else {
-                format!(
-                    "{} {dhcp} · TFTP :{} · HTTP :{} · API :{}",
-                    s.address,
-                    s.tftp.port(),
-                    s.http.port(),
-                    s.api.port()
-                )
+                // The narrowest terminals: where it serves, and DHCP.
+                format!("{} {dhcp}", s.address)
             }
         }
         None => "connecting…".into(),
@@ -72,8 +78,72 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(url) = app.origin.attached_to() {
         line2.push(Span::styled(format!(" · attached to {url}"), t.muted()));
     }
+    let line3 = overview(app, area.width as usize);
     frame.render_widget(
-        Paragraph::new(vec![line1, Line::from(line2)]).style(t.header()),
+        Paragraph::new(vec![line1, Line::from(line2), line3]).style(t.header()),
         area,
     );
+}
+
+/// The stage counts in boot order, then the conditions and the rate.
+/// When that does not fit: stages with no machine go, then the words
+/// between items get shorter, then stages go from the end; the failed,
+/// stuck and held counts stay.
+fn overview(app: &App, width: usize) -> Line<'static> {
+    let t = &app.theme;
+    let o = app.model.overview(app.clock());
+    let stages: Vec<(String, usize)> = Stage::ALL
+        .iter()
+        .map(|&s| (format!("{} {}", s.label(), o.in_stage(s)), o.in_stage(s)))
+        .collect();
+    let conditions = [
+        (format!("{} failed", o.failed), o.failed, t.error()),
+        (format!("{} stuck", o.stuck), o.stuck, t.warn()),
+        (format!("{} held", o.held), o.held, t.unknown()),
+    ];
+    let build = |all_stages: bool, compact: bool, keep: usize| -> Vec<Span<'static>> {
+        let (arrow, dot) = if compact {
+            (" ", " · ")
+        } else {
+            (" › ", " · ")
+        };
+        let mut spans = vec![Span::raw(" ")];
+        let shown: Vec<&(String, usize)> = stages
+            .iter()
+            .filter(|(_, n)| all_stages || *n > 0)
+            .take(keep)
+            .collect();
+        for (i, (text, n)) in shown.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(arrow, t.muted()));
+            }
+            let style = if *n > 0 { t.header() } else { t.muted() };
+            spans.push(Span::styled(text.clone(), style));
+        }
+        if !shown.is_empty() {
+            spans.push(Span::styled(" │ ", t.muted()));
+        }
+        for (text, n, style) in &conditions {
+            let style = if *n > 0 { *style } else { t.muted() };
+            spans.push(Span::styled(text.clone(), style));
+            spans.push(Span::styled(dot, t.muted()));
+        }
+        let rate = if compact {
+            format!("{}/min", o.done_per_minute)
+        } else {
+            format!("{} done/min", o.done_per_minute)
+        };
+        spans.push(Span::styled(rate, t.header()));
+        spans
+    };
+    let fits = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>() <= width;
+    let mut tries = vec![(true, false, 7), (false, false, 7), (false, true, 7)];
+    tries.extend((0..7).rev().map(|keep| (false, true, keep)));
+    for (all, compact, keep) in tries {
+        let spans = build(all, compact, keep);
+        if fits(&spans) {
+            return Line::from(spans);
+        }
+    }
+    Line::from(build(false, true, 0))
 }

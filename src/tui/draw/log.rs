@@ -1,12 +1,13 @@
 //! The Log view: the newest lines that fit, or the window at the cursor
-//! when not following.
+//! when not following, each with its wall-clock time (UTC), so a line can
+//! be matched with other logs.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::format::{fmt_clock, level_style, table_block};
+use super::format::{level_style, table_block, time_of_day};
 use crate::tui::app::App;
 
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
@@ -18,22 +19,18 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         (app.cursor_within(lines.len()) + 1).min(lines.len())
     };
     let start = end.saturating_sub(height);
-    let first = app.model.log.front().map_or(0, |l| l.at);
     let text: Vec<Line> = lines[start..end]
         .iter()
         .map(|l| {
             Line::from(vec![
-                Span::styled(
-                    format!("{:>7} ", fmt_clock(l.at.saturating_sub(first))),
-                    app.theme.muted(),
-                ),
+                Span::styled(format!("{} ", time_of_day(l.at)), app.theme.muted()),
                 Span::styled(format!("{:<9} ", l.target), app.theme.muted()),
                 Span::styled(l.message.clone(), level_style(app, l.level)),
             ])
         })
         .collect();
     let title = format!(
-        " Log ({}){} ",
+        " Log ({}, times UTC){} ",
         lines.len(),
         if app.follow_log { " · following" } else { "" }
     );

@@ -1,112 +1,162 @@
-//! The Machines view: one row per machine, unknown ones marked, wider
-//! terminals adding vendor and profile columns (and power, once a machine
-//! has a BMC).
+//! The Machines view: one row per machine, failed and stuck ones first,
+//! with its stage, time in it and what it did last (or why it stopped).
+//! Columns come and go by priority: at 60 columns MAC, hostname, state
+//! and stage; at 200 profile, vendor, arch and the last step too, and
+//! power once a machine has a BMC.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Margin, Rect};
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
-use super::format::{age, arch_label, state_style, table_block};
-use crate::model::TransferRow;
+use super::format::{
+    Column, age, arch_label, col, ellipsize, fill, fit, fmt_age, state_style, table_block, widths,
+};
+use crate::model::{MachineRow, MachineState, TransferRow};
 use crate::tui::app::App;
 use crate::tui::oui;
+
+/// The columns the view can show.
+#[derive(Clone, Copy)]
+enum Col {
+    Mark,
+    Mac,
+    Hostname,
+    State,
+    Stage,
+    Last,
+    InStage,
+    Install,
+    Power,
+    Ip,
+    Arch,
+    Profile,
+    Vendor,
+    Seen,
+}
+
+/// Every column, in display order, with its width and priority; `fit`
+/// keeps those the width allows.
+const COLUMNS: [(Col, Column); 14] = [
+    (Col::Mark, col("", 1, 0)),
+    (Col::Mac, col("MAC", 17, 0)),
+    (Col::Hostname, fill("Hostname", 9, 0)),
+    (Col::State, col("State", 10, 0)),
+    (Col::Stage, col("Stage", 6, 1)),
+    (Col::Last, fill("Last step / error", 19, 2)),
+    (Col::InStage, col("In", 4, 3)),
+    (Col::Install, col("Install", 7, 4)),
+    (Col::Power, col("Power", 5, 5)),
+    (Col::Ip, col("IP", 15, 5)),
+    (Col::Arch, col("Arch", 9, 6)),
+    (Col::Profile, fill("Profile", 12, 7)),
+    (Col::Vendor, col("Vendor", 10, 8)),
+    (Col::Seen, col("Seen", 4, 9)),
+];
+
+/// What a cell holds.
+fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
+    let t = &app.theme;
+    let now = app.clock();
+    let stuck = app.model.stuck_at(m, now);
+    // Cut with an ellipsis: a cut word must not read as a whole one.
+    let styled = |text: String, style: Style| {
+        Cell::from(Span::styled(ellipsize(&text, width.into()), style))
+    };
+    match column {
+        Col::Mark => Cell::from(if app.marked.contains(&m.mac) {
+            Span::styled("●", t.marked())
+        } else if m.is_unknown() {
+            Span::styled("?", t.unknown())
+        } else {
+            Span::raw(" ")
+        }),
+        Col::Mac => Cell::from(m.mac.to_string()),
+        Col::Hostname => styled(
+            m.hostname.clone().unwrap_or_else(|| "unknown".into()),
+            if m.is_unknown() {
+                t.unknown()
+            } else {
+                t.text()
+            },
+        ),
+        Col::State => match stuck {
+            Some(_) => styled("stuck".into(), t.warn()),
+            None => styled(m.state.label().into(), state_style(app, m)),
+        },
+        Col::Stage => styled(
+            m.stage.map_or("-", |s| s.label()).into(),
+            if stuck.is_some() { t.warn() } else { t.text() },
+        ),
+        Col::InStage => styled(
+            m.stage
+                .map_or("-".into(), |_| fmt_age(now.saturating_sub(m.stage_since))),
+            t.muted(),
+        ),
+        Col::Install => match m.install {
+            Some(true) => styled("yes".into(), t.warn()),
+            Some(false) => styled("no".into(), t.text()),
+            None => styled("-".into(), t.muted()),
+        },
+        Col::Ip => Cell::from(m.ip.map_or_else(|| "-".into(), |i| i.to_string())),
+        Col::Last => match (&m.last_error, stuck) {
+            (Some(e), _) if m.state == MachineState::Failed => styled(e.clone(), t.error()),
+            (_, Some(s)) => styled(s.describe(fmt_age), t.warn()),
+            _ => {
+                // A download running shows how far it got.
+                let progress = m
+                    .transfer
+                    .and_then(|id| app.model.transfers.get(&id))
+                    .and_then(TransferRow::fraction)
+                    .map(|f| format!(" {:.0}%", f * 100.0))
+                    .unwrap_or_default();
+                let last = m.timeline.back().map(|s| s.what()).unwrap_or_default();
+                styled(format!("{last}{progress}"), t.muted())
+            }
+        },
+        Col::Arch => Cell::from(arch_label(m)),
+        Col::Profile => Cell::from(m.profile.clone().unwrap_or_else(|| "-".into())),
+        Col::Vendor => styled(oui::vendor(&m.mac).into(), t.muted()),
+        Col::Seen => styled(age(app, m.last_seen), t.muted()),
+        Col::Power => match &m.power {
+            Some(p) if p.error.is_some() => styled("error".into(), t.error()),
+            Some(p) => styled(
+                p.state.map_or("?", crate::bmc::PowerState::label).into(),
+                t.text(),
+            ),
+            None => styled("-".into(), t.muted()),
+        },
+    }
+}
 
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let rows = app.visible_machines();
-    let wide = area.width >= 120;
-    // The Power column, where wide enough and some machine has a BMC.
-    let power = wide && app.model.machines.iter().any(|m| m.power.is_some());
-    let mut header = vec!["", "MAC"];
-    if wide {
-        header.push("Vendor");
-    }
-    header.extend(["Arch", "IP", "Hostname"]);
-    if wide {
-        header.push("Profile");
-    }
-    if power {
-        header.push("Power");
-    }
-    header.extend(["State", "Xfer", "Age"]);
+    // The Power column only once some machine has a BMC.
+    let bmc = app.model.machines.iter().any(|m| m.power.is_some());
+    let shown: Vec<(Col, Column)> = COLUMNS
+        .iter()
+        .copied()
+        .filter(|(c, _)| bmc || !matches!(c, Col::Power))
+        .collect();
+    let columns: Vec<Column> = shown.iter().map(|(_, c)| *c).collect();
+    let kept = fit(&columns, area.width);
+    let header: Vec<&str> = kept.iter().map(|&i| columns[i].title).collect();
+    let sizes = widths(&columns, &kept, area.width);
     let body: Vec<Row> = rows
         .iter()
         .map(|m| {
-            let mark = if app.marked.contains(&m.mac) {
-                Span::styled("●", t.marked())
-            } else if m.is_unknown() {
-                Span::styled("?", t.unknown())
-            } else {
-                Span::raw(" ")
-            };
-            let progress = m
-                .transfer
-                .and_then(|id| app.model.transfers.get(&id))
-                .and_then(TransferRow::fraction)
-                .map(|f| format!("{:>3.0}%", f * 100.0))
-                .unwrap_or_default();
-            let name_style = if m.is_unknown() {
-                t.unknown()
-            } else {
-                t.text()
-            };
-            let mut cells = vec![Cell::from(mark), Cell::from(m.mac.to_string())];
-            if wide {
-                cells.push(Cell::from(Span::styled(oui::vendor(&m.mac), t.muted())));
-            }
-            cells.push(Cell::from(arch_label(m)));
-            cells.push(Cell::from(
-                m.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-            ));
-            cells.push(Cell::from(Span::styled(
-                m.hostname.clone().unwrap_or_else(|| "unknown".into()),
-                name_style,
-            )));
-            if wide {
-                cells.push(Cell::from(m.profile.clone().unwrap_or_else(|| "-".into())));
-            }
-            if power {
-                cells.push(Cell::from(match &m.power {
-                    Some(p) if p.error.is_some() => Span::styled("error", t.error()),
-                    Some(p) => {
-                        Span::styled(p.state.map_or("?", crate::bmc::PowerState::label), t.text())
-                    }
-                    None => Span::styled("-", t.muted()),
-                }));
-            }
-            cells.push(Cell::from(Span::styled(
-                m.state.label(),
-                state_style(app, m),
-            )));
-            cells.push(Cell::from(Span::styled(progress, t.progress())));
-            cells.push(Cell::from(Span::styled(age(app, m.last_seen), t.muted())));
+            let cells: Vec<Cell> = kept
+                .iter()
+                .zip(&sizes)
+                .map(|(&i, &w)| cell(app, m, shown[i].0, w))
+                .collect();
             Row::new(cells)
         })
         .collect();
-    let mut widths = vec![Constraint::Length(1), Constraint::Length(17)];
-    if wide {
-        widths.push(Constraint::Length(10));
-    }
-    widths.extend([
-        Constraint::Length(9),
-        Constraint::Length(15),
-        Constraint::Fill(2),
-    ]);
-    if wide {
-        widths.push(Constraint::Fill(2));
-    }
-    if power {
-        widths.push(Constraint::Length(5));
-    }
-    widths.extend([
-        Constraint::Length(10),
-        Constraint::Length(4),
-        Constraint::Length(4),
-    ]);
     let title = format!(" Machines ({}) ", rows.len());
-    let table = Table::new(body, widths)
+    let table = Table::new(body, sizes.iter().map(|&w| Constraint::Length(w)))
         .header(Row::new(header).style(t.muted().add_modifier(Modifier::BOLD)))
         .block(table_block(app, title))
         .row_highlight_style(t.selected());

@@ -21,9 +21,13 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 Span::styled(input.value().to_string(), t.text()),
             ])
         }
-        None if let Some(question) = app.bmc_question() => {
-            Line::from(Span::styled(format!(" {question}"), t.warn()))
-        }
+        None if app.confirmation().is_some() => Line::from(Span::styled(
+            format!(
+                " {}",
+                app.confirmation().map_or("", |c| c.question.as_str())
+            ),
+            t.warn(),
+        )),
         None if app.confirming_quit() => Line::from(Span::styled(
             format!(" {} write(s) pending — quit anyway? y/n", app.pending),
             t.warn(),

@@ -8,6 +8,19 @@ use ratatui::widgets::Paragraph;
 
 use crate::tui::app::{App, Sort, TABS, Tab};
 
+/// The tab label under column `x`, as `draw` places them.
+pub(super) fn at(x: u16) -> Option<usize> {
+    let mut left = 0u16;
+    for (i, (_, name)) in TABS.iter().enumerate() {
+        let width = format!(" {} {name} ", i + 1).chars().count() as u16;
+        if x >= left && x < left + width {
+            return Some(i);
+        }
+        left += width;
+    }
+    None
+}
+
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let mut spans = Vec::new();

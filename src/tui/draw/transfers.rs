@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::Span;
-use ratatui::widgets::{Cell, Row, Sparkline, Table};
+use ratatui::widgets::{Cell, Row, Sparkline, Table, TableState};
 
 use super::format::{bar, fmt_age, fmt_bytes, table_block};
 use crate::model::{TransferRow, TransferState};
@@ -104,14 +104,21 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Row::new(["", "Machine", "File", "Progress", "Rate", last])
             .style(t.muted().add_modifier(Modifier::BOLD))
     };
-    frame.render_widget(
+    let mut live_state = TableState::default().with_selected(
+        (app.cursor_within(app.model.transfers.len() + app.model.recent.len())
+            < app.model.transfers.len())
+        .then(|| app.cursor_within(app.model.transfers.len())),
+    );
+    frame.render_stateful_widget(
         Table::new(live, widths)
             .header(head("ETA"))
+            .row_highlight_style(t.selected())
             .block(table_block(
                 app,
                 format!(" Live ({}) ", app.model.transfers.len()),
             )),
         live_area,
+        &mut live_state,
     );
     let recent: Vec<Row> = app
         .model
@@ -129,9 +136,16 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     // Finished rows carry reasons, not bars: give them the room.
     let mut recent_widths = widths;
     recent_widths[3] = Constraint::Fill(1);
-    frame.render_widget(
+    // The cursor walks live rows, then recent ones (newest first), so a
+    // failure far down the list can be scrolled to and selected.
+    let live_n = app.model.transfers.len();
+    let cursor = app.cursor_within(live_n + app.model.recent.len());
+    let mut recent_state = TableState::default()
+        .with_selected((cursor >= live_n && !app.model.recent.is_empty()).then(|| cursor - live_n));
+    frame.render_stateful_widget(
         Table::new(recent, recent_widths)
             .header(head("Took"))
+            .row_highlight_style(t.selected())
             .block(table_block(
                 app,
                 format!(
@@ -140,5 +154,6 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 ),
             )),
         recent_area,
+        &mut recent_state,
     );
 }

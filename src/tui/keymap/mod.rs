@@ -94,6 +94,8 @@ pub enum Intent {
     ToggleMark,
     ToggleInstall,
     ReleaseLease,
+    /// Drop an unknown machine's row.
+    Forget,
     Filter,
     Jump,
     CycleSort,
@@ -131,8 +133,9 @@ impl Intent {
             I::OpenDetail => "machine detail: timeline and what it is served",
             I::Adopt => "adopt the selected (or marked) unknown machines",
             I::ToggleMark => "mark a machine for bulk adopt, power or reinstall",
-            I::ToggleInstall => "toggle install on the selected machine",
-            I::ReleaseLease => "release the selected lease (leases view)",
+            I::ToggleInstall => "toggle install (reimage) on the selected machine; asks first",
+            I::ReleaseLease => "release the selected lease (leases view); asks first",
+            I::Forget => "forget the selected unknown machine; asks first",
             I::Filter => "filter the current view",
             I::Jump => "jump to a machine by MAC, hostname or IP",
             I::CycleSort => "cycle the machine sort order",
@@ -144,7 +147,7 @@ impl Intent {
             I::Submit => "apply the filter or jump; adopt from the dialog",
             I::NextField | I::PrevField => "adopt dialog: next or previous field",
             I::ChoosePrev | I::ChooseNext => "adopt dialog: choose profile, group, install",
-            I::ConfirmQuit => "yes, when asked (quit anyway; power the machines)",
+            I::ConfirmQuit => "yes, when asked (reimage, release, forget, power, quit)",
             // One line for the BMC keys: the help fits 80x24 with one more.
             I::Power(_) | I::Reinstall => {
                 "BMC (asks): on, soft off, off, cycle, PXE once, reinstall"
@@ -263,6 +266,7 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Normal, "Space", I::ToggleMark, true),
         (Normal, "i", I::ToggleInstall, true),
         (Normal, "r", I::ReleaseLease, true),
+        (Normal, "Delete", I::Forget, true),
         (Normal, "/", I::Filter, true),
         (Normal, ":", I::Jump, true),
         (Normal, "o", I::CycleSort, true),
