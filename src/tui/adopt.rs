@@ -148,6 +148,18 @@ impl AdoptDialog {
         if groups.is_empty() {
             groups.push(String::new());
         }
+        // Start in the first group that says how to adopt into it (an
+        // `adopt:` section): a group that is only a folder of machines,
+        // like one odd ARM box, is not where new machines usually go.
+        let group = groups
+            .iter()
+            .position(|g| {
+                model
+                    .inventory
+                    .group(g)
+                    .is_some_and(|i| i.hostname_pattern.is_some() || i.adopt_install)
+            })
+            .unwrap_or(0);
         let single = machines.len() == 1;
         let mut d = AdoptDialog {
             machines,
@@ -155,7 +167,7 @@ impl AdoptDialog {
             profiles,
             profile: 0,
             groups,
-            group: 0,
+            group,
             hostname: Input::default(),
             hostname_touched: false,
             ip: Input::default(),

@@ -133,7 +133,7 @@ impl Intent {
             I::OpenDetail => "machine detail: timeline and what it is served",
             I::Adopt => "adopt the selected (or marked) unknown machines",
             I::ToggleMark => "mark a machine for bulk adopt, power or reinstall",
-            I::ToggleInstall => "toggle install (reimage) on the selected machine; asks first",
+            I::ToggleInstall => "toggle install (reimage) of the selection; asks first",
             I::ReleaseLease => "release the selected lease (leases view); asks first",
             I::Forget => "forget the selected unknown machine; asks first",
             I::Filter => "filter the current view",
