@@ -77,7 +77,7 @@ fn render_shows_effective_values_with_their_sources() {
         "{out}"
     );
     assert!(
-        out.contains("  quiet: false  # k8s-dev/_defaults.yaml:6"),
+        out.contains("  quiet: false  # k8s-dev/_defaults.yaml:7"),
         "{out}"
     );
     assert!(
