@@ -88,6 +88,18 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // The console outlives its terminal by design (services keep
+        // serving headless), so a test that ends early must stop it
+        // itself: SIGTERM to everything the pane's shell started.
+        if let Ok(out) = Command::new("tmux")
+            .args(["display", "-p", "-t", &self.session, "#{pane_pid}"])
+            .output()
+        {
+            let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !shell.is_empty() {
+                let _ = Command::new("pkill").args(["-TERM", "-P", &shell]).status();
+            }
+        }
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.session])
             .output();

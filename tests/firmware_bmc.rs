@@ -21,12 +21,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::ipmi_sim::{IpmiSim, USER};
+use common::linux::{self, linux};
 use common::segment::{Segment, Serve};
 
 const TOKEN: &str = "bmc-e2e-token";
@@ -34,144 +34,6 @@ const API: &str = "127.0.0.1:8081";
 const HOST: &str = "bmc-vm-1";
 const MAC: &str = "52:54:00:e2:0b:01";
 const BOOT_LIMIT: Duration = Duration::from_secs(360);
-
-/// The kernel and initrd the installer scenario boots: the firmware
-/// suite's cache (`target/tmp/e2e-linux`, a Debian kernel package) and an
-/// initrd built here that reports back and powers off.
-mod linux {
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
-
-    pub const MARKER: &str = "PXEDECK-E2E:";
-
-    const MODULES: &[&str] = &["e1000"];
-
-    fn sh(script: &str, dir: &Path) {
-        let out = Command::new("sh")
-            .args(["-ec", script])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("sh");
-        assert!(
-            out.status.success(),
-            "`{script}` failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-        for entry in std::fs::read_dir(dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if let Some(found) = find_file(&path, name) {
-                    return Some(found);
-                }
-            } else if entry.file_name() == name {
-                return Some(path);
-            }
-        }
-        None
-    }
-
-    /// The kernel and the e1000 module, fetched once with apt (kept
-    /// beside the firmware suite's, in a folder of this suite's own).
-    pub fn kernel() -> (PathBuf, PathBuf) {
-        // The firmware suite's cache, when it ran first.
-        let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux");
-        let (v, m) = (shared.join("vmlinuz"), shared.join("modules/e1000.ko"));
-        if v.exists() && m.exists() {
-            return (v, m);
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux-bmc");
-        let vmlinuz = dir.join("vmlinuz");
-        let module = dir.join("e1000.ko");
-        if vmlinuz.exists() && module.exists() {
-            return (vmlinuz, module);
-        }
-        let work = dir.join("deb");
-        std::fs::create_dir_all(&work).unwrap();
-        sh(
-            "pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \\(linux-image-[0-9].*\\)/\\1/p' | head -n1)
-             test -n \"$pkg\"
-             rm -f ./*.deb
-             apt-get download -q \"$pkg\" 2>/dev/null || { apt-get update -qq && apt-get download -q \"$pkg\"; }
-             dpkg-deb --fsys-tarfile ./*.deb | tar -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/net/ethernet/intel/e1000/*'",
-            &work,
-        );
-        for name in MODULES {
-            let found = find_file(&work.join("lib"), &format!("{name}.ko"))
-                .unwrap_or_else(|| panic!("the kernel package has no {name}.ko"));
-            std::fs::copy(found, dir.join(format!("{name}.ko"))).unwrap();
-        }
-        let kernel = std::fs::read_dir(work.join("boot"))
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
-            .expect("vmlinuz in the package");
-        // Written last: its presence means the cache is complete.
-        std::fs::copy(kernel.path(), &vmlinuz).unwrap();
-        let _ = std::fs::remove_dir_all(&work);
-        (vmlinuz, module)
-    }
-
-    const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-echo "PXEDECK-E2E: initrd up"
-insmod /e1000.ko
-ip link set eth0 up
-udhcpc -i eth0 -q -n -t 10 -T 2 -s /udhcpc.sh || echo "PXEDECK-E2E: no address"
-for arg in $(cat /proc/cmdline); do
-  case $arg in
-    pxedeck.config=*) CONFIG=${arg#*=} ;;
-    pxedeck.done=*) DONE=${arg#*=} ;;
-  esac
-done
-if wget -q -O /tmp/config "$CONFIG"; then echo "PXEDECK-E2E: config says $(cat /tmp/config)"; fi
-if wget -q -O /dev/null --post-data done "$DONE"; then echo "PXEDECK-E2E: done called"; fi
-echo "PXEDECK-E2E: powering off"
-poweroff -f
-"#;
-
-    const UDHCPC_HOOK: &str = r#"#!/bin/sh
-case $1 in
-  bound|renew)
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    echo "PXEDECK-E2E: address $ip" ;;
-esac
-"#;
-
-    pub fn initrd(module: &Path, out: &Path) {
-        let busybox = Path::new("/bin/busybox");
-        if let Ok(k) = Command::new("file").arg(busybox).output() {
-            assert!(
-                String::from_utf8_lossy(&k.stdout).contains("statically linked"),
-                "/bin/busybox must be static (.ci/run installs busybox-static)"
-            );
-        }
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        for d in ["bin", "proc", "sys", "dev", "tmp"] {
-            std::fs::create_dir_all(r.join(d)).unwrap();
-        }
-        std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
-        std::fs::copy(module, r.join("e1000.ko")).unwrap();
-        super::common::write_executable(&r.join("init"), INIT);
-        super::common::write_executable(&r.join("udhcpc.sh"), UDHCPC_HOOK);
-        sh(
-            &format!(
-                "find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
-                out.display()
-            ),
-            r,
-        );
-    }
-}
 
 /// The chassis_control program: QEMU is the machine's power.
 fn chassis(dir: &Path, lan: &str, tap: &str) -> String {
@@ -227,23 +89,6 @@ fn power(serve: &Serve) -> Option<String> {
         .and_then(|m| m["power"]["state"].as_str().map(str::to_string))
 }
 
-fn summary(started: Instant, checked: &str) {
-    let line = format!(
-        "{:<48} PASS {:>5.0} s  {checked}\n",
-        "BMC (ipmi_sim) → reinstall → PXE → done",
-        started.elapsed().as_secs_f64()
-    );
-    eprint!("{line}");
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-e2e-summary.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = f.write_all(line.as_bytes());
-    }
-}
-
 #[test]
 fn a_powered_off_machine_is_reinstalled_through_its_bmc() {
     require_netns!();
@@ -264,14 +109,14 @@ fn a_powered_off_machine_is_reinstalled_through_its_bmc() {
         );
     }
     let started = Instant::now();
-    let (vmlinuz, module) = linux::kernel();
+    let kit = linux();
 
     let seg = Segment::new();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("boot/e2e")).unwrap();
-    std::fs::copy(&vmlinuz, d.join("boot/e2e/vmlinuz")).unwrap();
-    linux::initrd(&module, &d.join("boot/e2e/initrd.gz"));
+    std::fs::copy(&kit.vmlinuz, d.join("boot/e2e/vmlinuz")).unwrap();
+    std::fs::copy(&kit.initrd, d.join("boot/e2e/initrd.gz")).unwrap();
 
     // The BMC: its own host on the segment.
     let bmc_ip = seg.ip(2);
@@ -447,7 +292,8 @@ fn a_powered_off_machine_is_reinstalled_through_its_bmc() {
         "{metrics}"
     );
 
-    summary(
+    linux::summary(
+        "BMC (ipmi_sim) → reinstall → PXE → done",
         started,
         &format!("ipmi_sim chassis → QEMU -boot once=n, {first_boot:?}, done, power off seen"),
     );
