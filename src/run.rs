@@ -251,9 +251,18 @@ pub async fn demo(
     } else {
         0
     };
-    let world = DemoWorld::create(dir.path(), api_port)?;
+    let mut world = DemoWorld::create(dir.path(), api_port)?;
     let log = log_to_file(&dir.path().join("pxedeck.log"), format)?;
-    let services = Services::start(world.config.clone()).await?;
+    let services = match Services::start(world.config.clone()).await {
+        Ok(services) => services,
+        // Another demo took 8081 between the probe and the bind (two
+        // started at once): take any free port instead.
+        Err(_) if api_port == 8081 => {
+            world = DemoWorld::create(dir.path(), 0)?;
+            Services::start(world.config.clone()).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let logging = tokio::spawn(log_events(services.live.clone()));
     let mut target = Target::new(
         services.bound.dhcp.expect("the demo runs DHCP"),
