@@ -261,7 +261,7 @@ pub async fn demo(
             world = DemoWorld::create(dir.path(), 0)?;
             Services::start(world.config.clone()).await?
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let logging = tokio::spawn(log_events(services.live.clone()));
     let mut target = Target::new(
