@@ -40,11 +40,31 @@ fn mac(n: usize) -> Mac {
     Mac([0x52, 0x54, 0x00, 0x10, (n >> 8) as u8, n as u8])
 }
 
-const MACHINES: usize = 1000;
-const LIVE: usize = 500;
 const FRAMES: u64 = 400; // 20 s at 20 fps
 
-fn setup() -> App {
+/// `MACHINES=10000 LIVE=5000` for the scale row of docs/benchmarks.md.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Size {
+    machines: usize,
+    live: usize,
+}
+
+fn size() -> Size {
+    let machines = knob("MACHINES", 1000).clamp(1, 65_536);
+    Size {
+        machines,
+        live: knob("LIVE", 500).min(machines),
+    }
+}
+
+fn setup(size: &Size) -> App {
+    let (machines, live) = (size.machines, size.live);
     let mut model = Model::default();
     let mut at = 1_000;
     let mut ev = |model: &mut Model, kind| {
@@ -54,7 +74,7 @@ fn setup() -> App {
     ev(
         &mut model,
         EventKind::InventoryReloaded {
-            machines: (0..MACHINES)
+            machines: (0..machines)
                 .map(|n| KnownMachine {
                     hostname: format!("node-{n:04}"),
                     group: "rack".into(),
@@ -69,7 +89,7 @@ fn setup() -> App {
             group_info: vec![],
         },
     );
-    for n in 0..LIVE {
+    for n in 0..live {
         ev(
             &mut model,
             EventKind::TransferStarted {
@@ -89,8 +109,8 @@ fn setup() -> App {
     app
 }
 
-fn run(w: u16, h: u16, tab: Tab) -> (Duration, u64) {
-    let mut app = setup();
+fn run(size: &Size, w: u16, h: u16, tab: Tab) -> (Duration, u64) {
+    let mut app = setup(size);
     app.tab = tab;
     let counter = Counter::default();
     // A fixed viewport: the size must not come from whatever terminal
@@ -108,7 +128,7 @@ fn run(w: u16, h: u16, tab: Tab) -> (Duration, u64) {
         at += 50;
         // Progress for every live transfer every 250 ms (5 frames).
         if frame % 5 == 0 {
-            let samples = (0..LIVE as u64)
+            let samples = (0..size.live as u64)
                 .map(|id| (id, (frame + 1) * 100_000 + id))
                 .collect();
             app.apply(&Event {
@@ -118,7 +138,7 @@ fn run(w: u16, h: u16, tab: Tab) -> (Duration, u64) {
         }
         // DHCP chatter: 20 packets a frame (400/s).
         for k in 0..20 {
-            let n = (frame as usize * 20 + k) % MACHINES;
+            let n = (frame as usize * 20 + k) % size.machines;
             app.apply(&Event {
                 at,
                 kind: EventKind::DhcpSeen(DhcpSeen {
@@ -148,8 +168,10 @@ fn run(w: u16, h: u16, tab: Tab) -> (Duration, u64) {
 }
 
 fn main() {
+    let size = size();
+    let (machines, live) = (size.machines, size.live);
     println!(
-        "console cost: {MACHINES} machines, {LIVE} live transfers, {FRAMES} frames (20 s at the 20 fps cap)"
+        "console cost: {machines} machines, {live} live transfers, {FRAMES} frames (20 s at the 20 fps cap)"
     );
     println!(
         "{:<22} {:>12} {:>14} {:>16}",
@@ -157,7 +179,7 @@ fn main() {
     );
     for (w, h) in [(80, 24), (200, 60)] {
         for (tab, name) in [(Tab::Machines, "machines"), (Tab::Transfers, "transfers")] {
-            let mut times: Vec<(Duration, u64)> = (0..3).map(|_| run(w, h, tab)).collect();
+            let mut times: Vec<(Duration, u64)> = (0..3).map(|_| run(&size, w, h, tab)).collect();
             times.sort();
             let (elapsed, bytes) = times[1];
             let per_frame = elapsed.as_secs_f64() * 1000.0 / FRAMES as f64;

@@ -264,16 +264,21 @@ impl InventoryService {
         overlay: BTreeMap<PathBuf, String>,
         install_of: Option<&str>,
     ) -> Result<Published, WriteError> {
-        let before = load(&self.root, &self.opts).problems;
         let after = load_with_overlay(&self.root, &self.opts, &overlay);
-        let new: Vec<Problem> = after
-            .problems
-            .iter()
-            .filter(|p| !before.contains(p))
-            .cloned()
-            .collect();
-        if !new.is_empty() {
-            return Err(WriteError::Invalid(new));
+        if !after.problems.is_empty() {
+            // Only problems the change brings refuse it; the tree as it is
+            // on disk is loaded again just to tell them apart, which the
+            // usual clean tree never needs (a load is ~40 µs per machine).
+            let before = load(&self.root, &self.opts).problems;
+            let new: Vec<Problem> = after
+                .problems
+                .iter()
+                .filter(|p| !before.contains(p))
+                .cloned()
+                .collect();
+            if !new.is_empty() {
+                return Err(WriteError::Invalid(new));
+            }
         }
         if !after.is_ok() && install_of.is_none() {
             return Err(WriteError::TreeBroken(after.problems));
