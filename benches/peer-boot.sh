@@ -240,19 +240,21 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 keys = ["total_s", "dhcp_p50", "dhcp_p99", "loader_p50", "loader_p99", "kernel_p50",
         "kernel_p99", "initrd_p50", "initrd_p99", "cpu_s", "rss_mb", "client_cpu_s"]
+sides = [s for s in ("pxedeck", "peers") if any(r["server"] == s for r in rows)]
 med = {}
-for s in ("pxedeck", "peers"):
+for s in sides:
     mine = [r for r in rows if r["server"] == s]
     med[s] = {k: statistics.median(r[k] for r in mine) for k in keys}
     med[s]["errors"] = sum(r["errors"] for r in mine)
     med[s]["runs"] = len(mine)
-ratios = [p["total_s"] / x["total_s"]
-          for x, p in zip(sorted((r for r in rows if r["server"] == "pxedeck"), key=lambda r: r["run"]),
-                          sorted((r for r in rows if r["server"] == "peers"), key=lambda r: r["run"]))]
-print(f"{'median of %d runs' % med['pxedeck']['runs']:<22}{'pxedeck':>12}{'dnsmasq+nginx':>16}")
+names = {"pxedeck": "pxedeck", "peers": "dnsmasq+nginx"}
+print(f"{'median of %d runs' % med[sides[0]]['runs']:<22}" + "".join(f"{names[s]:>16}" for s in sides))
 for k in keys + ["errors"]:
-    a, b = med["pxedeck"][k], med["peers"][k]
-    print(f"{k:<22}{a:>12.2f}{b:>16.2f}")
-print(f"\ntotal-time ratio (peers / pxedeck), per run: {', '.join('%.2f' % r for r in ratios)}; "
-      f"median {statistics.median(ratios):.2f}")
+    print(f"{k:<22}" + "".join(f"{med[s][k]:>16.2f}" for s in sides))
+if len(sides) == 2:
+    ratios = [p["total_s"] / x["total_s"]
+              for x, p in zip(sorted((r for r in rows if r["server"] == "pxedeck"), key=lambda r: r["run"]),
+                              sorted((r for r in rows if r["server"] == "peers"), key=lambda r: r["run"]))]
+    print(f"\ntotal-time ratio (peers / pxedeck), per run: {', '.join('%.2f' % r for r in ratios)}; "
+          f"median {statistics.median(ratios):.2f}")
 EOF

@@ -13,6 +13,12 @@ use pxedeck::logging::LogFormat;
 
 mod run;
 
+/// mimalloc rather than glibc malloc: the tokio workers and the blocking
+/// pool each grew a glibc arena that kept freed chunk buffers resident, so a
+/// 500-machine boot peaked far above what it held at any moment.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A terminal console for bare-metal provisioning: DHCP, proxyDHCP, TFTP and
 /// HTTP boot services with a live view of every boot, and a YAML inventory
 /// kept in git.

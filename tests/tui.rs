@@ -933,3 +933,49 @@ fn delete_forgets_an_unknown_machine_after_a_yes() {
     );
     assert!(a.status.as_ref().unwrap().error);
 }
+
+#[test]
+fn a_list_longer_than_the_screen_keeps_the_selection_in_view() {
+    // Tables build rows for the screen only; the window must follow the
+    // cursor exactly as a full table would scroll.
+    let mut model = Model::default();
+    model.apply(&Event {
+        at: T0,
+        kind: EventKind::InventoryReloaded {
+            machines: (0..300)
+                .map(|n| {
+                    known(
+                        &format!("node-{n:03}"),
+                        "rack",
+                        &format!("52:54:00:aa:{:02x}:{:02x}", n >> 8, n & 0xff),
+                        &format!("10.99.1.{}", n % 250 + 1),
+                        false,
+                    )
+                })
+                .collect(),
+            profiles: vec!["talos-worker".into()],
+            groups: vec!["rack".into()],
+            group_info: vec![],
+        },
+    });
+    let mut a = App::new(model, Theme::builtin(false), Origin::Embedded);
+    a.now = T0 + 1_000;
+    let first = screen(&a, 80, 24);
+    assert!(first.contains("node-000"), "{first}");
+    let wanted = 250;
+    a.cursor[0] = wanted;
+    let chosen = a.selected_machine().unwrap().hostname.clone().unwrap();
+    let s = screen(&a, 80, 24);
+    let lines: Vec<&str> = s.lines().collect();
+    let header = lines.iter().position(|l| l.contains("MAC")).unwrap();
+    let shown: Vec<&&str> = lines[header + 1..]
+        .iter()
+        .filter(|l| l.contains("52:54:00:aa:"))
+        .collect();
+    assert!(shown.len() >= 10, "a full screen of rows:\n{s}");
+    assert!(
+        shown.last().unwrap().contains(&chosen),
+        "the selection sits on the last row:\n{s}"
+    );
+    assert!(!s.contains("node-000"), "the top scrolled away:\n{s}");
+}

@@ -7,7 +7,7 @@ use ratatui::style::Modifier;
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Sparkline, Table, TableState};
 
-use super::format::{bar, fmt_age, fmt_bytes, table_block};
+use super::format::{bar, fmt_age, fmt_bytes, on_screen, table_block};
 use crate::model::{TransferRow, TransferState};
 use crate::tui::app::App;
 
@@ -94,21 +94,29 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(11),
         Constraint::Length(5),
     ];
+    // The cursor walks live rows, then recent ones (newest first), so a
+    // failure far down the list can be scrolled to and selected.
+    let live_n = app.model.transfers.len();
+    let cursor = app.cursor_within(live_n + app.model.recent.len());
+    let live_cursor = (cursor < live_n).then_some(cursor);
+    let (first, last) = on_screen(
+        live_n,
+        live_cursor,
+        live_area.height.saturating_sub(2).into(),
+    );
     let live: Vec<Row> = app
         .model
         .transfers
         .values()
+        .skip(first)
+        .take(last - first)
         .map(|tr| transfer_row(app, tr, true, bar_width))
         .collect();
     let head = |last: &'static str| {
         Row::new(["", "Machine", "File", "Progress", "Rate", last])
             .style(t.muted().add_modifier(Modifier::BOLD))
     };
-    let mut live_state = TableState::default().with_selected(
-        (app.cursor_within(app.model.transfers.len() + app.model.recent.len())
-            < app.model.transfers.len())
-        .then(|| app.cursor_within(app.model.transfers.len())),
-    );
+    let mut live_state = TableState::default().with_selected(live_cursor.map(|c| c - first));
     frame.render_stateful_widget(
         Table::new(live, widths)
             .header(head("ETA"))
@@ -120,11 +128,19 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         live_area,
         &mut live_state,
     );
+    let recent_cursor = (cursor >= live_n && !app.model.recent.is_empty()).then(|| cursor - live_n);
+    let (first, last) = on_screen(
+        app.model.recent.len(),
+        recent_cursor,
+        recent_area.height.saturating_sub(2).into(),
+    );
     let recent: Vec<Row> = app
         .model
         .recent
         .iter()
         .rev()
+        .skip(first)
+        .take(last - first)
         .map(|tr| transfer_row(app, tr, false, bar_width))
         .collect();
     let failed = app
@@ -136,12 +152,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     // Finished rows carry reasons, not bars: give them the room.
     let mut recent_widths = widths;
     recent_widths[3] = Constraint::Fill(1);
-    // The cursor walks live rows, then recent ones (newest first), so a
-    // failure far down the list can be scrolled to and selected.
-    let live_n = app.model.transfers.len();
-    let cursor = app.cursor_within(live_n + app.model.recent.len());
-    let mut recent_state = TableState::default()
-        .with_selected((cursor >= live_n && !app.model.recent.is_empty()).then(|| cursor - live_n));
+    let mut recent_state = TableState::default().with_selected(recent_cursor.map(|c| c - first));
     frame.render_stateful_widget(
         Table::new(recent, recent_widths)
             .header(head("Took"))
