@@ -216,6 +216,10 @@ impl Services {
         let control = Arc::new(
             Control::new(inventory_service.clone(), dhcp.clone(), bus.clone()).with_bmc(bmc),
         );
+        // `auto` rules adopt what DHCP sees, bounded per minute.
+        tasks.spawn(
+            crate::auto_adopt::AutoAdopter::new(control.clone(), bus.clone()).run(cancel.clone()),
+        );
 
         let leases: Arc<dyn LeaseView> = match &dhcp {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),

@@ -75,27 +75,7 @@ pub enum Outcome {
     Submit(Vec<Adoption>),
 }
 
-/// Expands `{n}`, `{n:02}`, `{n:03}`… in a hostname pattern.
-pub fn expand(pattern: &str, n: usize) -> String {
-    let mut out = String::new();
-    let mut rest = pattern;
-    while let Some(start) = rest.find("{n") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let width = after[..end]
-            .strip_prefix(":0")
-            .and_then(|w| w.parse::<usize>().ok())
-            .unwrap_or(0);
-        out.push_str(&format!("{n:0width$}"));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
+pub use crate::inventory::rules::expand;
 
 fn is_pattern(s: &str) -> bool {
     s.contains("{n")
