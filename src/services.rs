@@ -57,6 +57,8 @@ pub struct Services {
     pub live: Arc<LiveModel>,
     pub inventory: SharedInventory,
     pub control: Arc<Control>,
+    /// What the `auto` rules adopted and had refused.
+    pub auto_adopt: Arc<crate::auto_adopt::AutoAdoptStats>,
     pub dhcp: Option<Arc<DhcpServer>>,
     pub tftp: Arc<TftpServer>,
     pub http: Arc<HttpState>,
@@ -217,9 +219,9 @@ impl Services {
             Control::new(inventory_service.clone(), dhcp.clone(), bus.clone()).with_bmc(bmc),
         );
         // `auto` rules adopt what DHCP sees, bounded per minute.
-        tasks.spawn(
-            crate::auto_adopt::AutoAdopter::new(control.clone(), bus.clone()).run(cancel.clone()),
-        );
+        let adopter = crate::auto_adopt::AutoAdopter::new(control.clone(), bus.clone());
+        let auto_adopt = adopter.stats.clone();
+        tasks.spawn(adopter.run(cancel.clone()));
 
         let leases: Arc<dyn LeaseView> = match &dhcp {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
@@ -339,6 +341,7 @@ impl Services {
             live,
             inventory,
             control,
+            auto_adopt,
             dhcp,
             tftp,
             http: http_state,
