@@ -145,21 +145,22 @@ async fn auto_rules_adopt_on_sight_propose_rules_mark_and_a_flood_is_bounded() {
     })
     .await;
     assert_eq!(auto_files(dir.path()).len(), MAX_PER_MINUTE);
-    let model = services.live.lock();
-    assert!(
-        model.alerts(model.now).contains(&Alert::AutoAdoptRefused {
-            count: refused_expected
-        }),
-        "{:?}",
-        model.alerts(model.now)
-    );
-    assert!(
-        model.log.iter().any(|l| l
-            .message
-            .contains("refused: more than 20 auto-adoptions in a minute")),
-        "the refusal is logged"
-    );
-    drop(model);
+    {
+        let model = services.live.lock();
+        assert!(
+            model.alerts(model.now).contains(&Alert::AutoAdoptRefused {
+                count: refused_expected
+            }),
+            "{:?}",
+            model.alerts(model.now)
+        );
+        assert!(
+            model.log.iter().any(|l| l
+                .message
+                .contains("refused: more than 20 auto-adoptions in a minute")),
+            "the refusal is logged"
+        );
+    }
     services.shutdown().await;
 }
 
