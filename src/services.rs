@@ -154,8 +154,15 @@ impl Services {
         }
 
         let address = config.address;
+        // Several interfaces: HTTP and TFTP on every address, each machine
+        // answered with its segment's (`interfaces`).
+        let listen = if config.multihomed() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            address
+        };
         let http_listener =
-            tcp_listener("HTTP", SocketAddr::from((address, config.http.port))).await?;
+            tcp_listener("HTTP", SocketAddr::from((listen, config.http.port))).await?;
         let http_addr = http_listener.local_addr()?;
         let api_listener = tcp_listener("the API", config.http.api_listen).await?;
         let api_addr = api_listener.local_addr()?;
@@ -192,7 +199,7 @@ impl Services {
         let tftp_socket = {
             let _in_lane = tftp_lane.enter();
             udp_socket(
-                SocketAddr::from((address, config.tftp.port)),
+                SocketAddr::from((listen, config.tftp.port)),
                 &UdpOptions {
                     buffer: UDP_BUFFER,
                     ..Default::default()
@@ -540,7 +547,7 @@ fn start_dhcp(
     // With an interface, listen on the wildcard address of that interface
     // only: broadcasts from clients without an address arrive there.
     // Without one (loopback, tests, relayed-only setups) bind the address.
-    let listen = if interface.is_some() {
+    let listen = if interface.is_some() || config.multihomed() {
         Ipv4Addr::UNSPECIFIED
     } else {
         config.address
