@@ -214,4 +214,30 @@ mod tests {
         let got = config(&format!("interfaces:\n{many}")).unwrap_err();
         assert!(got.contains("more than 32 interfaces"), "{got}");
     }
+
+    #[test]
+    fn the_samples_commented_interfaces_parse_once_uncommented() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pxedeck.sample.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut out = String::new();
+        let mut inside = false;
+        for line in text.lines() {
+            if line == "# interfaces:" {
+                inside = true;
+            } else if inside && !line.starts_with("#   ") {
+                inside = false;
+            }
+            if inside {
+                out.push_str(&line[2..]);
+            } else if line.trim_start().starts_with("interface:") {
+                continue; // server.interface and interfaces exclude each other
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        let c = Config::from_text(&out, None).unwrap();
+        assert_eq!(c.interfaces.len(), 2);
+        assert_eq!(c.interfaces[1].mode, DhcpMode::Proxy);
+    }
 }
