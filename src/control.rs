@@ -11,8 +11,12 @@ use crate::bmc::actor::{MAX_QUEUED_JOBS, Plan};
 use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, Command, EventKind, GroupInfo, KnownMachine};
 use crate::ident::Mac;
+use crate::inventory::rules::{RuleHit, RuleMode, expand};
 use crate::inventory::watch::Reload;
 use crate::inventory::{Adoption, Inventory, InventoryService, Machine, Published, WriteError};
+
+/// The highest `{n}` tried for a rule's hostname pattern.
+const MAX_PATTERN_NUMBER: usize = 100_000;
 
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,10 @@ pub enum CommandError {
     BmcQueueFull(String),
     #[error("{mac} is {hostname} in the inventory: only unknown machines can be forgotten")]
     Known { mac: Mac, hostname: String },
+    #[error("the rule at {0} is no longer an auto rule of the inventory")]
+    RuleGone(String),
+    #[error("no free hostname for pattern {0}")]
+    NoFreeName(String),
 }
 
 /// The kind of a [`CommandError`], for callers that answer with a status
@@ -81,7 +89,8 @@ impl CommandError {
             | CommandError::TooManyMachines { .. }
             | CommandError::NoBmc(_) => Failure::Invalid,
             CommandError::NoBmcActor | CommandError::BmcQueueFull(_) => Failure::Conflict,
-            CommandError::Known { .. } => Failure::Invalid,
+            CommandError::Known { .. } | CommandError::NoFreeName(_) => Failure::Invalid,
+            CommandError::RuleGone(_) => Failure::Conflict,
         }
     }
 }
@@ -246,6 +255,58 @@ impl Control {
             }
         }
         Ok((bmc, unique))
+    }
+
+    /// Adopts an unknown machine an `auto` rule matched, through the
+    /// writer (validated, atomic, committed), named by the first free
+    /// hostname of the rule's pattern. `Ok(None)` when the machine is in
+    /// the inventory already (an earlier sighting adopted it). The rule
+    /// must still be in the snapshot: a reload may have removed it.
+    pub fn auto_adopt(
+        &self,
+        mac: Mac,
+        uuid: Option<crate::ident::Uuid>,
+        hit: &RuleHit,
+    ) -> Result<Option<String>, CommandError> {
+        let snapshot = self.inventory.shared().load();
+        if snapshot.lookup(&mac, uuid.as_ref()).is_some() {
+            return Ok(None);
+        }
+        if !snapshot
+            .rules
+            .iter()
+            .any(|r| r.hit == *hit && r.hit.mode == RuleMode::Auto)
+        {
+            return Err(CommandError::RuleGone(hit.rule.clone()));
+        }
+        let hostname = (1..=MAX_PATTERN_NUMBER)
+            .map(|n| expand(&hit.hostname, n))
+            .find(|h| {
+                snapshot.by_hostname(h).is_none()
+                    && snapshot.by_hostname(&h.to_ascii_lowercase()).is_none()
+            })
+            .ok_or_else(|| CommandError::NoFreeName(hit.hostname.clone()))?;
+        drop(snapshot);
+        let adoption = Adoption {
+            macs: vec![mac],
+            uuid,
+            hostname: hostname.clone(),
+            group: hit.group.clone(),
+            profile: hit.profile.clone(),
+            ip: None,
+            install: hit.install,
+        };
+        let path = self.inventory.adopt_by_rule(&adoption, &hit.rule)?;
+        self.bus.emit(EventKind::InventoryWritten {
+            hostname: hostname.clone(),
+            path: path.display().to_string(),
+            change: format!(
+                "auto-adopted {mac} by rule {} as {hostname} ({}, install: {})",
+                hit.rule, hit.profile, hit.install
+            ),
+        });
+        self.publish(&Published::Whole);
+        Ok(Some(hostname))
     }
 
     /// An adoption may not give a machine a static address that another

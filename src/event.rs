@@ -250,6 +250,15 @@ pub enum EventKind {
     MachineForgotten {
         mac: Mac,
     },
+    /// An `auto` rule matched, but the machine was not adopted: past the
+    /// bound on auto-adoptions per minute, or the write was refused. Sent
+    /// at most once a second; `refused` counts every refusal since start.
+    AutoAdoptRefused {
+        mac: Mac,
+        rule: String,
+        reason: String,
+        refused: u64,
+    },
     Log {
         level: Level,
         target: String,

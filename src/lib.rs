@@ -3,6 +3,7 @@
 //! Everything the console shows is a fold over one stream of [`event::Event`]s;
 //! see `docs/architecture.md`.
 
+pub mod auto_adopt;
 pub mod bmc;
 pub mod boot;
 pub mod bootfs;

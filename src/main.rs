@@ -326,6 +326,9 @@ fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
     let root = dir.unwrap_or_else(|| config.inventory.clone());
     let started = std::time::Instant::now();
     let loaded = inventory::load(&root, &load_options(config));
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
     if !loaded.is_ok() {
         let listing: String = loaded.problems.iter().map(|p| format!("{p}\n")).collect();
         out(&listing);
@@ -348,6 +351,32 @@ fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
     ));
     for warning in missing_loaders(config, inv) {
         eprintln!("warning: {warning}");
+    }
+    if !inv.rules.is_empty() {
+        let auto = inv
+            .rules
+            .iter()
+            .filter(|r| r.hit.mode == inventory::rules::RuleMode::Auto)
+            .count();
+        eprintln!(
+            "{} rule(s) for unknown machines ({auto} auto), tried in this order, the first match wins:",
+            inv.rules.len()
+        );
+        for r in &inv.rules {
+            eprintln!(
+                "  {}: {} → {} ({}, {}{})",
+                r.hit.rule,
+                r.hit.mode.name(),
+                if r.hit.group.is_empty() {
+                    "/"
+                } else {
+                    &r.hit.group
+                },
+                r.hit.profile,
+                r.hit.hostname,
+                if r.hit.install { ", install" } else { "" }
+            );
+        }
     }
     ExitCode::SUCCESS
 }

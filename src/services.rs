@@ -57,6 +57,8 @@ pub struct Services {
     pub live: Arc<LiveModel>,
     pub inventory: SharedInventory,
     pub control: Arc<Control>,
+    /// What the `auto` rules adopted and had refused.
+    pub auto_adopt: Arc<crate::auto_adopt::AutoAdoptStats>,
     pub dhcp: Option<Arc<DhcpServer>>,
     pub tftp: Arc<TftpServer>,
     pub http: Arc<HttpState>,
@@ -152,8 +154,15 @@ impl Services {
         }
 
         let address = config.address;
+        // Several interfaces: HTTP and TFTP on every address, each machine
+        // answered with its segment's (`interfaces`).
+        let listen = if config.multihomed() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            address
+        };
         let http_listener =
-            tcp_listener("HTTP", SocketAddr::from((address, config.http.port))).await?;
+            tcp_listener("HTTP", SocketAddr::from((listen, config.http.port))).await?;
         let http_addr = http_listener.local_addr()?;
         let api_listener = tcp_listener("the API", config.http.api_listen).await?;
         let api_addr = api_listener.local_addr()?;
@@ -190,7 +199,7 @@ impl Services {
         let tftp_socket = {
             let _in_lane = tftp_lane.enter();
             udp_socket(
-                SocketAddr::from((address, config.tftp.port)),
+                SocketAddr::from((listen, config.tftp.port)),
                 &UdpOptions {
                     buffer: UDP_BUFFER,
                     ..Default::default()
@@ -216,6 +225,10 @@ impl Services {
         let control = Arc::new(
             Control::new(inventory_service.clone(), dhcp.clone(), bus.clone()).with_bmc(bmc),
         );
+        // `auto` rules adopt what DHCP sees, bounded per minute.
+        let adopter = crate::auto_adopt::AutoAdopter::new(control.clone(), bus.clone());
+        let auto_adopt = adopter.stats.clone();
+        tasks.spawn(adopter.run(cancel.clone()));
 
         let leases: Arc<dyn LeaseView> = match &dhcp {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
@@ -335,6 +348,7 @@ impl Services {
             live,
             inventory,
             control,
+            auto_adopt,
             dhcp,
             tftp,
             http: http_state,
@@ -533,7 +547,7 @@ fn start_dhcp(
     // With an interface, listen on the wildcard address of that interface
     // only: broadcasts from clients without an address arrive there.
     // Without one (loopback, tests, relayed-only setups) bind the address.
-    let listen = if interface.is_some() {
+    let listen = if interface.is_some() || config.multihomed() {
         Ipv4Addr::UNSPECIFIED
     } else {
         config.address

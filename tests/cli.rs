@@ -67,6 +67,57 @@ fn check_prints_every_problem_and_exits_1() {
 }
 
 #[test]
+fn check_lists_the_rules_in_order_warns_of_overlaps_and_refuses_bad_ones() {
+    // The example inventory's rule, listed (stdout keeps its one line).
+    let o = pxedeck(&["check"], repo());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        err.contains("1 rule(s) for unknown machines (0 auto), tried in this order")
+            && err.contains(
+                "  k8s-prod/_defaults.yaml:12: propose → k8s-prod (talos-worker, prod-{n:02})"
+            ),
+        "{err}"
+    );
+    // Two rules that can match one machine: a warning, not a failure.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("_profiles/p.yaml", "boot: {local: true}\n");
+    write(
+        "lab/_defaults.yaml",
+        "profile: p\nadopt:\n  rules:\n    - match: {mac: \"52:54:00:*\"}\n      mode: auto\n    - match: {arch: bios}\n",
+    );
+    let o = pxedeck(&["check", dir.path().to_str().unwrap()], repo());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        err.contains("warning: lab/_defaults.yaml:6: this rule overlaps the rule at lab/_defaults.yaml:4: the first match wins"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2 rule(s) for unknown machines (1 auto)"),
+        "{err}"
+    );
+    // An unknown key in a rule: refused at its line.
+    write(
+        "lab/_defaults.yaml",
+        "profile: p\nadopt:\n  rules:\n    - match: {mac: \"52:54:00:*\"}\n      instal: true\n",
+    );
+    let o = pxedeck(&["check", dir.path().to_str().unwrap()], repo());
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        out,
+        "lab/_defaults.yaml:5: unknown key `instal` in a rule (known: match, mode, group, profile, hostname, install)\n"
+    );
+}
+
+#[test]
 fn render_shows_effective_values_with_their_sources() {
     let o = pxedeck(&["render", "52-54-00-D0-00-01"], repo());
     let (out, err) = text(&o);

@@ -62,6 +62,7 @@ fn seen(
         uuid: None,
         relay: None,
         relay_agent: None,
+        rule: None,
         hostname: hostname.map(str::to_string),
         decision,
     })

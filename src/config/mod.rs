@@ -71,6 +71,9 @@ pub struct Config {
     pub address: Ipv4Addr,
     /// The provisioning interface, if named (SO_BINDTODEVICE).
     pub interface: Option<String>,
+    /// Several provisioning interfaces (`interfaces`), each with
+    /// its address and DHCP mode; empty for one (`address`, `interface`).
+    pub interfaces: Vec<Interface>,
     pub dhcp: DhcpConfig,
     pub tftp: TftpConfig,
     pub http: HttpConfig,
@@ -286,7 +289,9 @@ pub enum ConfigError {
     },
 }
 
+mod interfaces;
 mod wire;
+pub use interfaces::{Interface, MAX_INTERFACES};
 use wire::*;
 pub use wire::{DEFAULT_GIT_AUTHOR, MAX_HISTORY_TOTAL};
 
@@ -620,10 +625,42 @@ impl Config {
             ));
         }
 
+        let interfaces = interfaces::read(&wire.interfaces, wire.dhcp.mode, &pools).map_err(
+            |(i, field, m)| {
+                let key = match i {
+                    Some(i) => format!("interfaces.{i}.{field}"),
+                    None => "interfaces".into(),
+                };
+                invalid(line_of(key.trim_end_matches('.')), m)
+            },
+        )?;
+        if !interfaces.is_empty() {
+            if wire.server.interface.is_some() {
+                return Err(invalid(
+                    line_of("server.interface"),
+                    "server.interface and interfaces together: with a list of interfaces one socket serves them all; leave server.interface out".into(),
+                ));
+            }
+            if let Some(a) = wire.server.address
+                && !interfaces.iter().any(|i| i.address == a)
+            {
+                return Err(invalid(
+                    line_of("server.address"),
+                    format!("server.address {a} is none of the interfaces' addresses"),
+                ));
+            }
+        }
+        let address = wire
+            .server
+            .address
+            .or(interfaces.first().map(|i| i.address))
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+
         Ok(Config {
             source: path.map(Path::to_path_buf),
-            address: wire.server.address.unwrap_or(Ipv4Addr::LOCALHOST),
+            address,
             interface: wire.server.interface,
+            interfaces,
             dhcp: DhcpConfig {
                 mode: wire.dhcp.mode,
                 port: wire.dhcp.port,

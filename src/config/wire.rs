@@ -12,6 +12,8 @@ use super::*;
 #[serde(deny_unknown_fields, default)]
 pub(super) struct WireConfig {
     pub(super) server: WireServer,
+    /// Several provisioning interfaces (`config::interfaces`).
+    pub(super) interfaces: Vec<super::interfaces::WireInterface>,
     pub(super) dhcp: WireDhcp,
     pub(super) tftp: WireTftp,
     pub(super) http: WireHttp,

@@ -161,6 +161,12 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
             ctx,
         ),
     };
+    let agent = req.relay_agent.as_ref().map(RelayAgentSeen::of);
+    let rule = if machine.is_none() && req.is_boot_client() {
+        unknown_rule(req, agent.as_ref(), ctx)
+    } else {
+        None
+    };
     let out = Outcome {
         seen: DhcpSeen {
             mac: req.mac,
@@ -171,9 +177,10 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
             vendor_class: req.vendor_class.clone(),
             uuid: req.uuid,
             relay: req.relay,
-            relay_agent: req.relay_agent.as_ref().map(RelayAgentSeen::of),
+            relay_agent: agent,
             hostname: client.hostname.map(str::to_string),
             decision: decision.clone(),
+            rule,
         },
         reply: None,
         persist: None,
@@ -484,6 +491,28 @@ fn pool_for<'a>(req: &Request, ctx: &Ctx<'a>) -> Option<&'a Pool> {
         .find(|p| !p.relay_match.is_empty() && p.relay_match.matches(info))
         .or_else(|| segment.iter().find(|p| p.relay_match.is_empty()))
         .copied()
+}
+
+/// The rule an unknown machine matches (`adopt.rules`): its segment is
+/// the relay's address, else the address its request arrived on.
+fn unknown_rule(
+    req: &Request,
+    agent: Option<&RelayAgentSeen>,
+    ctx: &Ctx<'_>,
+) -> Option<crate::inventory::rules::RuleHit> {
+    use crate::inventory::rules::{Sighting, first_match};
+    if ctx.inventory.rules.is_empty() {
+        return None;
+    }
+    let sighting = Sighting {
+        firmware: req.firmware,
+        segment: Some(req.relay.unwrap_or(ctx.server_ip)),
+        relay: req.relay,
+        circuit_id: agent.and_then(|a| a.circuit_id.as_deref()),
+        remote_id: agent.and_then(|a| a.remote_id.as_deref()),
+        ..Sighting::of_mac(req.mac)
+    };
+    first_match(&ctx.inventory.rules, &sighting).map(|r| r.hit.clone())
 }
 
 fn lease_ms(req: &Request, pool: &Pool, ctx: &Ctx<'_>) -> Millis {

@@ -126,6 +126,10 @@ pub struct DhcpSeen {
     /// The inventory hostname, when the machine is known.
     pub hostname: Option<String>,
     pub decision: BootDecision,
+    /// The first rule (`adopt.rules`) an unknown netbooting machine
+    /// matches: what adopting it would mean, and whether it is automatic.
+    #[serde(default)]
+    pub rule: Option<crate::inventory::rules::RuleHit>,
 }
 
 /// Option 82 as the console shows it: circuit-id (which switch port) and

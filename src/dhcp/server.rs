@@ -97,6 +97,9 @@ pub struct DhcpServer {
     bus: Bus,
     pub stats: DhcpStats,
     http_base: String,
+    /// With several interfaces, each one's `http://<address>[:port]`: a
+    /// machine's boot URLs name the address of its segment.
+    http_bases: Vec<(Ipv4Addr, String)>,
     loader_probe: LoaderProbe,
     /// The last probe's [`Loaders`], as bits.
     loaders: AtomicU16,
@@ -145,7 +148,9 @@ impl DhcpServer {
         loader_probe: LoaderProbe,
         (table, journal): (LeaseTable, Box<dyn LeaseJournal>),
     ) -> DhcpServer {
+        let http_bases = interface_bases(&config, &http_base);
         let server = DhcpServer {
+            http_bases,
             config,
             inventory,
             committer: Committer::start(Leases::new(table, journal)),
@@ -506,11 +511,27 @@ impl DhcpServer {
             // The address the datagram came to is this request's server
             // address (option 54, next-server, its segment's pool).
             let arrived = arrivals.get(i).copied().flatten();
+            let server_ip = arrived
+                .map(|a| a.local)
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(ctx.server_ip);
+            // Several interfaces: the mode and boot URLs of the one the
+            // request came to.
+            let (mode, http_base) = if self.http_bases.is_empty() {
+                (ctx.mode, ctx.http_base)
+            } else {
+                (
+                    self.config.dhcp_mode_at(server_ip),
+                    self.http_bases
+                        .iter()
+                        .find(|(ip, _)| *ip == server_ip)
+                        .map_or(ctx.http_base, |(_, base)| base.as_str()),
+                )
+            };
             let ctx = Ctx {
-                server_ip: arrived
-                    .map(|a| a.local)
-                    .filter(|ip| !ip.is_unspecified())
-                    .unwrap_or(ctx.server_ip),
+                server_ip,
+                mode,
+                http_base,
                 ..ctx
             };
             let outcome = handle(&req, src, table, &ctx);
@@ -641,6 +662,20 @@ fn route(dest: Destination, src: SocketAddr) -> SocketAddr {
         Destination::Broadcast | Destination::Client(_) if src.ip().is_loopback() => src,
         other => other.addr(),
     }
+}
+
+/// Each listed interface's base URL: `http_base` with the interface's
+/// address in place of the main one (same scheme and port).
+fn interface_bases(config: &Config, http_base: &str) -> Vec<(Ipv4Addr, String)> {
+    let main = format!("http://{}", config.address);
+    let Some(port) = http_base.strip_prefix(&main) else {
+        return Vec::new();
+    };
+    config
+        .interfaces
+        .iter()
+        .map(|i| (i.address, format!("http://{}{port}", i.address)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -87,6 +87,7 @@ impl EventKind {
             | E::InventoryWritten { .. }
             | E::GitStatus(_) => Subsystem::Inventory,
             E::CommandFailed { .. } | E::MachineForgotten { .. } => Subsystem::Api,
+            E::AutoAdoptRefused { .. } => Subsystem::Inventory,
             E::Log { target, .. } => Subsystem::named(target),
         }
     }
@@ -102,7 +103,8 @@ impl EventKind {
             E::PoolExhausted { .. }
             | E::RogueDhcp { .. }
             | E::TransferFailed { .. }
-            | E::AccessDenied { .. } => Level::Warn,
+            | E::AccessDenied { .. }
+            | E::AutoAdoptRefused { .. } => Level::Warn,
             E::BmcPower { error: Some(_), .. } => Level::Warn,
             E::BmcPower { power: None, .. } => Level::Debug,
             E::InventoryError { .. }
@@ -340,6 +342,15 @@ impl fmt::Display for EventKind {
             } => write!(f, "{hostname}: {change} ({path})"),
             E::CommandFailed { command, error } => write!(f, "{command} failed: {error}"),
             E::MachineForgotten { mac } => write!(f, "forgot unknown machine {mac}"),
+            E::AutoAdoptRefused {
+                mac,
+                rule,
+                reason,
+                refused,
+            } => write!(
+                f,
+                "auto-adopt of {mac} by rule {rule} refused: {reason} ({refused} refused so far)"
+            ),
             E::Log { message, .. } => f.write_str(message),
             E::GitStatus(g) => write!(
                 f,
@@ -370,6 +381,7 @@ mod tests {
             uuid: None,
             relay: None,
             relay_agent: None,
+            rule: None,
             hostname: Some("sim-01".into()),
             decision: BootDecision::Install {
                 profile: "sim-install".into(),

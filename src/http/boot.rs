@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -79,17 +80,82 @@ fn serial(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The address a connection came to, set by the accept loop
+/// (`http::conn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
+/// With several interfaces (`interfaces`), the URLs in what a machine is
+/// served name the address of its segment: the one its connection came
+/// to, when that is a listed interface other than the main address.
+/// Scripts are rendered (and cached) with the main base URL; this swaps
+/// it, where it stands as a whole address.
+fn on_segment(state: &HttpState, local: Option<Extension<LocalAddr>>, text: String) -> String {
+    let Some(Extension(LocalAddr(SocketAddr::V4(local)))) = local else {
+        return text;
+    };
+    let ip = *local.ip();
+    let config = &state.config;
+    if ip == config.address || !config.is_interface_address(ip) {
+        return text;
+    }
+    let main = state.urls.base.as_str();
+    let Some(port) = main.strip_prefix(&format!("http://{}", config.address)) else {
+        return text;
+    };
+    swap_base(&text, main, &format!("http://{ip}{port}"))
+}
+
+/// `text` with every whole `main` base URL replaced by `here`:
+/// `http://10.0.0.1` never rewrites `http://10.0.0.10`.
+fn swap_base(text: &str, main: &str, here: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(main) {
+        let after = &rest[at + main.len()..];
+        let whole = !after.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == ':');
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { here } else { main });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[test]
+fn base_urls_are_swapped_only_where_whole() {
+    let text = "chain http://10.0.0.1/boot.ipxe?mac=x\nkernel http://10.0.0.10/k http://10.0.0.1:81/y http://10.0.0.1";
+    assert_eq!(
+        swap_base(text, "http://10.0.0.1", "http://10.0.1.1"),
+        "chain http://10.0.1.1/boot.ipxe?mac=x\nkernel http://10.0.0.10/k http://10.0.0.1:81/y http://10.0.1.1"
+    );
+    assert_eq!(
+        swap_base(
+            "a http://10.0.0.1:8080/x b",
+            "http://10.0.0.1:8080",
+            "http://10.0.1.1:8080"
+        ),
+        "a http://10.0.1.1:8080/x b"
+    );
+}
+
 /// `GET /boot.ipxe`: the script every iPXE is pointed at.
 pub async fn script(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     Query(id): Query<Identity>,
 ) -> Response {
     state.stats.request();
     state.stats.answered(HttpResponse::Script);
     let inv = state.inventory.load();
     let Some(mac) = identify(&state, &inv, peer.ip(), &id) else {
-        return ipxe(render::identify_script(&state.urls));
+        return ipxe(on_segment(
+            &state,
+            local,
+            render::identify_script(&state.urls),
+        ));
     };
     let key = (mac, uuid(&id));
     let cached = state.scripts.get_or_render(&inv, key, || {
@@ -131,7 +197,7 @@ pub async fn script(
         }
         None => script.text.clone(),
     };
-    ipxe(text)
+    ipxe(on_segment(&state, local, text))
 }
 
 fn now_secs() -> u64 {
@@ -217,6 +283,7 @@ pub async fn config_without_capability(
 pub async fn config(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     Path((hostname, capability, name)): Path<(String, String, String)>,
 ) -> Response {
     state.stats.request();
@@ -256,6 +323,7 @@ pub async fn config(
                     .secrets
                     .capabilities
                     .fill(&rendered.text, &m.hostname, m.macs.first(), &boot);
+            let body = on_segment(&state, local, body);
             text(StatusCode::OK, rendered.content_type, body)
         }
         Some(Err(e)) => {

@@ -157,7 +157,12 @@ async fn connection(
     state: &HttpState,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok();
     let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));
+    let router = match local {
+        Some(l) => router.layer(axum::Extension(super::boot::LocalAddr(l))),
+        None => router,
+    };
     let service = TowerToHyperService::new(router.layer(axum::Extension(ConnectInfo(peer))));
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

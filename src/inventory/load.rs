@@ -9,7 +9,7 @@ use super::machine::{ConfigTemplate, FieldError, Profile, boot_spec, extract_mac
 use super::validate::{
     MAX_GROUP_DEPTH, check_hostname, check_mac, check_static_ip, check_uuid, nested_too_deep,
 };
-use super::{Inventory, Machine, Problem};
+use super::{Inventory, Machine, Problem, rules};
 use crate::config::Pool;
 use crate::yaml::{self, FileId, Node, Origin};
 
@@ -30,6 +30,9 @@ pub struct LoadOptions {
 pub struct Loaded {
     pub inventory: Inventory,
     pub problems: Vec<Problem>,
+    /// Worth saying, never a reason to refuse the tree (rules that
+    /// overlap: the first match wins).
+    pub warnings: Vec<Problem>,
 }
 
 impl Loaded {
@@ -513,6 +516,22 @@ pub(super) fn load_with_overlay(
     machines.sort_by(|a, b| (&a.group, &a.hostname).cmp(&(&b.group, &b.hostname)));
     check_duplicates(&machines, &files, &mut problems);
 
+    let mut warnings = Vec::new();
+    let rules = {
+        let mut group_values =
+            |g: &str| defaults_chain(Path::new(g), &walk.defaults, &parsed, &mut chains);
+        let has_profile = |p: &str| profiles.contains_key(p);
+        let mut tree = rules::Tree {
+            groups: &walk.groups,
+            has_profile: &has_profile,
+            profiles: list(profiles.keys()),
+            group_values: &mut group_values,
+        };
+        let found = rules::read_all(&walk.defaults, &parsed, &files, &mut tree);
+        problems.extend(found.problems);
+        warnings.extend(found.warnings);
+        found.rules
+    };
     let root_defaults = defaults_chain(Path::new(""), &walk.defaults, &parsed, &mut chains);
     let templates = template_files
         .iter()
@@ -529,6 +548,7 @@ pub(super) fn load_with_overlay(
         file_hashes,
         fingerprint,
         common_fingerprint,
+        rules,
         ..Default::default()
     };
     inventory.index();
@@ -537,6 +557,7 @@ pub(super) fn load_with_overlay(
     Loaded {
         inventory,
         problems,
+        warnings,
     }
 }
 

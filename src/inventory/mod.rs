@@ -16,6 +16,7 @@ mod edit;
 mod load;
 mod machine;
 mod render;
+pub mod rules;
 mod service;
 pub mod validate;
 pub mod watch;
@@ -74,6 +75,9 @@ pub struct Inventory {
     pub root_defaults: Option<crate::yaml::Node>,
     /// Groups (relative folders) that exist, including empty ones.
     pub groups: Vec<String>,
+    /// Rules for unknown machines (`adopt.rules`), in the order they are
+    /// tried: the first that matches wins.
+    pub rules: Vec<rules::Rule>,
     /// A hash of each file's path and content, by [`FileId`].
     pub file_hashes: Vec<u64>,
     /// The sum of `file_hashes`: equal fingerprints mean nothing changed

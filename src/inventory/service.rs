@@ -182,6 +182,34 @@ impl InventoryService {
 
     /// Creates one machine file per adoption, all or nothing.
     pub fn adopt(&self, adoptions: &[Adoption]) -> Result<Vec<PathBuf>, WriteError> {
+        self.adopt_saying(adoptions, adoption_message(adoptions))
+    }
+
+    /// Adopts one machine an `auto` rule matched; the commit names the
+    /// rule (`auto-adopt dev-05 into k8s-dev by rule k8s-dev/_defaults.yaml:9`).
+    pub fn adopt_by_rule(&self, adoption: &Adoption, rule: &str) -> Result<PathBuf, WriteError> {
+        let message = format!(
+            "auto-adopt {} into {} by rule {rule} ({}{})",
+            adoption.hostname,
+            if adoption.group.is_empty() {
+                "/"
+            } else {
+                &adoption.group
+            },
+            adoption.profile,
+            if adoption.install { ", to install" } else { "" }
+        );
+        let mut paths = self.adopt_saying(std::slice::from_ref(adoption), message)?;
+        paths
+            .pop()
+            .ok_or_else(|| WriteError::Uneditable("nothing was written".into()))
+    }
+
+    fn adopt_saying(
+        &self,
+        adoptions: &[Adoption],
+        message: String,
+    ) -> Result<Vec<PathBuf>, WriteError> {
         let _guard = self.lock();
         let current = self.shared.load();
         let mut overlay = BTreeMap::new();
@@ -197,7 +225,7 @@ impl InventoryService {
         self.commit(overlay, None)?;
         self.record(
             changed.iter().map(|rel| self.root.join(rel)).collect(),
-            adoption_message(adoptions),
+            message,
         );
         Ok(changed)
     }

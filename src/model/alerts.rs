@@ -9,6 +9,7 @@
 //! | pool nearly full    | ≥ 90 % of a pool of ≥ 10 is leased      | leases drop below that (or it is out) |
 //! | transfer failures   | ≥ 5 transfers failed in the last minute | fewer did                             |
 //! | machines stuck      | a machine idles past its stage timeout  | it moves on, fails, or leaves         |
+//! | auto-adopt refused  | an `auto` rule's adoption was refused   | none refused for 10 minutes           |
 
 use std::net::Ipv4Addr;
 
@@ -19,6 +20,8 @@ use super::stage::Stuck;
 use crate::clock::Millis;
 use crate::event::{Level, PoolInfo};
 
+/// Refused auto-adoptions raise an alert until none was for this long.
+pub const AUTO_REFUSED_QUIET_MS: Millis = 10 * 60 * 1000;
 /// A rogue server quiet this long no longer raises an alert.
 pub const ROGUE_QUIET_MS: Millis = 10 * 60 * 1000;
 /// Rogue servers remembered at most: answers with spoofed sources must not
@@ -59,6 +62,11 @@ pub enum Alert {
         first: String,
         stuck: Stuck,
     },
+    /// Auto-adoptions refused since start (past the bound per minute, or
+    /// the write refused).
+    AutoAdoptRefused {
+        count: u64,
+    },
 }
 
 /// Another DHCP server seen answering on the segment.
@@ -76,6 +84,21 @@ impl RogueServer {
 }
 
 impl Model {
+    pub(super) fn auto_adopt_refused(
+        &mut self,
+        at: Millis,
+        mac: crate::ident::Mac,
+        rule: &str,
+        reason: &str,
+        refused: u64,
+    ) {
+        self.auto_refused = self.auto_refused.max(refused);
+        self.auto_refused_at = Some(at);
+        let line =
+            format!("auto-adopt of {mac} by rule {rule} refused: {reason} ({refused} so far)");
+        self.log(at, Level::Warn, "inventory", line);
+    }
+
     pub(super) fn rogue_dhcp(&mut self, at: Millis, server: Ipv4Addr, offered: Option<Ipv4Addr>) {
         if self.rogue_servers.len() >= ROGUE_SERVERS_KEPT
             && !self.rogue_servers.contains_key(&server)
@@ -136,6 +159,14 @@ impl Model {
                     .is_some_and(|f| now.saturating_sub(f) < FAILURE_WINDOW_MS)
             })
             .count();
+        if self
+            .auto_refused_at
+            .is_some_and(|t| now.saturating_sub(t) < AUTO_REFUSED_QUIET_MS)
+        {
+            out.push(Alert::AutoAdoptRefused {
+                count: self.auto_refused,
+            });
+        }
         if failures >= FAILURES_ALERT {
             out.push(Alert::TransferFailures { count: failures });
         }

@@ -69,6 +69,7 @@ fn label(row: &mut MachineRow, known: Option<&KnownMachine>) {
             row.profile = k.profile.clone();
             row.install = Some(k.install);
             row.fixed_ip = k.ip;
+            row.proposal = None;
             if row.ip.is_none() {
                 row.ip = k.ip;
             }

@@ -17,6 +17,7 @@ use crate::clock::Millis;
 use crate::dhcp::{DhcpReply, RelayAgentSeen};
 use crate::event::DhcpSeen;
 use crate::ident::{Mac, Uuid};
+use crate::inventory::rules::RuleHit;
 
 /// Where a machine is in its boot, as the console's State column shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -98,6 +99,10 @@ pub struct MachineRow {
     /// Its last sign of life: what stuck detection measures from.
     #[serde(default)]
     pub idle_since: Millis,
+    /// The rule (`adopt.rules`) this unknown machine matched when last
+    /// seen: the adoption the console proposes.
+    #[serde(default)]
+    pub proposal: Option<RuleHit>,
 }
 
 impl MachineRow {
@@ -126,6 +131,7 @@ impl MachineRow {
             stage: None,
             stage_since: 0,
             idle_since: 0,
+            proposal: None,
         }
     }
 
@@ -259,6 +265,11 @@ impl Model {
         if seen.hostname.is_some() {
             row.hostname = seen.hostname.clone();
         }
+        row.proposal = if row.is_unknown() {
+            seen.rule.clone()
+        } else {
+            None
+        };
         let stage = DhcpStage::new(seen.firmware, seen.ipxe);
         row.step(
             at,

@@ -102,6 +102,12 @@ pub struct Model {
     /// When installs finished, newest last (bounded): the done rate.
     #[serde(default)]
     pub done_times: VecDeque<Millis>,
+    /// Auto-adoptions refused since start (an `auto` rule matched past the
+    /// bound per minute, or the write was refused), and when the last was.
+    #[serde(default)]
+    pub auto_refused: u64,
+    #[serde(default)]
+    pub auto_refused_at: Option<Millis>,
     /// Bumped on every change: the console redraws when it moves.
     pub generation: u64,
     /// Time of the newest event folded in.
@@ -252,6 +258,12 @@ impl Model {
                 message,
             } => self.bmc_action(at, hostname, action, *ok, message),
             EventKind::MachineForgotten { mac } => self.forget(at, *mac),
+            EventKind::AutoAdoptRefused {
+                mac,
+                rule,
+                reason,
+                refused,
+            } => self.auto_adopt_refused(at, *mac, rule, reason, *refused),
             EventKind::Log {
                 level,
                 target,

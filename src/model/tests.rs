@@ -28,6 +28,7 @@ fn seen(message: DhcpMessage, decision: BootDecision) -> EventKind {
         uuid: None,
         relay: None,
         relay_agent: None,
+        rule: None,
         hostname: None,
         decision,
     })

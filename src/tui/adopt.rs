@@ -10,6 +10,7 @@ use crossterm::event::{KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+use super::app::Confirmation;
 use super::keymap::Intent;
 use crate::ident::{Mac, Uuid};
 use crate::inventory::Adoption;
@@ -75,27 +76,7 @@ pub enum Outcome {
     Submit(Vec<Adoption>),
 }
 
-/// Expands `{n}`, `{n:02}`, `{n:03}`… in a hostname pattern.
-pub fn expand(pattern: &str, n: usize) -> String {
-    let mut out = String::new();
-    let mut rest = pattern;
-    while let Some(start) = rest.find("{n") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let width = after[..end]
-            .strip_prefix(":0")
-            .and_then(|w| w.parse::<usize>().ok())
-            .unwrap_or(0);
-        out.push_str(&format!("{n:0width$}"));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
+pub use crate::inventory::rules::expand;
 
 fn is_pattern(s: &str) -> bool {
     s.contains("{n")
@@ -176,10 +157,41 @@ impl AdoptDialog {
             error: None,
         };
         d.group_changed(model);
+        d.prefill_from_rule(model);
         if single && let Some(ip) = next_free_ip(model) {
             d.ip = Input::default().with_value(ip.to_string());
         }
         d
+    }
+
+    /// A machine a rule matched starts with what the rule proposes: its
+    /// group, profile, hostname pattern and install flag.
+    fn prefill_from_rule(&mut self, model: &Model) {
+        let Some(p) = self
+            .machines
+            .first()
+            .and_then(|(mac, _)| model.machine(mac))
+            .and_then(|m| m.proposal.clone())
+        else {
+            return;
+        };
+        if let Some(g) = self.groups.iter().position(|g| *g == p.group) {
+            self.group = g;
+            self.group_changed(model);
+        }
+        if let Some(i) = self.profiles.iter().position(|x| *x == p.profile) {
+            self.profile = i;
+        }
+        let value = if self.bulk() {
+            p.hostname.clone()
+        } else {
+            free_names(&p.hostname, &used_hostnames(model), 1)
+                .pop()
+                .unwrap_or_default()
+        };
+        self.hostname = Input::default().with_value(value);
+        self.install = p.install;
+        self.install_touched = true;
     }
 
     pub fn bulk(&self) -> bool {
@@ -353,6 +365,80 @@ impl AdoptDialog {
         }
         Ok(adoptions)
     }
+}
+
+/// The most machines one "adopt all proposed" takes: the writer validates
+/// the whole tree per adoption batch, and a screenful is what an operator
+/// can check before saying yes.
+pub const MAX_PROPOSED_AT_ONCE: usize = 200;
+
+/// "Adopt every proposed machine?": each unknown machine a rule matched,
+/// named by the first free names of its rule's pattern, checked with the
+/// writer's rules, waiting for a yes.
+pub fn confirm_proposed(model: &Model) -> Result<Confirmation, String> {
+    let mut used = used_hostnames(model);
+    let mut adoptions = Vec::new();
+    for m in model.machines.iter().filter(|m| m.is_unknown()) {
+        let Some(p) = &m.proposal else { continue };
+        if adoptions.len() == MAX_PROPOSED_AT_ONCE {
+            break;
+        }
+        let hostname = free_names(&p.hostname, &used, 1)
+            .pop()
+            .ok_or_else(|| format!("no free name left for pattern {}", p.hostname))?;
+        used.insert(hostname.clone());
+        let a = Adoption {
+            macs: vec![m.mac],
+            uuid: m.uuid,
+            hostname,
+            group: p.group.clone(),
+            profile: p.profile.clone(),
+            ip: None,
+            install: p.install,
+        };
+        check_adoption(&a, &Seen(model)).map_err(|e| format!("{} ({}): {e}", a.hostname, m.mac))?;
+        adoptions.push(a);
+    }
+    let (first, last) = match (adoptions.first(), adoptions.last()) {
+        (Some(f), Some(l)) => (f.hostname.clone(), l.hostname.clone()),
+        _ => return Err("no machine is proposed by a rule".into()),
+    };
+    let mut groups: Vec<&str> = adoptions
+        .iter()
+        .map(|a| {
+            if a.group.is_empty() {
+                "/"
+            } else {
+                a.group.as_str()
+            }
+        })
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let installs = adoptions.iter().filter(|a| a.install).count();
+    let names = if adoptions.len() == 1 {
+        first
+    } else {
+        format!("{first} … {last}")
+    };
+    let question = format!(
+        "adopt {} proposed machine(s) ({names}) into {}{}? y/n",
+        adoptions.len(),
+        groups.join(", "),
+        if installs > 0 {
+            format!(", {installs} to INSTALL")
+        } else {
+            String::new()
+        }
+    );
+    Ok(Confirmation {
+        question,
+        note: format!("adopting {} proposed machine(s)…", adoptions.len()),
+        command: crate::event::Command::Adopt {
+            machines: adoptions,
+        },
+        clears_marks: false,
+    })
 }
 
 /// What the console has seen, as the adoption rules ask about it: the

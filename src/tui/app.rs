@@ -572,6 +572,10 @@ impl App {
                 }
             }
             I::Adopt => return self.open_adopt(),
+            I::AdoptProposed => match adopt::confirm_proposed(&self.model) {
+                Ok(c) => self.modal = Modal::Confirm(c),
+                Err(e) => self.set_status(e, true),
+            },
             I::Forget => match self.target() {
                 Some(m) if m.is_unknown() => {
                     let mac = m.mac;
@@ -807,6 +811,15 @@ impl App {
             Some(i) => self.cursor[0] = i,
             None => self.set_status(format!("no machine matches {query:?}"), true),
         }
+    }
+
+    /// Unknown machines a rule proposes an adoption for.
+    pub fn proposed_count(&self) -> usize {
+        self.model
+            .machines
+            .iter()
+            .filter(|m| m.is_unknown() && m.proposal.is_some())
+            .count()
     }
 
     /// Unknown machines waiting for a decision: the header counts them.

@@ -763,3 +763,4 @@ fn relayed_requests_need_a_relay_that_can_exist() {
 
 mod options;
 mod relay_agent;
+mod rules;

@@ -35,6 +35,7 @@ pub fn alert_text(alert: &Alert) -> String {
             "{count} machines stuck ({first}: {})",
             stuck.describe(fmt_age)
         ),
+        Alert::AutoAdoptRefused { count } => format!("{count} auto-adoption(s) refused (see log)"),
     }
 }
 

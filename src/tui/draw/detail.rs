@@ -88,6 +88,26 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
             Line::from(Span::styled(format!("last error: {e}"), t.error())),
         );
     }
+    if let Some(p) = &m.proposal {
+        let verb = match p.mode {
+            crate::inventory::rules::RuleMode::Propose => "proposed (P adopts all proposed)",
+            crate::inventory::rules::RuleMode::Auto => "auto-adopting",
+        };
+        info.insert(
+            1,
+            Line::from(Span::styled(
+                format!(
+                    "{verb}: {} into {} as {}, install {} — rule {}",
+                    p.profile,
+                    if p.group.is_empty() { "/" } else { &p.group },
+                    p.hostname,
+                    p.install,
+                    p.rule
+                ),
+                t.warn(),
+            )),
+        );
+    }
     let [info_area, rest] =
         Layout::vertical([Constraint::Length(4), Constraint::Fill(1)]).areas(area);
     frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: true }), info_area);

@@ -58,6 +58,13 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if unknown > 0 {
         line2.push(Span::styled(format!(" · {unknown} unknown"), t.unknown()));
     }
+    let proposed = app.proposed_count();
+    if proposed > 0 {
+        line2.push(Span::styled(
+            format!(" · {proposed} proposed (P)"),
+            t.warn(),
+        ));
+    }
     // Rows over unknown.max_machines aged out: say so, or a flood of
     // invented MACs would look like nothing happened.
     if m.unknown.dropped > 0 {

@@ -56,6 +56,15 @@ const COLUMNS: [(Col, Column); 14] = [
     (Col::Seen, col("Seen", 4, 9)),
 ];
 
+/// An unknown machine a rule matched: where it would go.
+fn proposed_label(p: &crate::inventory::rules::RuleHit) -> String {
+    let group = if p.group.is_empty() { "/" } else { &p.group };
+    match p.mode {
+        crate::inventory::rules::RuleMode::Propose => format!("→ {group}"),
+        crate::inventory::rules::RuleMode::Auto => format!("auto → {group}"),
+    }
+}
+
 /// What a cell holds.
 fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
     let t = &app.theme;
@@ -68,6 +77,8 @@ fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
     match column {
         Col::Mark => Cell::from(if app.marked.contains(&m.mac) {
             Span::styled("●", t.marked())
+        } else if m.is_unknown() && m.proposal.is_some() {
+            Span::styled("+", t.warn())
         } else if m.is_unknown() {
             Span::styled("?", t.unknown())
         } else {
@@ -75,7 +86,10 @@ fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
         }),
         Col::Mac => Cell::from(m.mac.to_string()),
         Col::Hostname => styled(
-            m.hostname.clone().unwrap_or_else(|| "unknown".into()),
+            m.hostname
+                .clone()
+                .or_else(|| m.proposal.as_ref().map(proposed_label))
+                .unwrap_or_else(|| "unknown".into()),
             if m.is_unknown() {
                 t.unknown()
             } else {

@@ -91,6 +91,8 @@ pub enum Intent {
     Move(Step),
     OpenDetail,
     Adopt,
+    /// Adopt every machine a rule proposes, asked first.
+    AdoptProposed,
     ToggleMark,
     ToggleInstall,
     ReleaseLease,
@@ -131,7 +133,10 @@ impl Intent {
             I::Move(Step::Up | Step::Down) => "move the selection",
             I::Move(_) => "page, first, last",
             I::OpenDetail => "machine detail: timeline and what it is served",
-            I::Adopt => "adopt the selected (or marked) unknown machines",
+            // One line for both: the help fits 80x24.
+            I::Adopt | I::AdoptProposed => {
+                "adopt selected/marked unknown machines, or all proposed"
+            }
             I::ToggleMark => "mark a machine for bulk adopt, power or reinstall",
             I::ToggleInstall => "toggle install (reimage) of the selection; asks first",
             I::ReleaseLease => "release the selected lease (leases view); asks first",
@@ -263,6 +268,7 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Normal, "End", I::Move(Last), false),
         (Normal, "Enter", I::OpenDetail, true),
         (Normal, "a", I::Adopt, true),
+        (Normal, "P", I::AdoptProposed, true),
         (Normal, "Space", I::ToggleMark, true),
         (Normal, "i", I::ToggleInstall, true),
         (Normal, "r", I::ReleaseLease, true),

@@ -1,0 +1,214 @@
+//! Rules for unknown machines over real sockets on loopback: a simulated
+//! machine an `auto` rule matches is adopted on first sight (its file
+//! written by the inventory writer) and boots its local disk without a
+//! reset; one a `propose` rule matches waits in the hold loop, marked; a
+//! flood of invented MACs matching the auto rule creates at most the bound
+//! of files per minute, the rest refused and counted; and in a real git
+//! work tree the auto-adoption is a commit that names the rule.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use pxedeck::auto_adopt::MAX_PER_MINUTE;
+use pxedeck::boot::arch::Firmware;
+use pxedeck::dhcp::wire::{Packet, msg, opt};
+use pxedeck::inventory::rules::RuleMode;
+use pxedeck::model::{Alert, MachineState};
+use pxedeck::services::Services;
+use pxedeck::sim::report::Outcome;
+use pxedeck::sim::world::{World, WorldSpec, sim_mac};
+use pxedeck::sim::{SimMachine, Target, boot};
+
+/// rack1's defaults with two rules: MACs 52:54:00:bb:00:* are adopted on
+/// sight, any other 52:54:00:bb:* is proposed (the second overlaps the
+/// first: the first match wins).
+const RULES: &str = "profile: sim-install
+adopt:
+  hostname_pattern: node-{n:03}
+  rules:
+    - match: {mac: \"52:54:00:bb:00:*\", subnet: 127.0.0.0/8}
+      mode: auto
+      hostname: auto-{n:02}
+    - match: {mac: \"52:54:00:bb:*\"}
+      mode: propose
+";
+
+fn world(dir: &Path) -> World {
+    let world = World::create(dir, &WorldSpec::default()).unwrap();
+    std::fs::write(dir.join("nodes/rack1/_defaults.yaml"), RULES).unwrap();
+    world
+}
+
+async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn auto_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("nodes/rack1"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("auto-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// One PXE DISCOVER from `mac`, as firmware sends it.
+async fn discover(server: std::net::SocketAddr, mac: [u8; 6]) {
+    let mut p = Packet::client_request(
+        mac,
+        u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
+        msg::DISCOVER,
+    );
+    p.set_option(opt::CLASS_ID, b"PXEClient:Arch:00007:UNDI:003016".to_vec());
+    p.set_option(opt::CLIENT_ARCH, 7u16.to_be_bytes());
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&p.encode(), server).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_rules_adopt_on_sight_propose_rules_mark_and_a_flood_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = world(dir.path());
+    let services = Services::start(world.config.clone()).await.unwrap();
+    let dhcp = services.bound.dhcp.unwrap();
+    let mut target = Target::new(dhcp, services.bound.tftp.port());
+    target.hold_poll = Some(Duration::from_millis(100));
+    target.hold_limit = Duration::from_secs(20);
+
+    // The auto machine: held at first sight, adopted, then told to boot
+    // its local disk (the rule says no install) by its next hold poll.
+    let auto = SimMachine::new(sim_mac(0xbb, 1), Firmware::UefiX64);
+    let run = boot(&auto, &target, 1).await;
+    assert_eq!(run.outcome, Outcome::LocalDisk, "{run:?}");
+    assert_eq!(auto_files(dir.path()), ["auto-01.yaml"]);
+    let text = std::fs::read_to_string(dir.path().join("nodes/rack1/auto-01.yaml")).unwrap();
+    assert!(text.contains(&format!("mac: \"{}\"", auto.mac)), "{text}");
+    assert!(text.contains("profile: \"sim-install\""), "{text}");
+    assert!(
+        text.contains("install: false"),
+        "never installs unless the rule says so: {text}"
+    );
+    {
+        let model = services.live.lock();
+        let row = model.machine(&auto.mac).unwrap();
+        assert_eq!(row.hostname.as_deref(), Some("auto-01"));
+        assert_eq!(row.proposal, None, "adopted: nothing left to propose");
+        assert!(
+            model.log.iter().any(|l| l.message.contains(
+                "auto-adopted 52:54:00:bb:00:01 by rule rack1/_defaults.yaml:5 as auto-01"
+            )),
+            "the adoption is logged"
+        );
+    }
+
+    // The proposed machine: held and marked, no file written.
+    let proposed = SimMachine::new(sim_mac(0xbb, 0x100), Firmware::Bios);
+    let held = tokio::spawn({
+        let mut target = target.clone();
+        target.hold_limit = Duration::from_secs(2);
+        async move { boot(&proposed, &target, 2).await }
+    });
+    until("the proposal", 10, || {
+        let model = services.live.lock();
+        model.machine(&sim_mac(0xbb, 0x100)).is_some_and(|r| {
+            r.state == MachineState::Held
+                && r.proposal.as_ref().is_some_and(|p| {
+                    p.rule == "rack1/_defaults.yaml:8" && p.mode == RuleMode::Propose
+                })
+        })
+    })
+    .await;
+    assert_eq!(held.await.unwrap().outcome, Outcome::StillHeld);
+    assert_eq!(auto_files(dir.path()), ["auto-01.yaml"]);
+    let proposed_mac = format!("\"{}\"", sim_mac(0xbb, 0x100));
+    for e in std::fs::read_dir(dir.path().join("nodes/rack1")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        assert!(!text.contains(&proposed_mac), "a proposal writes nothing");
+    }
+
+    // A flood of invented MACs the auto rule matches: within the minute,
+    // the bound less the one already adopted; every other one refused.
+    let flood = 25;
+    for i in 0..flood {
+        discover(dhcp, sim_mac(0xbb, 0x10 + i).0).await;
+    }
+    let refused_expected = (flood + 1 - MAX_PER_MINUTE) as u64;
+    until("the refusals to be counted", 30, || {
+        services.live.lock().auto_refused == refused_expected
+    })
+    .await;
+    assert_eq!(auto_files(dir.path()).len(), MAX_PER_MINUTE);
+    {
+        let model = services.live.lock();
+        assert!(
+            model.alerts(model.now).contains(&Alert::AutoAdoptRefused {
+                count: refused_expected
+            }),
+            "{:?}",
+            model.alerts(model.now)
+        );
+        assert!(
+            model.log.iter().any(|l| l
+                .message
+                .contains("refused: more than 20 auto-adoptions in a minute")),
+            "the refusal is logged"
+        );
+    }
+    services.shutdown().await;
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git is missing: install the Debian package git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_adoption_is_a_git_commit_that_names_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = world(dir.path());
+    let work = world.config.inventory.clone();
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    git(&work, &["config", "user.name", "Operator"]);
+    git(&work, &["config", "user.email", "op@example.com"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "--quiet", "-m", "inventory"]);
+    world.config.git.author = "Rack Robot <robot@example.com>".into();
+    let services = Services::start(world.config.clone()).await.unwrap();
+    let dhcp = services.bound.dhcp.unwrap();
+
+    discover(dhcp, sim_mac(0xbb, 7).0).await;
+    let head = || git(&work, &["log", "-1", "--format=%an <%ae>|%s"]);
+    until("the auto-adoption's commit", 20, || {
+        head().contains("auto-adopt")
+    })
+    .await;
+    assert_eq!(
+        head(),
+        "Rack Robot <robot@example.com>|auto-adopt auto-01 into rack1 by rule rack1/_defaults.yaml:5 (sim-install)"
+    );
+    assert_eq!(
+        git(&work, &["show", "--name-only", "--format=", "HEAD"]),
+        "rack1/auto-01.yaml",
+        "the commit holds exactly the new machine's file"
+    );
+    assert_eq!(services.auto_adopt.adopted.load(Ordering::Relaxed), 1);
+    services.shutdown().await;
+}
