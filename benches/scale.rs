@@ -156,6 +156,7 @@ fn model_memory(machines: usize, booting: usize) {
                     uuid: None,
                     relay: None,
                     relay_agent: None,
+                    rule: None,
                     hostname: Some(format!("node-{n:05}")),
                     decision: BootDecision::Install {
                         profile: "ubuntu".into(),
