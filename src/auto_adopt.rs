@@ -123,9 +123,9 @@ struct Unreported {
 impl AutoAdopter {
     pub fn new(control: Arc<Control>, bus: Bus) -> AutoAdopter {
         AutoAdopter {
+            stats: control.auto_adopt_stats().clone(),
             control,
             bus,
-            stats: Arc::default(),
         }
     }
 

@@ -100,6 +100,8 @@ pub struct Control {
     dhcp: Option<Arc<DhcpServer>>,
     bus: Bus,
     bmc: Option<BmcHandle>,
+    /// What `auto` rules adopted and had refused (`crate::auto_adopt`).
+    auto_adopt: Arc<crate::auto_adopt::AutoAdoptStats>,
 }
 
 impl Control {
@@ -113,7 +115,13 @@ impl Control {
             dhcp,
             bus,
             bmc: None,
+            auto_adopt: Arc::default(),
         }
+    }
+
+    /// The auto-adopter's counters, for `/metrics`.
+    pub fn auto_adopt_stats(&self) -> &Arc<crate::auto_adopt::AutoAdoptStats> {
+        &self.auto_adopt
     }
 
     /// Hands BMC actions to the actor that owns them.

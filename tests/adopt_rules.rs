@@ -145,6 +145,17 @@ async fn auto_rules_adopt_on_sight_propose_rules_mark_and_a_flood_is_bounded() {
     })
     .await;
     assert_eq!(auto_files(dir.path()).len(), MAX_PER_MINUTE);
+    let metrics = Command::new("curl")
+        .args(["-fsS", &format!("http://{}/metrics", services.bound.api)])
+        .output()
+        .expect("curl is missing: install the Debian package curl");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for needle in [
+        format!("pxedeck_auto_adoptions_total{{outcome=\"adopted\"}} {MAX_PER_MINUTE}"),
+        format!("pxedeck_auto_adoptions_total{{outcome=\"refused\"}} {refused_expected}"),
+    ] {
+        assert!(metrics.contains(&needle), "{needle} in\n{metrics}");
+    }
     {
         let model = services.live.lock();
         assert!(

@@ -562,6 +562,23 @@ fn render_metrics(s: &HttpState) -> String {
         "Unknown machines dropped from the model over unknown.max_machines.",
         one(dropped),
     );
+    if let Some(auto) = s.control.as_ref().map(|c| c.auto_adopt_stats()) {
+        family(
+            "pxedeck_auto_adoptions_total",
+            "counter",
+            "Unknown machines adopted on sight by an `auto` rule (outcome=adopted), or refused: past 20 a minute or the write refused (outcome=refused).",
+            vec![
+                (
+                    "{outcome=\"adopted\"}".into(),
+                    auto.adopted.load(Ordering::Relaxed),
+                ),
+                (
+                    "{outcome=\"refused\"}".into(),
+                    auto.refused.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+    }
     if let Some(bmc) = s.control.as_ref().and_then(|c| c.bmc_stats()) {
         family(
             "pxedeck_bmc_polls_total",

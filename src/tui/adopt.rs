@@ -15,7 +15,7 @@ use super::keymap::Intent;
 use crate::ident::{Mac, Uuid};
 use crate::inventory::Adoption;
 use crate::inventory::validate::{Taken, check_adoption};
-use crate::model::{MachineRow, Model};
+use crate::model::{MachineRow, MachineState, Model};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -364,6 +364,27 @@ impl AdoptDialog {
             check_adoption(a, &Seen(model)).map_err(|e| e.to_string())?;
         }
         Ok(adoptions)
+    }
+}
+
+/// Counts for the header, beside the app's state.
+impl super::app::App {
+    /// Unknown machines a rule proposes an adoption for.
+    pub fn proposed_count(&self) -> usize {
+        self.model
+            .machines
+            .iter()
+            .filter(|m| m.is_unknown() && m.proposal.is_some())
+            .count()
+    }
+
+    /// Unknown machines waiting for a decision: the header counts them.
+    pub fn unknown_count(&self) -> usize {
+        self.model
+            .machines
+            .iter()
+            .filter(|m| m.is_unknown() && m.state != MachineState::Known)
+            .count()
     }
 }
 

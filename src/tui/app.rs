@@ -812,22 +812,4 @@ impl App {
             None => self.set_status(format!("no machine matches {query:?}"), true),
         }
     }
-
-    /// Unknown machines a rule proposes an adoption for.
-    pub fn proposed_count(&self) -> usize {
-        self.model
-            .machines
-            .iter()
-            .filter(|m| m.is_unknown() && m.proposal.is_some())
-            .count()
-    }
-
-    /// Unknown machines waiting for a decision: the header counts them.
-    pub fn unknown_count(&self) -> usize {
-        self.model
-            .machines
-            .iter()
-            .filter(|m| m.is_unknown() && m.state != MachineState::Known)
-            .count()
-    }
 }
