@@ -272,7 +272,7 @@ async fn an_unidentified_client_is_asked_for_its_identity() {
     let text = r.text();
     assert!(text.starts_with("#!ipxe\n"));
     assert!(
-        text.contains("http://10.99.0.1/boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid:uristring}"),
+        text.contains("http://10.99.0.1/boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid}&serial=${serial:uristring}"),
         "{text}"
     );
 }

@@ -22,6 +22,8 @@ pub struct Machine {
     pub macs: Vec<Mac>,
     pub uuid: Option<Uuid>,
     pub serial: Option<String>,
+    /// Asset tag (SMBIOS type 3), for machines known before they boot.
+    pub asset: Option<String>,
     pub ip: Option<Ipv4Addr>,
     pub profile: Option<String>,
     /// Whether pxedeck may boot the profile's installer. Absent means false:
@@ -137,6 +139,30 @@ fn field_err(node: &Node, message: impl Into<String>) -> FieldError {
     }
 }
 
+/// A serial number or asset tag: what iPXE reports (printable ASCII, at
+/// most [`MAX_VALUE`](crate::boot::identity::MAX_VALUE) bytes) and able to
+/// tell one machine from another (no `To be filled by O.E.M.`).
+fn tag(node: &Node, what: &str, s: &str) -> Result<String, FieldError> {
+    use crate::boot::identity::{MAX_VALUE, meaningful};
+    let s = s.trim();
+    if s.len() > MAX_VALUE || !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(field_err(
+            node,
+            format!("{what} must be printable ASCII of at most {MAX_VALUE} bytes"),
+        ));
+    }
+    if !meaningful(s) {
+        return Err(field_err(
+            node,
+            format!(
+                "{what} {s:?} is a firmware placeholder, not one machine's: \
+                 many boards report it"
+            ),
+        ));
+    }
+    Ok(s.to_string())
+}
+
 fn string(node: &Node, what: &str) -> Result<String, FieldError> {
     match &node.value {
         Value::Str(s) => Ok(s.clone()),
@@ -177,6 +203,7 @@ pub(super) fn extract_machine(
         macs: Vec::new(),
         uuid: None,
         serial: None,
+        asset: None,
         ip: None,
         profile: None,
         install: false,
@@ -221,7 +248,10 @@ pub(super) fn extract_machine(
         }));
     }
     if let Some(n) = values.get("serial") {
-        run(string(n, "serial").map(|s| m.serial = Some(s.trim().to_string())));
+        run(string(n, "serial").and_then(|s| tag(n, "serial", &s).map(|s| m.serial = Some(s))));
+    }
+    if let Some(n) = values.get("asset") {
+        run(string(n, "asset").and_then(|s| tag(n, "asset", &s).map(|s| m.asset = Some(s))));
     }
     if let Some(n) = values.get("ip") {
         run(string(n, "ip").and_then(|s| {
@@ -331,10 +361,11 @@ pub(super) fn extract_machine(
             })),
         }
     }
-    if m.macs.is_empty() && m.uuid.is_none() && m.serial.is_none() {
+    if m.macs.is_empty() && m.uuid.is_none() && m.serial.is_none() && m.asset.is_none() {
         errors.push(FieldError {
             origin: Origin { file, line: 1 },
-            message: "machine has no identity: set mac, uuid or serial".into(),
+            message: "machine has no identity: set mac, uuid or serial (or an asset tag: asset)"
+                .into(),
         });
     }
     if m.install && m.boot.is_none() {

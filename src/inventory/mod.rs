@@ -85,6 +85,7 @@ pub struct Inventory {
     by_mac: HashMap<Mac, usize>,
     by_uuid: HashMap<Uuid, usize>,
     by_serial: HashMap<String, usize>,
+    by_asset: HashMap<String, usize>,
     by_hostname: HashMap<String, usize>,
     by_ip: HashMap<Ipv4Addr, usize>,
 }
@@ -108,6 +109,10 @@ impl Inventory {
 
     pub fn by_serial(&self, serial: &str) -> Option<&Machine> {
         self.by_serial.get(serial).map(|&i| &self.machines[i])
+    }
+
+    pub fn by_asset(&self, asset: &str) -> Option<&Machine> {
+        self.by_asset.get(asset).map(|&i| &self.machines[i])
     }
 
     pub fn by_hostname(&self, hostname: &str) -> Option<&Machine> {
@@ -152,7 +157,9 @@ impl Inventory {
         {
             return Some(m);
         }
-        self.by_hostname(query).or_else(|| self.by_serial(query))
+        self.by_hostname(query)
+            .or_else(|| self.by_serial(query))
+            .or_else(|| self.by_asset(query))
     }
 
     /// The path of a file, relative to the root.
@@ -169,6 +176,7 @@ impl Inventory {
         self.by_mac.clear();
         self.by_uuid.clear();
         self.by_serial.clear();
+        self.by_asset.clear();
         self.by_hostname.clear();
         self.by_ip.clear();
         for (i, m) in self.machines.iter().enumerate() {
@@ -180,6 +188,9 @@ impl Inventory {
             }
             if let Some(s) = &m.serial {
                 self.by_serial.insert(s.clone(), i);
+            }
+            if let Some(a) = &m.asset {
+                self.by_asset.insert(a.clone(), i);
             }
             if let Some(ip) = m.ip {
                 self.by_ip.insert(ip, i);

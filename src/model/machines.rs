@@ -12,6 +12,7 @@ use super::timeline::{self, DhcpStage, Step, StepKind};
 use crate::boot::arch::Firmware;
 use crate::boot::decide::Chain;
 use crate::boot::grub::Stage as GrubStage;
+use crate::boot::identity::Facts;
 use crate::boot::{BootDecision, ScriptKind};
 use crate::clock::Millis;
 use crate::dhcp::{DhcpReply, RelayAgentSeen};
@@ -98,6 +99,9 @@ pub struct MachineRow {
     /// Its last sign of life: what stuck detection measures from.
     #[serde(default)]
     pub idle_since: Millis,
+    /// What its iPXE reported about its hardware (SMBIOS, NIC, platform).
+    #[serde(default)]
+    pub facts: Facts,
 }
 
 impl MachineRow {
@@ -126,6 +130,7 @@ impl MachineRow {
             stage: None,
             stage_since: 0,
             idle_since: 0,
+            facts: Facts::default(),
         }
     }
 
@@ -374,6 +379,18 @@ impl Model {
         row.advance(at, Entered::Config);
         row.hostname.get_or_insert_with(|| hostname.to_string());
         row.step(at, StepKind::Config { name: name.into() }, false);
+    }
+
+    /// Facts come with a script request, before or after the machine is
+    /// known; a MAC the model would not list for its script gets no row
+    /// for its facts either (the same bound on unknown rows).
+    pub(super) fn facts_reported(&mut self, at: Millis, mac: Mac, facts: &Facts) {
+        if !self.may_list_for_script(&mac, None) {
+            return;
+        }
+        let row = self.row(mac);
+        row.last_seen = Some(at);
+        row.facts = facts.clone();
     }
 
     pub(super) fn install_done(&mut self, at: Millis, hostname: &str, mac: Option<Mac>) {
