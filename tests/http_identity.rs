@@ -354,3 +354,57 @@ fn a_placeholder_serial_in_a_machine_file_is_refused_at_its_line() {
         "{text:?}"
     );
 }
+
+#[test]
+fn an_adopted_file_keeps_its_facts_and_facts_in_files_are_bounded() {
+    use pxedeck::boot::identity::Facts;
+    use pxedeck::inventory::{Adoption, machine_file_text};
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = dir.path();
+    std::fs::create_dir_all(nodes.join("_profiles")).unwrap();
+    std::fs::write(nodes.join("_profiles/os.yaml"), PROFILE).unwrap();
+    let mut facts = Facts::default();
+    facts.insert("manufacturer", "QEMU");
+    facts.insert("product", "Standard PC (i440FX + PIIX, 1996)");
+    facts.insert("asset", "RACK12: \"slot\" 7 # not a comment");
+    let a = Adoption {
+        macs: vec!["52:54:00:5e:00:07".parse().unwrap()],
+        hostname: "r12-07".into(),
+        profile: "os".into(),
+        facts: facts.clone(),
+        ..Default::default()
+    };
+    std::fs::write(nodes.join("r12-07.yaml"), machine_file_text(&a)).unwrap();
+    let many: String = (0..17).map(|n| format!("  k{n}: v\n")).collect();
+    std::fs::write(
+        nodes.join("many.yaml"),
+        format!("mac: \"52:54:00:5e:00:08\"\nfacts:\n{many}"),
+    )
+    .unwrap();
+    std::fs::write(
+        nodes.join("long.yaml"),
+        format!(
+            "mac: \"52:54:00:5e:00:09\"\nfacts:\n  product: {}\n",
+            "x".repeat(65)
+        ),
+    )
+    .unwrap();
+    let loaded = load(nodes, &LoadOptions::default());
+    let text: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter()
+            .any(|p| p.contains("many.yaml:3") && p.contains("at most 16")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|p| p.contains("long.yaml:3") && p.contains("at most 64 bytes")),
+        "{text:?}"
+    );
+    assert_eq!(text.len(), 2, "the adopted file itself is clean: {text:?}");
+    let m = loaded.inventory.by_hostname("r12-07").expect("loaded");
+    assert_eq!(
+        m.facts, facts,
+        "facts survive the round trip, quoting and all"
+    );
+}

@@ -96,7 +96,12 @@ impl Facts {
     /// Adds a fact, within the bounds; false when it does not fit.
     pub fn insert(&mut self, key: &str, value: &str) -> bool {
         let value = value.trim();
-        if value.is_empty() || !printable(value) || value.len() > MAX_VALUE || key.len() > 32 {
+        let key_ok = !key.is_empty()
+            && key.len() <= 32
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !key_ok || value.is_empty() || !printable(value) || value.len() > MAX_VALUE {
             return false;
         }
         if self.0.len() >= MAX_FACTS && !self.0.contains_key(key) {
@@ -115,6 +120,43 @@ impl Facts {
             .filter(|v| meaningful(v))
             .collect();
         (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    /// What the sticker on the box says: "Dell Inc. PowerEdge R650 ·
+    /// serial CZ2041ABCD · asset RACK12-SLOT07"; empty without them.
+    pub fn sticker(&self) -> String {
+        let mut parts: Vec<String> = self.model().into_iter().collect();
+        for key in ["serial", "asset"] {
+            if let Some(v) = self.get(key) {
+                parts.push(format!("{key} {v}"));
+            }
+        }
+        parts.join(" · ")
+    }
+
+    /// One line for people: "QEMU Standard PC · serial SN1 · asset A-12 ·
+    /// NIC e1000 01:80:86:10:0e · pcbios i386"; empty without facts.
+    pub fn summary(&self) -> String {
+        let sticker = self.sticker();
+        let mut parts: Vec<String> = (!sticker.is_empty())
+            .then_some(sticker)
+            .into_iter()
+            .collect();
+        let nic: Vec<&str> = ["chip", "busid"]
+            .iter()
+            .filter_map(|k| self.get(k))
+            .collect();
+        if !nic.is_empty() {
+            parts.push(format!("NIC {}", nic.join(" ")));
+        }
+        let platform: Vec<&str> = ["platform", "arch"]
+            .iter()
+            .filter_map(|k| self.get(k))
+            .collect();
+        if !platform.is_empty() {
+            parts.push(platform.join(" "));
+        }
+        parts.join(" · ")
     }
 
     /// The facts in display order (known keys first), for the detail view,

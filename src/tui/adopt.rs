@@ -346,6 +346,12 @@ impl AdoptDialog {
                 profile: self.profile_name().to_string(),
                 ip,
                 install: self.install,
+                // What it reported, kept in its file: which box it is.
+                facts: model
+                    .machine(mac)
+                    .map(|m| m.facts.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
             })
             .collect();
         for a in &adoptions {
