@@ -13,6 +13,7 @@
 //! The rules are documented with examples in `docs/inventory.md`.
 
 mod edit;
+pub mod import;
 mod load;
 mod machine;
 mod render;
