@@ -85,6 +85,7 @@ fn inventory(machines: usize) {
                     profile: "ubuntu".into(),
                     ip: Some(Ipv4Addr::new(10, 250, 0, n + 1)),
                     install: false,
+                    ..Default::default()
                 };
                 let t = Instant::now();
                 service.adopt(&[adoption]).expect("adoption");

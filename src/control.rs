@@ -303,6 +303,8 @@ impl Control {
             profile: hit.profile.clone(),
             ip: None,
             install: hit.install,
+            // Adopted at its first DHCP packet: nothing reported yet.
+            ..Default::default()
         };
         let path = self.inventory.adopt_by_rule(&adoption, &hit.rule)?;
         self.bus.emit(EventKind::InventoryWritten {

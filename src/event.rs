@@ -185,6 +185,12 @@ pub enum EventKind {
         #[serde(default)]
         chain: Chain,
     },
+    /// What a machine's iPXE reported about its hardware with its identity
+    /// (SMBIOS, NIC, platform; bounded by `boot::identity`).
+    FactsReported {
+        mac: Mac,
+        facts: crate::boot::identity::Facts,
+    },
     /// A loader reported a boot step it could not take (GRUB fetching its
     /// failure report: `boot::grub::Request::Failed`).
     BootFailed {

@@ -130,6 +130,24 @@ enum Command {
         /// Inventory folder [default: the config's `inventory`, ./nodes]
         dir: Option<PathBuf>,
     },
+    /// Add machines from a CSV (serial, asset, mac, hostname, group,
+    /// profile, ip, install): a purchase order or a rack plan becomes one
+    /// machine file per row, written and committed like an adoption.
+    /// Every bad row is printed as file:line; nothing is written then
+    Import {
+        /// The CSV file (a header line names the columns)
+        csv: PathBuf,
+        /// Print the files that would be written, and write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// An empty `install` cell means true (default: false, nothing is
+        /// reimaged unless its row says so)
+        #[arg(long)]
+        install: bool,
+        /// Inventory folder [default: the config's `inventory`, ./nodes]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print what one machine would be served: the decision, its iPXE
     /// script (kernel command line included), each installer config, and
     /// its effective values, each annotated with the file and line that
@@ -185,6 +203,12 @@ fn main() -> ExitCode {
     match command {
         Command::Check { dir } => check(&config, dir),
         Command::Render { machine, dir } => render(&config, dir, &machine),
+        Command::Import {
+            csv,
+            dry_run,
+            install,
+            dir,
+        } => import(&config, dir, &csv, dry_run, install),
         Command::Console { theme } => {
             if let Some(code) = inventory_missing(&config, false) {
                 return code;
@@ -432,6 +456,107 @@ fn missing_loaders(config: &Config, inv: &inventory::Inventory) -> Vec<String> {
 
 /// Writes command output; a closed pipe (`pxedeck render x | head`) is not
 /// an error worth a panic.
+/// `pxedeck import`: the CSV read within its bounds, every row checked
+/// against the tree and the others (file:line), then the files written by
+/// the inventory writer (validated with the tree, atomic) and committed
+/// when the inventory is in git.
+fn import(
+    config: &Config,
+    dir: Option<PathBuf>,
+    csv: &std::path::Path,
+    dry_run: bool,
+    install: bool,
+) -> ExitCode {
+    use std::io::Read;
+    let root = dir.unwrap_or_else(|| config.inventory.clone());
+    let mut text = String::new();
+    let read = std::fs::File::open(csv).and_then(|f| {
+        // One byte past the bound, so a longer file is refused, not cut.
+        f.take(inventory::import::MAX_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+    });
+    if let Err(e) = read {
+        eprintln!("pxedeck: {}: {e}", csv.display());
+        return ExitCode::from(2);
+    }
+    let loaded = inventory::load(&root, &load_options(config));
+    if !loaded.is_ok() {
+        for p in &loaded.problems {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "pxedeck: {} has problems; fix them before importing",
+            root.display()
+        );
+        return ExitCode::from(1);
+    }
+    let adoptions = match inventory::import::parse(&text, &loaded.inventory, install) {
+        Ok(a) => a,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}:{}: {}", csv.display(), e.line, e.message);
+            }
+            eprintln!(
+                "pxedeck: {} bad row{}; nothing written",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(1);
+        }
+    };
+    if dry_run {
+        for a in &adoptions {
+            let rel = std::path::Path::new(&a.group).join(format!("{}.yaml", a.hostname));
+            out(&format!(
+                "── {} ──\n{}",
+                rel.display(),
+                inventory::machine_file_text(a)
+            ));
+        }
+        out(&format!(
+            "{} machine{} would be written (dry run: nothing written)\n",
+            adoptions.len(),
+            if adoptions.len() == 1 { "" } else { "s" }
+        ));
+        return ExitCode::SUCCESS;
+    }
+    let service = inventory::InventoryService::new(&root, load_options(config), loaded.inventory);
+    let written = match service.adopt(&adoptions) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("pxedeck: nothing written: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut committed = String::new();
+    if config.git.commit
+        && let Some(repo) = pxedeck::git::Repo::discover(&root, config.git.timeout)
+    {
+        let paths: Vec<PathBuf> = written.iter().map(|rel| root.join(rel)).collect();
+        let message = format!(
+            "import {} machine{} from {}",
+            written.len(),
+            if written.len() == 1 { "" } else { "s" },
+            csv.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        );
+        match repo.commit(&paths, &message, &config.git.author) {
+            Ok(Some(hash)) => committed = format!(", committed as {hash}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: the files are written but not committed: {e}"),
+        }
+    }
+    for rel in &written {
+        out(&format!("{}\n", root.join(rel).display()));
+    }
+    out(&format!(
+        "{} machine{} imported{committed}\n",
+        written.len(),
+        if written.len() == 1 { "" } else { "s" }
+    ));
+    ExitCode::SUCCESS
+}
+
 fn out(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());

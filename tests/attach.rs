@@ -90,6 +90,7 @@ async fn an_attached_console_sees_the_same_state_and_can_adopt() {
                 profile: "sim-install".into(),
                 ip: None,
                 install: true,
+                ..Default::default()
             }],
         })
         .await;

@@ -272,7 +272,7 @@ async fn an_unidentified_client_is_asked_for_its_identity() {
     let text = r.text();
     assert!(text.starts_with("#!ipxe\n"));
     assert!(
-        text.contains("http://10.99.0.1/boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid:uristring}"),
+        text.contains("http://10.99.0.1/boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid}&serial=${serial:uristring}"),
         "{text}"
     );
 }
@@ -880,7 +880,7 @@ async fn api_reads_metrics_and_event_stream() {
     assert_eq!(rows[0]["hostname"], "dev-01");
     let nodes: serde_json::Value =
         serde_json::from_slice(&api_get(f.api(), "/api/v1/nodes").await.body).unwrap();
-    assert_eq!(nodes.as_array().unwrap().len(), 9);
+    assert_eq!(nodes.as_array().unwrap().len(), 10);
     let profiles: serde_json::Value =
         serde_json::from_slice(&api_get(f.api(), "/api/v1/profiles").await.body).unwrap();
     assert_eq!(profiles[0]["name"], "local");

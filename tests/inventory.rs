@@ -258,6 +258,7 @@ fn adoption(host: &str, mac: &str) -> Adoption {
         profile: "p".into(),
         ip: Some("10.99.0.50".parse().unwrap()),
         install: true,
+        ..Default::default()
     }
 }
 

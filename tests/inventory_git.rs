@@ -95,6 +95,7 @@ async fn every_write_is_a_commit_pushed_upstream_a_pull_is_picked_up_and_a_faile
                 profile: "ubuntu-2404".into(),
                 ip: None,
                 install: true,
+                ..Default::default()
             }],
         },
     )

@@ -82,6 +82,7 @@ async fn fifty_machines_boot_and_held_ones_boot_once_adopted() {
             profile: "sim-install".into(),
             ip: None,
             install: true,
+            ..Default::default()
         })
         .collect();
     let control = services.control.clone();

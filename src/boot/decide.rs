@@ -26,15 +26,20 @@ pub fn decide<'a>(
         .or_else(|| uuid.and_then(|u| inv.by_uuid(u)));
     let decision = match machine {
         Some(m) => decide_known(m),
-        None => match unknown {
-            UnknownPolicy::Ignore => BootDecision::Ignore,
-            UnknownPolicy::Hold => BootDecision::Hold,
-            UnknownPolicy::Discover { profile } => BootDecision::Discover {
-                profile: profile.clone(),
-            },
-        },
+        None => decide_unknown(unknown),
     };
     (decision, machine)
+}
+
+/// What a machine the inventory does not hold gets: the configured policy.
+pub fn decide_unknown(unknown: &UnknownPolicy) -> BootDecision {
+    match unknown {
+        UnknownPolicy::Ignore => BootDecision::Ignore,
+        UnknownPolicy::Hold => BootDecision::Hold,
+        UnknownPolicy::Discover { profile } => BootDecision::Discover {
+            profile: profile.clone(),
+        },
+    }
 }
 
 /// The safety rule for a machine in the inventory: only `install: true`

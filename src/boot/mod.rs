@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod decide;
 pub mod grub;
+pub mod identity;
 pub mod render;
 
 use serde::{Deserialize, Serialize};

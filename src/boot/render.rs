@@ -25,6 +25,16 @@ pub const HOLD_SECONDS: u32 = 5;
 /// Seconds an error script waits before asking again.
 pub const ERROR_RETRY_SECONDS: u32 = 30;
 
+/// What the identify and hold scripts ask iPXE for, after `mac=`. String
+/// settings are `:uristring` (they hold spaces); `uuid` and `busid` are
+/// formatted by their own types (`uuid`, `hex`), which are URL-safe, and
+/// must not be: `:uristring` would encode their raw bytes.
+const REPORT_QUERY: &str = "&uuid=${uuid}&serial=${serial:uristring}\
+     &board-serial=${board-serial:uristring}&asset=${asset:uristring}\
+     &manufacturer=${manufacturer:uristring}&product=${product:uristring}\
+     &chip=${netX/chip:uristring}&busid=${netX/busid}\
+     &platform=${platform:uristring}&arch=${buildarch:uristring}";
+
 /// The URLs a machine's templates and scripts point at.
 #[derive(Debug, Clone)]
 pub struct Urls {
@@ -40,6 +50,15 @@ impl Urls {
     /// The entry script, identified by MAC.
     pub fn entry(&self, mac: &Mac) -> String {
         format!("{}/{SCRIPT_PATH}?mac={mac}", self.base)
+    }
+
+    /// The entry script with every identity and fact iPXE knows, expanded
+    /// by iPXE: what the identify and hold scripts chain to, so a machine
+    /// known only by serial or asset tag is found, and its facts reach the
+    /// console before anyone adopts it. `mac` is fixed when known.
+    pub fn entry_reporting(&self, mac: Option<&Mac>) -> String {
+        let mac = mac.map_or_else(|| "${netX/mac:hexhyp}".to_string(), Mac::to_string);
+        format!("{}/{SCRIPT_PATH}?mac={mac}{REPORT_QUERY}", self.base)
     }
 
     /// Where the installer fetches its configs: `<config_url>/<name>`. The
@@ -182,12 +201,8 @@ pub fn script(
 /// everything iPXE knows about the machine.
 pub fn identify_script(urls: &Urls) -> String {
     format!(
-        "#!ipxe\n\
-         chain --replace --autofree {base}/{SCRIPT_PATH}?mac=${{netX/mac:hexhyp}}\
-         &uuid=${{uuid:uristring}}&serial=${{serial:uristring}}\
-         &board-serial=${{board-serial:uristring}}&arch=${{buildarch:uristring}}\
-         &platform=${{platform:uristring}} || shell\n",
-        base = urls.base
+        "#!ipxe\nchain --replace --autofree {} || shell\n",
+        urls.entry_reporting(None)
     )
 }
 
@@ -211,7 +226,7 @@ fn hold_script(mac: &Mac, urls: &Urls) -> String {
          :wait\n\
          sleep {HOLD_SECONDS}\n\
          chain --replace --autofree {entry} || goto wait\n",
-        entry = urls.entry(mac)
+        entry = urls.entry_reporting(Some(mac))
     )
 }
 

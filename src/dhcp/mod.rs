@@ -15,6 +15,7 @@ pub mod options;
 pub mod pktinfo;
 pub mod relay_agent;
 pub mod reply;
+pub mod seen;
 pub mod server;
 pub mod store;
 pub mod wire;

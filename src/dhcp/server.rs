@@ -105,6 +105,8 @@ pub struct DhcpServer {
     loaders: AtomicU16,
     rate: Mutex<HashMap<Mac, (Millis, u32)>>,
     rogues: Mutex<HashMap<Ipv4Addr, Millis>>,
+    /// The UUID each MAC last sent in option 97, for the HTTP side.
+    uuids: crate::dhcp::seen::SeenUuids,
     /// When a journal failure was last reported (0: never).
     store_error_reported: AtomicU64,
 }
@@ -161,6 +163,7 @@ impl DhcpServer {
             loaders: AtomicU16::new(0),
             rate: Mutex::new(HashMap::new()),
             rogues: Mutex::new(HashMap::new()),
+            uuids: Default::default(),
             store_error_reported: AtomicU64::new(0),
         };
         server.refresh_loaders();
@@ -216,6 +219,11 @@ impl DhcpServer {
             .get(ip)
             .filter(|l| l.state == LeaseState::Bound)
             .cloned()
+    }
+
+    /// The UUID `mac` last sent in option 97 (RFC 4578), if any.
+    pub fn seen_uuid(&self, mac: &Mac) -> Option<crate::ident::Uuid> {
+        self.uuids.get(mac)
     }
 
     /// The bound lease of `mac`, if any.
@@ -508,6 +516,9 @@ impl DhcpServer {
                 continue;
             }
             self.stats.requests.bump(req.message);
+            if let Some(uuid) = req.uuid {
+                self.uuids.record(req.mac, uuid);
+            }
             // The address the datagram came to is this request's server
             // address (option 54, next-server, its segment's pool).
             let arrived = arrivals.get(i).copied().flatten();

@@ -78,6 +78,7 @@ impl EventKind {
             E::BootFailed { .. } => Subsystem::Tftp,
             E::BmcPower { .. } | E::BmcAction { .. } => Subsystem::Bmc,
             E::ScriptServed { .. }
+            | E::FactsReported { .. }
             | E::ConfigServed { .. }
             | E::AccessDenied { .. }
             | E::InstallDone { .. } => Subsystem::Http,
@@ -97,9 +98,10 @@ impl EventKind {
     pub fn level(&self) -> Level {
         use EventKind as E;
         match self {
-            E::Progress { .. } | E::TransferFailed { probe: true, .. } | E::GitStatus(_) => {
-                Level::Debug
-            }
+            E::Progress { .. }
+            | E::TransferFailed { probe: true, .. }
+            | E::GitStatus(_)
+            | E::FactsReported { .. } => Level::Debug,
             E::PoolExhausted { .. }
             | E::RogueDhcp { .. }
             | E::TransferFailed { .. }
@@ -246,6 +248,16 @@ impl fmt::Display for EventKind {
                     write!(f, "transfer #{id} failed after {bytes} bytes: {reason}")
                 }
             }
+            E::FactsReported { mac, facts } => write!(
+                f,
+                "{mac} reports {}",
+                facts
+                    .ordered()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             E::ScriptServed {
                 client,
                 hostname,

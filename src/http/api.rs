@@ -272,13 +272,19 @@ struct AdoptBody {
 }
 
 async fn adopt(State(s): State<Arc<HttpState>>, Json(body): Json<AdoptBody>) -> Response {
-    run(
-        &s,
-        Command::Adopt {
-            machines: body.machines,
-        },
-    )
-    .await
+    let mut machines = body.machines;
+    // An adoption that brings no facts keeps what the machine reported
+    // (as the console's adopt dialog does), so its file says which box
+    // it is whoever adopted it.
+    {
+        let model = s.model.lock();
+        for a in machines.iter_mut().filter(|a| a.facts.is_empty()) {
+            if let Some(row) = a.macs.iter().find_map(|m| model.machine(m)) {
+                a.facts = row.facts.clone();
+            }
+        }
+    }
+    run(&s, Command::Adopt { machines }).await
 }
 
 #[derive(Deserialize)]

@@ -13,25 +13,15 @@ use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::{HttpResponse, HttpState, to_v4};
-use crate::boot::decide::decide;
+use crate::boot::decide::{decide_known, decide_unknown};
+use crate::boot::identity;
 use crate::boot::render::{self, Script};
 use crate::capability::{Boot, Purpose, Refused};
 use crate::event::{EventKind, Level};
 use crate::ident::{Mac, Uuid};
 use crate::inventory::{Inventory, Machine, Stamp};
-
-/// What iPXE can tell about itself in the entry URL's query.
-#[derive(Debug, Default, Deserialize)]
-pub struct Identity {
-    mac: Option<String>,
-    uuid: Option<String>,
-    serial: Option<String>,
-    #[serde(rename = "board-serial")]
-    board_serial: Option<String>,
-}
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
     (
@@ -46,38 +36,14 @@ fn ipxe(body: String) -> Response {
     text(StatusCode::OK, "text/plain; charset=utf-8", body)
 }
 
-/// Finds the machine a request is about: MAC from the query, else the
-/// holder of the client's lease, else UUID or serial numbers. Returns the
-/// MAC to decide on, or None when nothing identifies the client.
-fn identify(state: &HttpState, inv: &Inventory, client: IpAddr, id: &Identity) -> Option<Mac> {
-    let from_query = id.mac.as_deref().and_then(|m| m.parse::<Mac>().ok());
-    let from_lease = || match to_v4(client) {
+/// The wire identities of a request: the MAC holding the lease of its
+/// address and the UUID DHCP saw for that MAC (option 97).
+fn wire(state: &HttpState, client: IpAddr) -> (Option<Mac>, Option<Uuid>) {
+    let mac = match to_v4(client) {
         IpAddr::V4(v4) => state.leases.mac_at(v4),
         IpAddr::V6(_) => None,
     };
-    let mac = from_query.or_else(from_lease);
-    // A MAC the inventory does not know may still be a known machine by
-    // its firmware identities (a replaced NIC, a second port).
-    let known_by_mac = mac.is_some_and(|m| inv.by_mac(&m).is_some());
-    if !known_by_mac {
-        let by_id = uuid(id)
-            .and_then(|u| inv.by_uuid(&u))
-            .or_else(|| serial(id.serial.as_deref()).and_then(|s| inv.by_serial(s)))
-            .or_else(|| serial(id.board_serial.as_deref()).and_then(|s| inv.by_serial(s)));
-        if let Some(m) = by_id.and_then(|m: &Machine| m.macs.first()) {
-            return Some(*m);
-        }
-    }
-    mac
-}
-
-fn uuid(id: &Identity) -> Option<Uuid> {
-    id.uuid.as_deref().and_then(|u| u.parse().ok())
-}
-
-/// iPXE sends an empty string for settings the machine lacks.
-fn serial(s: Option<&str>) -> Option<&str> {
-    s.map(str::trim).filter(|s| !s.is_empty())
+    (mac, mac.and_then(|m| state.leases.uuid_of(&m)))
 }
 
 /// The address a connection came to, set by the accept loop
@@ -145,21 +111,54 @@ pub async fn script(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     local: Option<Extension<LocalAddr>>,
-    Query(id): Query<Identity>,
+    Query(query): Query<identity::Query>,
 ) -> Response {
     state.stats.request();
+    let client = to_v4(peer.ip());
+    let reported = match query.validate() {
+        Ok(r) => r,
+        Err(refused) => {
+            state.stats.answered(HttpResponse::Refused);
+            state.bus.emit(EventKind::Log {
+                level: Level::Warn,
+                target: "http".into(),
+                message: format!("boot script for {client} refused: {refused}"),
+            });
+            return text(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                format!("pxedeck: {refused}\n"),
+            );
+        }
+    };
     state.stats.answered(HttpResponse::Script);
     let inv = state.inventory.load();
-    let Some(mac) = identify(&state, &inv, peer.ip(), &id) else {
+    let (lease_mac, lease_uuid) = wire(&state, client);
+    let found = identity::resolve(&inv, lease_mac, lease_uuid, &reported);
+    // A client no wire identity names, that has not said what it knows
+    // yet (the boot file DHCP gave carries no query), is asked for it all:
+    // its serial may be in the inventory, and its facts go to the console.
+    let known_on_wire = found.via.is_some_and(identity::Via::is_wire);
+    let Some(mac) = found.mac.filter(|_| known_on_wire || reported.asked) else {
         return ipxe(on_segment(
             &state,
             local,
             render::identify_script(&state.urls),
         ));
     };
-    let key = (mac, uuid(&id));
-    let cached = state.scripts.get_or_render(&inv, key, || {
-        let (decision, machine) = decide(&inv, &state.config.unknown, &mac, key.1.as_ref());
+    if !reported.facts.is_empty() {
+        state.bus.emit(EventKind::FactsReported {
+            mac,
+            facts: reported.facts.clone(),
+        });
+    }
+    let machine = found.machine;
+    let key = (mac, machine.map(|m| m.hostname.clone()));
+    let cached = state.scripts.get_or_render(&inv, key, machine, || {
+        let decision = match machine {
+            Some(m) => decide_known(m),
+            None => decide_unknown(&state.config.unknown),
+        };
         Cached {
             script: render::script(&inv, machine, &decision, &mac, &state.urls),
             hostname: machine.map(|m| m.hostname.clone()),
@@ -175,7 +174,7 @@ pub async fn script(
         });
     }
     state.bus.emit(EventKind::ScriptServed {
-        client: to_v4(peer.ip()),
+        client,
         mac: Some(mac),
         hostname: cached.hostname.clone(),
         kind: script.kind,
@@ -189,11 +188,21 @@ pub async fn script(
                 .secrets
                 .capabilities
                 .mint(now_secs(), state.config.http.capability_lifetime.as_secs());
-            let bound = inv.by_hostname(hostname).and_then(|m| m.macs.first());
+            // A machine whose file names no MAC (known by serial, asset
+            // tag or UUID) is bound, for this boot, to the MAC it was
+            // served from: its configs go to that MAC's lease only.
+            let own = inv.by_hostname(hostname).and_then(|m| m.macs.first());
+            let bound = match own {
+                Some(m) => Some(*m),
+                None => {
+                    state.scripts.bind(hostname, mac);
+                    Some(mac)
+                }
+            };
             state
                 .secrets
                 .capabilities
-                .fill(&script.text, hostname, bound, &boot)
+                .fill(&script.text, hostname, bound.as_ref(), &boot)
         }
         None => script.text.clone(),
     };
@@ -245,17 +254,28 @@ fn authorise<'a>(
     capability: &str,
 ) -> Result<(&'a Machine, Boot), String> {
     let machine = inv.by_hostname(hostname);
-    let bound = machine.and_then(|m| m.macs.first());
-    let verdict =
-        state
-            .secrets
-            .capabilities
-            .verify(purpose, hostname, bound, capability, now_secs());
+    let bound = machine.and_then(|m| {
+        m.macs
+            .first()
+            .copied()
+            .or_else(|| state.scripts.bound(&m.hostname))
+    });
+    let verdict = state.secrets.capabilities.verify(
+        purpose,
+        hostname,
+        bound.as_ref(),
+        capability,
+        now_secs(),
+    );
     let Some(m) = machine else {
         return Err(NO_SUCH_MACHINE.into());
     };
     let boot = verdict.map_err(|e| e.to_string())?;
-    if !state.may_access(client, &m.macs, m.ip) {
+    let macs: Vec<Mac> = match m.macs.as_slice() {
+        [] => bound.into_iter().collect(),
+        own => own.to_vec(),
+    };
+    if !state.may_access(client, &macs, m.ip) {
         return Err(NOT_THE_MACHINE.into());
     }
     Ok((m, boot))
@@ -403,7 +423,10 @@ pub async fn done(
     let macs = {
         let inv = state.inventory.load();
         match authorise(&state, &inv, client, Purpose::Done, &hostname, &capability) {
-            Ok((m, _)) => m.macs.clone(),
+            Ok((m, _)) => match m.macs.as_slice() {
+                [] => state.scripts.bound(&m.hostname).into_iter().collect(),
+                own => own.to_vec(),
+            },
             Err(reason) => return deny(&state, client, format!("/done/{hostname}"), &reason),
         }
     };
@@ -436,21 +459,28 @@ pub async fn done(
 ///
 /// A mass boot asks for the same few hundred scripts again and again (the
 /// hold loop every 5 s, retries). A script depends only on the files all
-/// machines share, the client's own machine (if known) and the MAC and
-/// UUID, so each entry keeps the [`Stamp`] of what it was rendered from and
+/// machines share, the client's own machine (if known) and the MAC, so
+/// each entry keeps the [`Stamp`] of what it was rendered from and
 /// is used while the current snapshot gives the same stamp. A done callback
 /// changes one machine's stamp: that machine's script is rendered again and
 /// every other one stays.
 #[derive(Default)]
 pub struct ScriptCache {
-    inner: std::sync::Mutex<std::collections::HashMap<(Mac, Option<Uuid>), Entry>>,
+    inner: std::sync::Mutex<std::collections::HashMap<ScriptKey, Entry>>,
     renders: std::sync::atomic::AtomicU64,
+    /// Machines without a MAC in their file, bound to the MAC their last
+    /// script went to (see [`ScriptCache::bind`]).
+    bound: std::sync::Mutex<std::collections::HashMap<String, Mac>>,
 }
 
 struct Entry {
     stamp: Stamp,
     cached: Arc<Cached>,
 }
+
+/// A script's cache key: the MAC it is rendered for and the machine it
+/// was identified as (by MAC, UUID, serial or asset tag).
+pub type ScriptKey = (Mac, Option<String>);
 
 /// A rendered script and who it was for.
 pub struct Cached {
@@ -469,10 +499,11 @@ impl ScriptCache {
     pub fn get_or_render(
         &self,
         inv: &Inventory,
-        key: (Mac, Option<Uuid>),
+        key: ScriptKey,
+        machine: Option<&Machine>,
         render: impl FnOnce() -> Cached,
     ) -> Arc<Cached> {
-        let stamp = inv.stamp(inv.lookup(&key.0, key.1.as_ref()));
+        let stamp = inv.stamp(machine);
         {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(hit) = inner.get(&key).filter(|e| e.stamp == stamp) {
@@ -494,6 +525,25 @@ impl ScriptCache {
             },
         );
         fresh
+    }
+
+    /// Binds a machine whose file names no MAC (known by serial, asset tag
+    /// or UUID) to the MAC its script was just served to: the capabilities
+    /// in that script are signed for that MAC, and its configs and done
+    /// callback are served to that MAC's lease only. The latest boot wins;
+    /// past [`CACHE_LIMIT`] machines the table starts over.
+    pub fn bind(&self, hostname: &str, mac: Mac) {
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        if bound.len() >= CACHE_LIMIT && !bound.contains_key(hostname) {
+            bound.clear();
+        }
+        bound.insert(hostname.to_string(), mac);
+    }
+
+    /// The MAC a machine without one of its own was last served from.
+    pub fn bound(&self, hostname: &str) -> Option<Mac> {
+        let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        bound.get(hostname).copied()
     }
 
     /// How many scripts were rendered (not served from the cache).

@@ -40,7 +40,7 @@ use crate::control::Control;
 use crate::counters::Counts;
 use crate::dhcp::server::DhcpServer;
 use crate::event::Bus;
-use crate::ident::Mac;
+use crate::ident::{Mac, Uuid};
 use crate::inventory::SharedInventory;
 use crate::live::LiveModel;
 use crate::progress::ProgressTable;
@@ -51,6 +51,10 @@ use crate::tftp::server::TftpServer;
 pub trait LeaseView: Send + Sync {
     fn mac_at(&self, ip: Ipv4Addr) -> Option<Mac>;
     fn ip_of(&self, mac: &Mac) -> Option<Ipv4Addr>;
+    /// The SMBIOS UUID the DHCP server saw in this MAC's option 97.
+    fn uuid_of(&self, _mac: &Mac) -> Option<Uuid> {
+        None
+    }
 }
 
 /// No lease table (proxyDHCP or DHCP off): machines are identified by the
@@ -73,6 +77,9 @@ impl LeaseView for DhcpServer {
     fn ip_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
         self.bound_lease_of(mac).map(|l| l.ip)
     }
+    fn uuid_of(&self, mac: &Mac) -> Option<Uuid> {
+        self.seen_uuid(mac)
+    }
 }
 
 crate::reasons! {
@@ -82,6 +89,8 @@ crate::reasons! {
         Config => "config",
         NotFound => "not_found",
         Denied => "denied",
+        /// A boot script request whose query broke a bound (400).
+        Refused => "refused",
         RenderError => "render_error",
         FileDone => "file_done",
         FileFailed => "file_failed",

@@ -651,6 +651,9 @@ fn check_duplicates(machines: &[Machine], files: &[PathBuf], problems: &mut Vec<
         if let Some(s) = &m.serial {
             keys.push(("serial".into(), s.clone(), origin_of(m, "serial")));
         }
+        if let Some(a) = &m.asset {
+            keys.push(("asset tag".into(), a.clone(), origin_of(m, "asset")));
+        }
         if let Some(ip) = m.ip {
             keys.push(("IP".into(), ip.to_string(), origin_of(m, "ip")));
         }

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use crate::bmc::BmcSpec;
 use crate::boot::arch::Firmware;
 use crate::boot::decide::Chain;
+use crate::boot::identity::Facts;
 use crate::dhcp::options::OperatorOption;
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Node, Origin, Value};
@@ -22,6 +23,11 @@ pub struct Machine {
     pub macs: Vec<Mac>,
     pub uuid: Option<Uuid>,
     pub serial: Option<String>,
+    /// Asset tag (SMBIOS type 3), for machines known before they boot.
+    pub asset: Option<String>,
+    /// What the machine reported about its hardware when it was adopted
+    /// (`facts:`), for people; pxedeck never decides on it.
+    pub facts: Facts,
     pub ip: Option<Ipv4Addr>,
     pub profile: Option<String>,
     /// Whether pxedeck may boot the profile's installer. Absent means false:
@@ -137,6 +143,71 @@ fn field_err(node: &Node, message: impl Into<String>) -> FieldError {
     }
 }
 
+/// The `facts:` map: at most [`MAX_FACTS`](crate::boot::identity::MAX_FACTS)
+/// scalars of at most [`MAX_VALUE`](crate::boot::identity::MAX_VALUE)
+/// printable bytes, as the HTTP side bounds what it is told.
+fn facts(node: &Node) -> Result<Facts, FieldError> {
+    use crate::boot::identity::{MAX_FACTS, MAX_VALUE};
+    let Value::Map(entries) = &node.value else {
+        return Err(field_err(node, "facts must be a map of name: value"));
+    };
+    if entries.len() > MAX_FACTS {
+        return Err(field_err(
+            node,
+            format!("facts has {} entries; at most {MAX_FACTS}", entries.len()),
+        ));
+    }
+    let mut out = Facts::default();
+    for e in entries {
+        let text = match &e.node.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(field_err(
+                    &e.node,
+                    format!("facts.{} must be a string", e.key),
+                ));
+            }
+        };
+        if !out.insert(&e.key, &text) && !text.trim().is_empty() {
+            return Err(field_err(
+                &e.node,
+                format!(
+                    "facts.{} must be printable ASCII of at most {MAX_VALUE} bytes",
+                    e.key
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A serial number or asset tag: what iPXE reports (printable ASCII, at
+/// most [`MAX_VALUE`](crate::boot::identity::MAX_VALUE) bytes) and able to
+/// tell one machine from another (no `To be filled by O.E.M.`).
+fn tag(node: &Node, what: &str, s: &str) -> Result<String, FieldError> {
+    use crate::boot::identity::{MAX_VALUE, meaningful};
+    let s = s.trim();
+    if s.len() > MAX_VALUE || !s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(field_err(
+            node,
+            format!("{what} must be printable ASCII of at most {MAX_VALUE} bytes"),
+        ));
+    }
+    if !meaningful(s) {
+        return Err(field_err(
+            node,
+            format!(
+                "{what} {s:?} is a firmware placeholder, not one machine's: \
+                 many boards report it"
+            ),
+        ));
+    }
+    Ok(s.to_string())
+}
+
 fn string(node: &Node, what: &str) -> Result<String, FieldError> {
     match &node.value {
         Value::Str(s) => Ok(s.clone()),
@@ -177,6 +248,8 @@ pub(super) fn extract_machine(
         macs: Vec::new(),
         uuid: None,
         serial: None,
+        asset: None,
+        facts: Facts::default(),
         ip: None,
         profile: None,
         install: false,
@@ -221,7 +294,10 @@ pub(super) fn extract_machine(
         }));
     }
     if let Some(n) = values.get("serial") {
-        run(string(n, "serial").map(|s| m.serial = Some(s.trim().to_string())));
+        run(string(n, "serial").and_then(|s| tag(n, "serial", &s).map(|s| m.serial = Some(s))));
+    }
+    if let Some(n) = values.get("asset") {
+        run(string(n, "asset").and_then(|s| tag(n, "asset", &s).map(|s| m.asset = Some(s))));
     }
     if let Some(n) = values.get("ip") {
         run(string(n, "ip").and_then(|s| {
@@ -288,6 +364,9 @@ pub(super) fn extract_machine(
     if let Some(n) = values.get("configs") {
         run(configs(n).map(|c| m.configs = c));
     }
+    if let Some(n) = values.get("facts") {
+        run(facts(n).map(|f| m.facts = f));
+    }
     if let Some(n) = values.get("done_on_config") {
         run(string(n, "done_on_config").and_then(|name| {
             if m.configs.contains_key(&name) {
@@ -331,10 +410,11 @@ pub(super) fn extract_machine(
             })),
         }
     }
-    if m.macs.is_empty() && m.uuid.is_none() && m.serial.is_none() {
+    if m.macs.is_empty() && m.uuid.is_none() && m.serial.is_none() && m.asset.is_none() {
         errors.push(FieldError {
             origin: Origin { file, line: 1 },
-            message: "machine has no identity: set mac, uuid or serial".into(),
+            message: "machine has no identity: set mac, uuid or serial (or an asset tag: asset)"
+                .into(),
         });
     }
     if m.install && m.boot.is_none() {

@@ -13,6 +13,7 @@
 //! The rules are documented with examples in `docs/inventory.md`.
 
 mod edit;
+pub mod import;
 mod load;
 mod machine;
 mod render;
@@ -89,6 +90,7 @@ pub struct Inventory {
     by_mac: HashMap<Mac, usize>,
     by_uuid: HashMap<Uuid, usize>,
     by_serial: HashMap<String, usize>,
+    by_asset: HashMap<String, usize>,
     by_hostname: HashMap<String, usize>,
     by_ip: HashMap<Ipv4Addr, usize>,
 }
@@ -112,6 +114,10 @@ impl Inventory {
 
     pub fn by_serial(&self, serial: &str) -> Option<&Machine> {
         self.by_serial.get(serial).map(|&i| &self.machines[i])
+    }
+
+    pub fn by_asset(&self, asset: &str) -> Option<&Machine> {
+        self.by_asset.get(asset).map(|&i| &self.machines[i])
     }
 
     pub fn by_hostname(&self, hostname: &str) -> Option<&Machine> {
@@ -156,7 +162,9 @@ impl Inventory {
         {
             return Some(m);
         }
-        self.by_hostname(query).or_else(|| self.by_serial(query))
+        self.by_hostname(query)
+            .or_else(|| self.by_serial(query))
+            .or_else(|| self.by_asset(query))
     }
 
     /// The path of a file, relative to the root.
@@ -173,6 +181,7 @@ impl Inventory {
         self.by_mac.clear();
         self.by_uuid.clear();
         self.by_serial.clear();
+        self.by_asset.clear();
         self.by_hostname.clear();
         self.by_ip.clear();
         for (i, m) in self.machines.iter().enumerate() {
@@ -184,6 +193,9 @@ impl Inventory {
             }
             if let Some(s) = &m.serial {
                 self.by_serial.insert(s.clone(), i);
+            }
+            if let Some(a) = &m.asset {
+                self.by_asset.insert(a.clone(), i);
             }
             if let Some(ip) = m.ip {
                 self.by_ip.insert(ip, i);

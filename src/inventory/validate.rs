@@ -100,7 +100,7 @@ pub trait Taken {
 pub fn check_adoption(a: &Adoption, taken: &impl Taken) -> Result<(), AdoptionError> {
     check_hostname(&a.hostname)?;
     check_group(&a.group)?;
-    if a.macs.is_empty() && a.uuid.is_none() {
+    if a.macs.is_empty() && a.uuid.is_none() && a.serial.is_none() && a.asset.is_none() {
         return Err(AdoptionError::NoIdentity);
     }
     for mac in &a.macs {
@@ -302,6 +302,7 @@ mod tests {
             profile: "p".into(),
             ip: None,
             install: true,
+            ..Default::default()
         }
     }
 

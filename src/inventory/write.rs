@@ -18,11 +18,12 @@ use super::edit;
 use super::load::{file_hash, fingerprint_of};
 use super::validate::AdoptionError;
 use super::{Inventory, Problem};
+use crate::boot::identity::Facts;
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{self, Value};
 
 /// What an operator chose for an unknown machine.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adoption {
     pub macs: Vec<Mac>,
     #[serde(default)]
@@ -36,6 +37,15 @@ pub struct Adoption {
     pub ip: Option<Ipv4Addr>,
     #[serde(default)]
     pub install: bool,
+    /// A serial number or asset tag to know the machine by (import of a
+    /// purchase order, `pxedeck import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    /// What the machine reported about its hardware, kept in its file.
+    #[serde(default, skip_serializing_if = "Facts::is_empty")]
+    pub facts: Facts,
 }
 
 /// Why a change to the inventory was not made. Nothing was written unless
@@ -142,11 +152,24 @@ pub fn machine_file_text(a: &Adoption) -> String {
     if let Some(u) = a.uuid {
         out += &format!("uuid: {}\n", edit::quoted(&u.to_string()));
     }
+    if let Some(s) = &a.serial {
+        out += &format!("serial: {}\n", edit::quoted(s));
+    }
+    if let Some(t) = &a.asset {
+        out += &format!("asset: {}\n", edit::quoted(t));
+    }
     out += &format!("profile: {}\n", edit::quoted(&a.profile));
     if let Some(ip) = a.ip {
         out += &format!("ip: {ip}\n");
     }
     out += &format!("install: {}\n", a.install);
+    if !a.facts.is_empty() {
+        out += "# What it reported when adopted (SMBIOS, NIC); for people, not for pxedeck.\n";
+        out += "facts:\n";
+        for (k, v) in a.facts.ordered() {
+            out += &format!("  {k}: {}\n", edit::quoted(v));
+        }
+    }
     out
 }
 

@@ -12,6 +12,7 @@ use super::timeline::{self, DhcpStage, Step, StepKind};
 use crate::boot::arch::Firmware;
 use crate::boot::decide::Chain;
 use crate::boot::grub::Stage as GrubStage;
+use crate::boot::identity::Facts;
 use crate::boot::{BootDecision, ScriptKind};
 use crate::clock::Millis;
 use crate::dhcp::{DhcpReply, RelayAgentSeen};
@@ -103,6 +104,9 @@ pub struct MachineRow {
     /// seen: the adoption the console proposes.
     #[serde(default)]
     pub proposal: Option<RuleHit>,
+    /// What its iPXE reported about its hardware (SMBIOS, NIC, platform).
+    #[serde(default)]
+    pub facts: Facts,
 }
 
 impl MachineRow {
@@ -132,6 +136,7 @@ impl MachineRow {
             stage_since: 0,
             idle_since: 0,
             proposal: None,
+            facts: Facts::default(),
         }
     }
 
@@ -385,6 +390,18 @@ impl Model {
         row.advance(at, Entered::Config);
         row.hostname.get_or_insert_with(|| hostname.to_string());
         row.step(at, StepKind::Config { name: name.into() }, false);
+    }
+
+    /// Facts come with a script request, before or after the machine is
+    /// known; a MAC the model would not list for its script gets no row
+    /// for its facts either (the same bound on unknown rows).
+    pub(super) fn facts_reported(&mut self, at: Millis, mac: Mac, facts: &Facts) {
+        if !self.may_list_for_script(&mac, None) {
+            return;
+        }
+        let row = self.row(mac);
+        row.last_seen = Some(at);
+        row.facts = facts.clone();
     }
 
     pub(super) fn install_done(&mut self, at: Millis, hostname: &str, mac: Option<Mac>) {

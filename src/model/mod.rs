@@ -215,6 +215,7 @@ impl Model {
                 (*kind, *chain),
                 profile.as_deref(),
             ),
+            EventKind::FactsReported { mac, facts } => self.facts_reported(at, *mac, facts),
             EventKind::BootFailed {
                 mac,
                 hostname,

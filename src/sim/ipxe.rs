@@ -31,6 +31,12 @@ pub struct Settings<'a> {
 fn expand(text: &str, s: &Settings<'_>) -> String {
     text.replace("${netX/mac:hexhyp}", s.mac_hyphen)
         .replace("${uuid:uristring}", s.uuid)
+        .replace("${uuid}", s.uuid)
+        .replace("${asset:uristring}", "")
+        .replace("${manufacturer:uristring}", "QEMU")
+        .replace("${product:uristring}", "pxedeck-sim")
+        .replace("${netX/chip:uristring}", "virtio-net")
+        .replace("${netX/busid}", "")
         .replace("${serial:uristring}", "")
         .replace("${board-serial:uristring}", "")
         .replace("${buildarch:uristring}", "x86_64")

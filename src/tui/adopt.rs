@@ -358,6 +358,12 @@ impl AdoptDialog {
                 profile: self.profile_name().to_string(),
                 ip,
                 install: self.install,
+                // What it reported, kept in its file: which box it is.
+                facts: model
+                    .machine(mac)
+                    .map(|m| m.facts.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
             })
             .collect();
         for a in &adoptions {
@@ -416,6 +422,8 @@ pub fn confirm_proposed(model: &Model) -> Result<Confirmation, String> {
             profile: p.profile.clone(),
             ip: None,
             install: p.install,
+            facts: m.facts.clone(),
+            ..Default::default()
         };
         check_adoption(&a, &Seen(model)).map_err(|e| format!("{} ({}): {e}", a.hostname, m.mac))?;
         adoptions.push(a);

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod firmware;
 pub mod ipmi_sim;
 pub mod linux;
 pub mod segment;
@@ -20,7 +21,22 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-const PREFIX: &str = "pxdt";
+/// The prefix of every namespace the tests create: `pxdt`, or
+/// `PXEDECK_NETNS_PREFIX` (2–8 lower-case letters or digits) where several
+/// worktrees share one machine and each keeps to names of its own.
+pub fn prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        std::env::var("PXEDECK_NETNS_PREFIX")
+            .ok()
+            .filter(|p| {
+                (2..=8).contains(&p.len())
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+            .unwrap_or_else(|| "pxdt".into())
+    })
+}
 
 pub struct Lab {
     pub server_ns: String,
@@ -54,7 +70,7 @@ fn probe() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("not root".into());
     }
-    let probe = format!("{PREFIX}-probe-{}", std::process::id());
+    let probe = format!("{}-probe-{}", prefix(), std::process::id());
     match ip(&["netns", "add", &probe]) {
         Ok(o) if o.status.success() => {
             let _ = ip(&["netns", "del", &probe]);
@@ -124,7 +140,7 @@ fn cleanup_stale() {
         let name = line.split_whitespace().next().unwrap_or("");
         // Names are pxdt-<pid>-<n>-{s,c}: remove those whose test process is gone.
         let mut parts = name.split('-');
-        if parts.next() != Some(PREFIX) {
+        if parts.next() != Some(prefix()) {
             continue;
         }
         let Some(pid) = parts.next().and_then(|p| p.parse::<i32>().ok()) else {
@@ -156,8 +172,8 @@ impl Lab {
         // A distinct /24 per lab in this process, so labs can run in parallel.
         let net = (pid % 200 + n * 7) % 250 + 1;
         let lab = Lab {
-            server_ns: format!("{PREFIX}-{pid}-{n}-s"),
-            client_ns: format!("{PREFIX}-{pid}-{n}-c"),
+            server_ns: format!("{}-{pid}-{n}-s", prefix()),
+            client_ns: format!("{}-{pid}-{n}-c", prefix()),
             server_ip: Ipv4Addr::new(10, 77, net as u8, 1),
             client_ip: Ipv4Addr::new(10, 77, net as u8, 2),
         };

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{PREFIX, cleanup_stale, ip, kill_all, must, wire_checksums};
+use super::{cleanup_stale, ip, kill_all, must, prefix, wire_checksums};
 
 static NEXT: AtomicU32 = AtomicU32::new(100);
 
@@ -36,8 +36,8 @@ impl Segment {
         let pid = std::process::id();
         let third = ((pid % 200 + n * 11) % 250 + 1) as u8;
         let seg = Segment {
-            lan: format!("{PREFIX}-{pid}-{n}-lan"),
-            srv: format!("{PREFIX}-{pid}-{n}-srv"),
+            lan: format!("{}-{pid}-{n}-lan", prefix()),
+            srv: format!("{}-{pid}-{n}-srv", prefix()),
             net: [10, 78, third],
             hosts: Default::default(),
             taps: AtomicU32::new(0),

@@ -6,14 +6,24 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::format::centred;
+use super::format::{centred, ellipsize};
 use crate::tui::adopt::{AdoptDialog, Field, field_label};
 use crate::tui::app::App;
 use crate::tui::oui;
 
 pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
     let t = &app.theme;
-    let area = centred(frame.area(), 64, 11);
+    // What the machine reported (SMBIOS, NIC): which box in the rack it is.
+    let facts = match d.machines.as_slice() {
+        [(mac, _)] => app
+            .model
+            .machine(mac)
+            .map(|m| ellipsize(&m.facts.sticker(), 50))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let extra = u16::from(!facts.is_empty());
+    let area = centred(frame.area(), 64, 11 + extra);
     frame.render_widget(Clear, area);
     let title = if d.bulk() {
         format!(" Adopt {} machines ", d.machines.len())
@@ -41,7 +51,14 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
             Span::styled(value.to_string(), t.text())
         }
     };
-    let mut lines = vec![
+    let mut lines = Vec::new();
+    if !facts.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled(field_label("Reports"), t.muted()),
+            Span::styled(facts, t.text()),
+        ]));
+    }
+    lines.extend([
         Line::from(vec![
             label(Field::Profile, "Profile"),
             choice(Field::Profile, d.profile_name()),
@@ -61,7 +78,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
                 },
             ),
         ]),
-    ];
+    ]);
     if !d.bulk() {
         lines.push(Line::from(vec![
             label(Field::Ip, "Fixed IP"),
@@ -121,6 +138,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
         _ => None,
     };
     if let Some((row, col)) = text_cursor {
+        let row = row + usize::from(extra);
         // After the label drawn on that row (every row starts with one).
         let label = lines[row].spans.first().map_or(0, Span::width) as u16;
         frame.set_cursor_position((inner.x + label + col as u16, inner.y + row as u16));

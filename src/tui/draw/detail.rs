@@ -80,6 +80,14 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
             t.muted(),
         )),
     ];
+    // What it reported about itself (SMBIOS, NIC, platform), else the
+    // vendor of its MAC's OUI on the first line is all there is.
+    if !m.facts.is_empty() {
+        info.push(Line::from(Span::styled(
+            format!("reports {}", m.facts.summary()),
+            t.text(),
+        )));
+    }
     // The failure goes second, before the details that wrap on a narrow
     // terminal (the UUID), so it is never pushed out of sight.
     if let Some(e) = &m.last_error {
@@ -108,8 +116,11 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
             )),
         );
     }
-    let [info_area, rest] =
-        Layout::vertical([Constraint::Length(4), Constraint::Fill(1)]).areas(area);
+    let [info_area, rest] = Layout::vertical([
+        Constraint::Length(4 + u16::from(!m.facts.is_empty())),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
     frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: true }), info_area);
     let direction = if area.width >= 120 {
         Direction::Horizontal

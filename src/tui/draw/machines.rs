@@ -1,8 +1,9 @@
 //! The Machines view: one row per machine, failed and stuck ones first,
 //! with its stage, time in it and what it did last (or why it stopped).
 //! Columns come and go by priority: at 60 columns MAC, hostname, state
-//! and stage; at 200 profile, vendor, arch and the last step too, and
-//! power once a machine has a BMC.
+//! and stage; at 200 profile, vendor, arch and the last step too, power
+//! once a machine has a BMC, and the model once one reported it (SMBIOS,
+//! from the entry script's query).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Margin, Rect};
@@ -14,6 +15,7 @@ use super::format::{
     Column, age, arch_label, col, ellipsize, fill, fit, fmt_age, on_screen, state_style,
     table_block, widths,
 };
+use crate::boot::identity::meaningful;
 use crate::model::{MachineRow, MachineState, TransferRow};
 use crate::tui::app::App;
 use crate::tui::oui;
@@ -34,12 +36,13 @@ enum Col {
     Arch,
     Profile,
     Vendor,
+    Model,
     Seen,
 }
 
 /// Every column, in display order, with its width and priority; `fit`
 /// keeps those the width allows.
-const COLUMNS: [(Col, Column); 14] = [
+const COLUMNS: [(Col, Column); 15] = [
     (Col::Mark, col("", 1, 0)),
     (Col::Mac, col("MAC", 17, 0)),
     (Col::Hostname, fill("Hostname", 9, 0)),
@@ -53,6 +56,7 @@ const COLUMNS: [(Col, Column); 14] = [
     (Col::Arch, col("Arch", 9, 6)),
     (Col::Profile, fill("Profile", 12, 7)),
     (Col::Vendor, col("Vendor", 10, 8)),
+    (Col::Model, fill("Model", 14, 8)),
     (Col::Seen, col("Seen", 4, 9)),
 ];
 
@@ -132,7 +136,20 @@ fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
         },
         Col::Arch => Cell::from(arch_label(m)),
         Col::Profile => Cell::from(m.profile.clone().unwrap_or_else(|| "-".into())),
-        Col::Vendor => styled(oui::vendor(&m.mac).into(), t.muted()),
+        // Who made it, as it says itself (SMBIOS manufacturer), else its
+        // NIC's vendor from the MAC's OUI.
+        Col::Vendor => match m.facts.get("manufacturer").filter(|v| meaningful(v)) {
+            Some(maker) => styled(maker.into(), t.text()),
+            None => styled(oui::vendor(&m.mac).into(), t.muted()),
+        },
+        Col::Model => styled(
+            m.facts
+                .get("product")
+                .filter(|v| meaningful(v))
+                .unwrap_or("")
+                .into(),
+            t.text(),
+        ),
         Col::Seen => styled(age(app, m.last_seen), t.muted()),
         Col::Power => match &m.power {
             Some(p) if p.error.is_some() => styled("error".into(), t.error()),
@@ -148,12 +165,19 @@ fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let rows = app.visible_machines();
-    // The Power column only once some machine has a BMC.
+    // The Power column only once some machine has a BMC, the Model column
+    // once some machine has reported its SMBIOS product.
     let bmc = app.model.machines.iter().any(|m| m.power.is_some());
+    let facts = app
+        .model
+        .machines
+        .iter()
+        .any(|m| m.facts.get("product").is_some());
     let shown: Vec<(Col, Column)> = COLUMNS
         .iter()
         .copied()
         .filter(|(c, _)| bmc || !matches!(c, Col::Power))
+        .filter(|(c, _)| facts || !matches!(c, Col::Model))
         .collect();
     let columns: Vec<Column> = shown.iter().map(|(_, c)| *c).collect();
     let kept = fit(&columns, area.width);
