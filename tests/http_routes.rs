@@ -965,3 +965,137 @@ async fn forget_drops_an_unknown_machine_and_refuses_a_known_one() {
         )
     );
 }
+
+/// Edit and undo over the API: the same commands as the console's keys,
+/// each input bounded with a clear refusal (unknown keys, a name past
+/// the bound, a body past axum's limit), and undo refused once nothing
+/// is left to undo or the file changed.
+#[tokio::test]
+async fn api_edits_a_machine_and_undoes_the_last_adoption_within_bounds() {
+    let f = Fixture::new();
+    let post = |uri: &str, body| call(f.api(), json_post(uri, Some(TOKEN), body));
+    let ok = post(
+        "/api/v1/nodes/dev-03/edit",
+        serde_json::json!({"profile": "talos-worker", "install": true}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(
+        ok.text()
+            .contains("dev-03: profile talos-worker, install true"),
+        "{}",
+        ok.text()
+    );
+    let text = std::fs::read_to_string(f.nodes.join("k8s-dev/dev-03.yaml")).unwrap();
+    assert!(
+        text.contains("profile: talos-worker") && text.contains("install: true"),
+        "{text}"
+    );
+    assert!(
+        text.contains("storage_layout: direct   # one small disk"),
+        "{text}"
+    );
+    // The same through the generic commands route.
+    let ok = post(
+        "/api/v1/commands",
+        serde_json::json!({"command": "edit", "hostname": "dev-03", "group": "k8s-prod"}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(f.nodes.join("k8s-prod/dev-03.yaml").exists());
+    assert!(!f.nodes.join("k8s-dev/dev-03.yaml").exists());
+
+    let misspelt = post(
+        "/api/v1/nodes/dev-01/edit",
+        serde_json::json!({"profil": "x"}),
+    )
+    .await;
+    assert_eq!(
+        misspelt.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        misspelt.text()
+    );
+    assert!(
+        misspelt.text().contains("unknown field `profil`"),
+        "{}",
+        misspelt.text()
+    );
+    let long = post(
+        "/api/v1/nodes/dev-01/edit",
+        serde_json::json!({"group": "g".repeat(5000)}),
+    )
+    .await;
+    assert_eq!(
+        long.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        long.text()
+    );
+    assert!(long.text().contains("at most 128"), "{}", long.text());
+    assert!(
+        long.text().len() < 300,
+        "no echo of the input: {}",
+        long.text()
+    );
+    let huge = post(
+        "/api/v1/nodes/dev-01/edit",
+        serde_json::json!({"profile": "p".repeat(3 << 20)}),
+    )
+    .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let bad_ip = post(
+        "/api/v1/nodes/dev-01/edit",
+        serde_json::json!({"ip": "10.99.0.300"}),
+    )
+    .await;
+    assert_eq!(
+        bad_ip.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_ip.text()
+    );
+    let ghost = post(
+        "/api/v1/nodes/ghost/edit",
+        serde_json::json!({"install": true}),
+    )
+    .await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND, "{}", ghost.text());
+
+    let nothing = post("/api/v1/adopt/undo", serde_json::json!({})).await;
+    assert_eq!(nothing.status, StatusCode::CONFLICT, "{}", nothing.text());
+    assert!(
+        nothing.text().contains("no adoption to undo"),
+        "{}",
+        nothing.text()
+    );
+    let adoption = serde_json::json!({"machines": [{
+        "macs": ["52:54:00:99:00:07"], "hostname": "dev-07", "group": "k8s-dev",
+        "profile": "ubuntu-2404", "install": false
+    }]});
+    assert_eq!(
+        post("/api/v1/adopt", adoption.clone()).await.status,
+        StatusCode::OK
+    );
+    let undone = post("/api/v1/adopt/undo", serde_json::json!({})).await;
+    assert_eq!(undone.status, StatusCode::OK, "{}", undone.text());
+    assert!(!f.nodes.join("k8s-dev/dev-07.yaml").exists());
+    assert_eq!(post("/api/v1/adopt", adoption).await.status, StatusCode::OK);
+    std::fs::write(
+        f.nodes.join("k8s-dev/dev-07.yaml"),
+        "mac: \"52:54:00:99:00:07\"\n",
+    )
+    .unwrap();
+    let changed = post(
+        "/api/v1/commands",
+        serde_json::json!({"command": "undo_adoption"}),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::CONFLICT, "{}", changed.text());
+    assert!(
+        changed.text().contains("changed since it was adopted"),
+        "{}",
+        changed.text()
+    );
+    assert!(f.nodes.join("k8s-dev/dev-07.yaml").exists());
+}

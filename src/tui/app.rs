@@ -14,6 +14,7 @@ use tui_input::backend::crossterm::EventHandler;
 use super::adopt::{self, AdoptDialog};
 use super::backend::Origin;
 use super::draw::Hit;
+use super::edit::{EditDialog, EditOutcome};
 use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
 use super::oui;
 use super::theme::Theme;
@@ -81,7 +82,15 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Command(Result<String, String>),
-    Detail { mac: Mac, text: String },
+    /// The outcome of an edit: a refusal reopens the dialog as it was.
+    Edit {
+        hostname: String,
+        result: Result<String, String>,
+    },
+    Detail {
+        mac: Mac,
+        text: String,
+    },
 }
 
 /// A line of text being typed at the bottom (filter or jump).
@@ -119,7 +128,10 @@ pub enum Modal {
     None,
     Prompt(Prompt),
     Adopt(AdoptDialog),
-    Help,
+    /// The edit dialog of a known machine.
+    Edit(EditDialog),
+    /// The help, scrolled this many lines down.
+    Help(u16),
     /// "quit anyway?" over whatever was open when quitting asked.
     ConfirmQuit(Box<Modal>),
     /// A destructive command (reimage, release, forget, a BMC action)
@@ -139,6 +151,13 @@ pub struct Confirmation {
     pub clears_marks: bool,
 }
 
+/// The detail's two panes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailPane {
+    Timeline,
+    Served,
+}
+
 pub struct Status {
     pub text: String,
     pub error: bool,
@@ -153,6 +172,12 @@ pub struct App {
     pub detail: Option<Mac>,
     pub detail_text: Option<(Mac, String)>,
     pub detail_scroll: u16,
+    /// Which of the detail's panes the arrows scroll.
+    pub detail_pane: DetailPane,
+    /// Timeline rows scrolled up from its newest (0: the newest in sight).
+    pub timeline_back: usize,
+    /// An edit sent and not yet answered, kept to reopen if refused.
+    edit_sent: Option<EditDialog>,
     pub cursor: [usize; 5],
     pub marked: BTreeSet<Mac>,
     pub filter: String,
@@ -169,6 +194,21 @@ pub struct App {
     last_total: Option<u64>,
     /// Where this console is attached, for the header.
     pub origin: Origin,
+    /// The screen as last drawn (the runtime sets it), for scrolling
+    /// that stops where the text ends.
+    pub size: Rect,
+}
+
+/// The help's scroll after one step (clamped when drawn).
+fn scroll_by(scroll: u16, step: Step) -> u16 {
+    match step {
+        Step::Down => scroll.saturating_add(1),
+        Step::Up => scroll.saturating_sub(1),
+        Step::PageDown => scroll.saturating_add(10),
+        Step::PageUp => scroll.saturating_sub(10),
+        Step::First => 0,
+        Step::Last => u16::MAX,
+    }
 }
 
 /// Bytes served so far, including live transfers.
@@ -188,6 +228,9 @@ impl App {
             detail: None,
             detail_text: None,
             detail_scroll: 0,
+            detail_pane: DetailPane::Served,
+            timeline_back: 0,
+            edit_sent: None,
             cursor: [0; 5],
             marked: BTreeSet::new(),
             filter: String::new(),
@@ -200,6 +243,7 @@ impl App {
             throughput: VecDeque::new(),
             last_total: None,
             origin,
+            size: Rect::new(0, 0, 80, 24),
         }
     }
 
@@ -235,8 +279,8 @@ impl App {
             Modal::None if self.detail.is_some() => Layer::Detail,
             Modal::None => Layer::Normal,
             Modal::Prompt(_) => Layer::Prompt,
-            Modal::Adopt(_) => Layer::Adopt,
-            Modal::Help => Layer::Help,
+            Modal::Adopt(_) | Modal::Edit(_) => Layer::Adopt,
+            Modal::Help(_) => Layer::Help,
             Modal::ConfirmQuit(_) | Modal::Confirm(_) => Layer::Confirm,
         }
     }
@@ -263,7 +307,35 @@ impl App {
     }
 
     pub fn help_open(&self) -> bool {
-        matches!(self.modal, Modal::Help)
+        matches!(self.modal, Modal::Help(_))
+    }
+
+    /// How far the help scrolls on this screen: its last line at the
+    /// bottom of the overlay (as `draw::help` lays it out).
+    fn help_most(&self) -> u16 {
+        let lines = self.keymap.help_lines().len() as u16 + 1;
+        let room = (lines + 2).min(self.size.height).saturating_sub(2);
+        lines.saturating_sub(room)
+    }
+
+    /// Lines the help is scrolled down (0 when closed).
+    pub fn help_scroll(&self) -> u16 {
+        match self.modal {
+            Modal::Help(n) => n,
+            _ => 0,
+        }
+    }
+
+    /// The edit dialog, if open.
+    pub fn edit_dialog(&self) -> Option<&EditDialog> {
+        match &self.modal {
+            Modal::Edit(d) => Some(d),
+            Modal::ConfirmQuit(under) => match under.as_ref() {
+                Modal::Edit(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The question a destructive command waits on, if one does.
@@ -409,6 +481,29 @@ impl App {
                     Err(error) => self.set_status(error, true),
                 }
             }
+            Reply::Edit { hostname, result } => {
+                self.pending = self.pending.saturating_sub(1);
+                let sent = self.edit_sent.take();
+                match result {
+                    Ok(message) => self.set_status(message, false),
+                    Err(error) => {
+                        // Nothing typed is lost: the dialog comes back as
+                        // it was sent, with the writer's reason.
+                        match sent {
+                            Some(mut d) if d.hostname == hostname => {
+                                d.error = Some(error.clone());
+                                if matches!(self.modal, Modal::None) {
+                                    self.modal = Modal::Edit(d);
+                                } else {
+                                    self.edit_sent = Some(d);
+                                }
+                            }
+                            _ => {}
+                        }
+                        self.set_status(format!("{hostname}: not changed: {error}"), true);
+                    }
+                }
+            }
             Reply::Detail { mac, text } => self.detail_text = Some((mac, text)),
         }
     }
@@ -429,7 +524,13 @@ impl App {
         };
         match std::mem::take(&mut self.modal) {
             Modal::None => intent.map_or_else(Vec::new, |i| self.perform(i)),
-            Modal::Help => vec![], // any key closes it
+            Modal::Help(scroll) => {
+                // The arrows scroll it; any other key closes it.
+                if let Some(Intent::Move(step)) = intent {
+                    self.modal = Modal::Help(scroll_by(scroll, step).min(self.help_most()));
+                }
+                vec![]
+            }
             Modal::ConfirmQuit(under) => {
                 if intent == Some(Intent::ConfirmQuit) {
                     return vec![Action::Quit];
@@ -461,6 +562,19 @@ impl App {
                     self.send(Command::Adopt { machines }, &note)
                 }
             },
+            Modal::Edit(mut dialog) => match dialog.on_key(intent, key, &self.model) {
+                EditOutcome::Continue => {
+                    self.modal = Modal::Edit(dialog);
+                    vec![]
+                }
+                EditOutcome::Cancel => vec![],
+                EditOutcome::Submit(command) => {
+                    let note = format!("{}: saving the edit…", dialog.hostname);
+                    dialog.error = None;
+                    self.edit_sent = Some(dialog);
+                    self.send(command, &note)
+                }
+            },
         }
     }
 
@@ -468,6 +582,17 @@ impl App {
     /// row (a click on the selected machine opens it), the wheel scrolls.
     /// Ignored while anything is open over the view.
     pub fn on_mouse(&mut self, mouse: MouseEvent, area: Rect) -> Vec<Action> {
+        if let Modal::Help(scroll) = self.modal {
+            let step = match mouse.kind {
+                MouseEventKind::ScrollDown => Step::Down,
+                MouseEventKind::ScrollUp => Step::Up,
+                _ => return vec![],
+            };
+            self.size = area;
+            let most = self.help_most();
+            self.modal = Modal::Help((0..3).fold(scroll, |s, _| scroll_by(s, step)).min(most));
+            return vec![];
+        }
         if !matches!(self.modal, Modal::None) {
             return vec![];
         }
@@ -514,7 +639,7 @@ impl App {
     fn perform(&mut self, intent: Intent) -> Vec<Action> {
         use Intent as I;
         match intent {
-            I::Help => self.modal = Modal::Help,
+            I::Help => self.modal = Modal::Help(0),
             I::ShowTab(tab) => {
                 self.tab = tab;
                 self.detail = None;
@@ -554,6 +679,8 @@ impl App {
                 if let Some(mac) = self.selected_machine().map(|m| m.mac) {
                     self.detail = Some(mac);
                     self.detail_scroll = 0;
+                    self.timeline_back = 0;
+                    self.detail_pane = DetailPane::Served;
                     self.detail_text = None;
                     return vec![Action::FetchDetail(mac)];
                 }
@@ -583,6 +710,21 @@ impl App {
                 None => {}
             },
             I::ToggleInstall => return self.toggle_install(),
+            I::Edit => self.open_edit(),
+            I::UndoAdoption => {
+                self.modal = Modal::Confirm(Confirmation {
+                    question: "undo the last adoption (remove its files, if unchanged)? y/n".into(),
+                    command: Command::UndoAdoption,
+                    note: "undoing the last adoption…".into(),
+                    clears_marks: false,
+                });
+            }
+            I::SwitchPane if self.detail.is_some() => {
+                self.detail_pane = match self.detail_pane {
+                    DetailPane::Timeline => DetailPane::Served,
+                    DetailPane::Served => DetailPane::Timeline,
+                };
+            }
             I::Power(action) => self.ask_bmc(Some(action)),
             I::Reinstall => self.ask_bmc(None),
             I::ReleaseLease if self.tab == Tab::Leases => {
@@ -603,6 +745,7 @@ impl App {
             }
             // Outside their tab, or meaningful only in a modal's layer.
             I::ToggleFollow
+            | I::SwitchPane
             | I::OpenDetail
             | I::ToggleMark
             | I::ReleaseLease
@@ -630,11 +773,41 @@ impl App {
             Step::Last => isize::MAX / 2,
         };
         match step {
+            _ if self.detail.is_some() && self.detail_pane == DetailPane::Timeline => {
+                // Up goes back in time: rows above the newest.
+                let rows = self.target().map_or(0, |m| m.timeline.len());
+                self.timeline_back = self.timeline_back.saturating_add_signed(-by).min(rows);
+            }
             Step::Up | Step::Down | Step::PageUp | Step::PageDown if self.detail.is_some() => {
                 // ±1 or ±10: fits an i16.
                 self.detail_scroll = self.detail_scroll.saturating_add_signed(by as i16);
             }
             _ => self.move_cursor(by),
+        }
+    }
+
+    /// Opens the edit dialog on the target machine (the one refused last,
+    /// as it was typed, if it is the same machine).
+    fn open_edit(&mut self) {
+        let Some(m) = self.target() else {
+            return;
+        };
+        if m.is_unknown() {
+            self.set_status(
+                "adopt an unknown machine first (a); edit is for the inventory's",
+                true,
+            );
+            return;
+        }
+        let hostname = m.hostname.clone();
+        let fresh = EditDialog::new(&self.model, m);
+        let parked = self
+            .edit_sent
+            .take_if(|d| Some(&d.hostname) == hostname.as_ref() && d.error.is_some());
+        let dialog = parked.or(fresh);
+        match dialog {
+            Some(d) => self.modal = Modal::Edit(d),
+            None => self.set_status("only machines in the inventory can be edited", true),
         }
     }
 

@@ -6,6 +6,7 @@
 mod adopt;
 mod alerts;
 mod detail;
+mod edit;
 mod format;
 mod header;
 mod help;
@@ -116,6 +117,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     keys::draw(frame, app, keys);
     if let Some(d) = app.dialog() {
         adopt::draw(frame, app, d);
+    }
+    if let Some(d) = app.edit_dialog() {
+        edit::draw(frame, app, d);
     }
     if app.help_open() {
         help::draw(frame, app);
