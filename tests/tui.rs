@@ -651,3 +651,21 @@ fn delete_forgets_an_unknown_machine_after_a_yes() {
     );
     assert!(a.status.as_ref().unwrap().error);
 }
+
+/// File names are cut at their `/`s and reasons after a whole word, each
+/// with an ellipsis, never mid-word.
+#[test]
+fn transfers_cut_file_names_at_path_boundaries_and_reasons_at_words() {
+    let mut a = app();
+    a.tab = Tab::Transfers;
+    let s = screen(&a, 80, 24);
+    assert!(s.contains("…/vmlinuz "), "{s}");
+    assert!(s.contains("failed: the client… "), "{s}");
+    assert!(!s.contains("vmlinu "), "cut mid-word: {s}");
+    let wide = screen(&a, 200, 60);
+    assert!(
+        wide.contains("ubuntu-24.04/vmlinuz"),
+        "whole where it fits: {wide}"
+    );
+    assert!(wide.contains("the client went away mid-download"), "{wide}");
+}
