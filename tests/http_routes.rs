@@ -112,6 +112,9 @@ impl Fixture {
             scripts: Default::default(),
             files: Default::default(),
             secrets: secrets.into(),
+            // No least install time: the boot after the installer is the
+            // next request (the retry guard has its unit test).
+            next_boot: pxedeck::http::next_boot::NextBoot::with_min(0),
         });
         Fixture {
             _dir: dir,
@@ -844,6 +847,7 @@ async fn api_commands_are_refused_without_a_configured_token() {
         scripts: Default::default(),
         files: Default::default(),
         secrets: secrets.into(),
+        next_boot: Default::default(),
     });
     let api = http::api::router(state);
     let r = call(
@@ -883,7 +887,8 @@ async fn api_reads_metrics_and_event_stream() {
     assert_eq!(nodes.as_array().unwrap().len(), 9);
     let profiles: serde_json::Value =
         serde_json::from_slice(&api_get(f.api(), "/api/v1/profiles").await.body).unwrap();
-    assert_eq!(profiles[0]["name"], "local");
+    assert_eq!(profiles[0]["name"], "disk-image");
+    assert_eq!(profiles[1]["name"], "local");
     let transfers: serde_json::Value =
         serde_json::from_slice(&api_get(f.api(), "/api/v1/transfers").await.body).unwrap();
     assert_eq!(transfers["recent"][0]["bytes"], 100_000);
@@ -1098,4 +1103,72 @@ async fn api_edits_a_machine_and_undoes_the_last_adoption_within_bounds() {
         changed.text()
     );
     assert!(f.nodes.join("k8s-dev/dev-07.yaml").exists());
+}
+
+/// `done_on_next_boot` (the example's disk-image profile): the boot after
+/// the installer is the done callback, answered with the local disk.
+#[tokio::test]
+async fn an_installer_without_callback_or_config_is_done_on_the_next_boot() {
+    let mut f = Fixture::with(
+        |nodes| {
+            std::fs::write(
+                nodes.join("k8s-dev/img-01.yaml"),
+                "# imaged, never calls back\nmac: \"52:54:00:77:00:41\"\nprofile: disk-image\ninstall: true\n",
+            )
+            .unwrap();
+        },
+        "unknown:\n  policy: hold\n",
+    );
+    let path = f.nodes.join("k8s-dev/img-01.yaml");
+    let first = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:77:00:41").await;
+    assert!(
+        first.text().contains("imager/vmlinuz"),
+        "the installer: {}",
+        first.text()
+    );
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("install: true")
+    );
+    let next = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:77:00:41").await;
+    assert!(
+        next.text().contains("img-01: local disk"),
+        "{}",
+        next.text()
+    );
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events.extend(f.drain());
+        if events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "img-01"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "img-01")),
+        "{events:?}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("# imaged, never calls back\n") && text.contains("install: false"),
+        "{text}"
+    );
+    // And it stays on its disk.
+    let again = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:77:00:41").await;
+    assert!(
+        again.text().contains("img-01: local disk"),
+        "{}",
+        again.text()
+    );
+    // A profile without the key is served its installer every time.
+    for _ in 0..2 {
+        let r = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+        assert!(r.text().contains("autoinstall"), "{}", r.text());
+    }
 }
