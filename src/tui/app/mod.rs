@@ -4,25 +4,29 @@
 //! What the keys mean comes from the [`Keymap`]; which layer reads them
 //! comes from [`Modal`], the one thing that can be open over the view.
 
+mod actions;
+mod lists;
+mod modal;
+mod mouse;
+
 use std::collections::{BTreeSet, VecDeque};
 
-use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use super::adopt::{self, AdoptDialog};
 use super::backend::Origin;
-use super::draw::Hit;
 use super::edit::{EditDialog, EditOutcome};
 use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
-use super::oui;
 use super::theme::Theme;
-use crate::bmc::PowerAction;
 use crate::clock::Millis;
 use crate::event::{Command, Event};
 use crate::ident::Mac;
-use crate::model::{MachineRow, MachineState, Model};
+use crate::model::Model;
+pub use lists::Sort;
+pub use modal::{Confirmation, Modal, Prompt};
 
 /// The tabs, in key order (1–5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,33 +45,6 @@ pub const TABS: [(Tab, &str); 5] = [
     (Tab::Inventory, "Inventory"),
     (Tab::Log, "Log"),
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    Seen,
-    Hostname,
-    Ip,
-    State,
-}
-
-impl Sort {
-    pub fn label(self) -> &'static str {
-        match self {
-            Sort::Seen => "failed and stuck first",
-            Sort::Hostname => "hostname",
-            Sort::Ip => "IP",
-            Sort::State => "state",
-        }
-    }
-    fn next(self) -> Sort {
-        match self {
-            Sort::Seen => Sort::Hostname,
-            Sort::Hostname => Sort::Ip,
-            Sort::Ip => Sort::State,
-            Sort::State => Sort::Seen,
-        }
-    }
-}
 
 /// What the runtime must do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,64 +68,6 @@ pub enum Reply {
         mac: Mac,
         text: String,
     },
-}
-
-/// A line of text being typed at the bottom (filter or jump).
-pub enum Prompt {
-    Filter(Input),
-    Jump(Input),
-}
-
-impl Prompt {
-    /// The label drawn before the text; the cursor sits after it.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Prompt::Filter(_) => " filter ",
-            Prompt::Jump(_) => " jump ",
-        }
-    }
-
-    pub fn input(&self) -> &Input {
-        match self {
-            Prompt::Filter(i) | Prompt::Jump(i) => i,
-        }
-    }
-
-    fn input_mut(&mut self) -> &mut Input {
-        match self {
-            Prompt::Filter(i) | Prompt::Jump(i) => i,
-        }
-    }
-}
-
-/// What is open over the view; keys go to it first.
-#[derive(Default)]
-pub enum Modal {
-    #[default]
-    None,
-    Prompt(Prompt),
-    Adopt(AdoptDialog),
-    /// The edit dialog of a known machine.
-    Edit(EditDialog),
-    /// The help, scrolled this many lines down.
-    Help(u16),
-    /// "quit anyway?" over whatever was open when quitting asked.
-    ConfirmQuit(Box<Modal>),
-    /// A destructive command (reimage, release, forget, a BMC action)
-    /// waiting for a yes.
-    Confirm(Confirmation),
-}
-
-/// A command that waits for `y` before it is sent.
-pub struct Confirmation {
-    /// The question, with what it does and to how many.
-    pub question: String,
-    pub command: Command,
-    /// The status line while it runs.
-    pub note: String,
-    /// Whether the marked set is cleared once it is sent (a bulk BMC
-    /// action is done with its marks).
-    pub clears_marks: bool,
 }
 
 /// The detail's two panes.
@@ -355,114 +274,6 @@ impl App {
         self.keymap.footer(self.detail.is_some(), self.tab)
     }
 
-    fn tab_index(&self) -> usize {
-        TABS.iter().position(|(t, _)| *t == self.tab).unwrap_or(0)
-    }
-
-    fn matches_filter(&self, haystack: &[&str]) -> bool {
-        if self.filter.is_empty() {
-            return true;
-        }
-        let needle = self.filter.to_lowercase();
-        haystack.iter().any(|h| h.to_lowercase().contains(&needle))
-    }
-
-    /// The machines the Machines view lists, filtered and sorted.
-    pub fn visible_machines(&self) -> Vec<&MachineRow> {
-        let mut rows: Vec<&MachineRow> = self
-            .model
-            .machines
-            .iter()
-            .filter(|m| {
-                let mac = m.mac.to_string();
-                let ip = m.ip.map(|i| i.to_string()).unwrap_or_default();
-                self.matches_filter(&[
-                    &mac,
-                    &ip,
-                    m.hostname.as_deref().unwrap_or(""),
-                    m.profile.as_deref().unwrap_or(""),
-                    m.state.label(),
-                    oui::vendor(&m.mac),
-                    if m.is_unknown() { "unknown" } else { "" },
-                ])
-            })
-            .collect();
-        match self.sort {
-            // Failed, then stuck, on top; the rest as first seen.
-            Sort::Seen => {
-                let now = self.clock();
-                rows.sort_by_cached_key(|m| match m.state {
-                    MachineState::Failed => 0,
-                    _ if self.model.stuck_at(m, now).is_some() => 1,
-                    _ => 2,
-                });
-            }
-            Sort::Hostname => rows.sort_by(|a, b| {
-                (a.hostname.is_some(), &a.hostname).cmp(&(b.hostname.is_some(), &b.hostname))
-            }),
-            Sort::Ip => rows.sort_by_key(|m| (m.ip.is_none(), m.ip)),
-            Sort::State => rows.sort_by_key(|m| (m.state, m.hostname.clone())),
-        }
-        rows
-    }
-
-    pub fn visible_leases(&self) -> Vec<&crate::model::LeaseRow> {
-        self.model
-            .leases
-            .values()
-            .filter(|l| {
-                self.matches_filter(&[
-                    &l.ip.to_string(),
-                    &l.mac.to_string(),
-                    l.hostname.as_deref().unwrap_or(""),
-                ])
-            })
-            .collect()
-    }
-
-    pub fn visible_log(&self) -> Vec<&crate::model::LogLine> {
-        self.model
-            .log
-            .iter()
-            .filter(|l| self.matches_filter(&[&l.message, &l.target]))
-            .collect()
-    }
-
-    fn rows_in_tab(&self) -> usize {
-        match self.tab {
-            Tab::Machines => self.visible_machines().len(),
-            Tab::Leases => self.visible_leases().len(),
-            Tab::Transfers => self.model.transfers.len() + self.model.recent.len(),
-            Tab::Inventory => self.model.inventory.problems.len(),
-            Tab::Log => self.visible_log().len(),
-        }
-    }
-
-    /// The selection in the current tab, clamped to what is there.
-    pub fn cursor(&self) -> usize {
-        self.cursor_within(self.rows_in_tab())
-    }
-
-    /// The selection clamped to `rows` rows (a frame that already listed
-    /// them need not list them again).
-    pub fn cursor_within(&self, rows: usize) -> usize {
-        self.cursor[self.tab_index()].min(rows.saturating_sub(1))
-    }
-
-    pub fn selected_machine(&self) -> Option<&MachineRow> {
-        self.visible_machines().get(self.cursor()).copied()
-    }
-
-    fn move_cursor(&mut self, delta: isize) {
-        let n = self.rows_in_tab();
-        let i = self.tab_index();
-        let current = self.cursor() as isize;
-        self.cursor[i] = (current + delta).clamp(0, n.saturating_sub(1) as isize) as usize;
-        if self.tab == Tab::Log {
-            self.follow_log = self.cursor[i] + 1 >= n;
-        }
-    }
-
     /// Shows a line in the status bar.
     pub fn set_status(&mut self, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
@@ -576,63 +387,6 @@ impl App {
                 }
             },
         }
-    }
-
-    /// A mouse event on a screen of `area`: a click selects a tab or a
-    /// row (a click on the selected machine opens it), the wheel scrolls.
-    /// Ignored while anything is open over the view.
-    pub fn on_mouse(&mut self, mouse: MouseEvent, area: Rect) -> Vec<Action> {
-        if let Modal::Help(scroll) = self.modal {
-            let step = match mouse.kind {
-                MouseEventKind::ScrollDown => Step::Down,
-                MouseEventKind::ScrollUp => Step::Up,
-                _ => return vec![],
-            };
-            self.size = area;
-            let most = self.help_most();
-            self.modal = Modal::Help((0..3).fold(scroll, |s, _| scroll_by(s, step)).min(most));
-            return vec![];
-        }
-        if !matches!(self.modal, Modal::None) {
-            return vec![];
-        }
-        match mouse.kind {
-            MouseEventKind::ScrollDown => {
-                for _ in 0..3 {
-                    self.step(Step::Down);
-                }
-            }
-            MouseEventKind::ScrollUp => {
-                for _ in 0..3 {
-                    self.step(Step::Up);
-                }
-            }
-            MouseEventKind::Down(MouseButton::Left) => {
-                match super::draw::hit(self, area, mouse.column, mouse.row) {
-                    Hit::Tab(i) => return self.perform(Intent::ShowTab(TABS[i].0)),
-                    Hit::Row(r)
-                        if self.detail.is_none()
-                            && matches!(self.tab, Tab::Machines | Tab::Leases) =>
-                    {
-                        // The table scrolls so the selection is its last
-                        // visible row: the same offset the draw used.
-                        let visible = super::draw::table_rows(self, area).max(1);
-                        let offset = self.cursor().saturating_sub(visible - 1);
-                        let row = offset + r;
-                        if row < self.rows_in_tab() {
-                            if row == self.cursor() && self.tab == Tab::Machines {
-                                return self.perform(Intent::OpenDetail);
-                            }
-                            let i = self.tab_index();
-                            self.cursor[i] = row;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-        vec![]
     }
 
     /// An intent read over the view (no modal open).
@@ -786,134 +540,6 @@ impl App {
         }
     }
 
-    /// Opens the edit dialog on the target machine (the one refused last,
-    /// as it was typed, if it is the same machine).
-    fn open_edit(&mut self) {
-        let Some(m) = self.target() else {
-            return;
-        };
-        if m.is_unknown() {
-            self.set_status(
-                "adopt an unknown machine first (a); edit is for the inventory's",
-                true,
-            );
-            return;
-        }
-        let hostname = m.hostname.clone();
-        let fresh = EditDialog::new(&self.model, m);
-        let parked = self
-            .edit_sent
-            .take_if(|d| Some(&d.hostname) == hostname.as_ref() && d.error.is_some());
-        let dialog = parked.or(fresh);
-        match dialog {
-            Some(d) => self.modal = Modal::Edit(d),
-            None => self.set_status("only machines in the inventory can be edited", true),
-        }
-    }
-
-    /// The machine keys act on: the open detail, else the selection.
-    fn target(&self) -> Option<&MachineRow> {
-        match self.detail {
-            Some(mac) => self.model.machine(&mac),
-            None if self.tab == Tab::Machines => self.selected_machine(),
-            None => None,
-        }
-    }
-
-    fn open_adopt(&mut self) -> Vec<Action> {
-        let machines: Vec<_> = if self.marked.is_empty() || self.detail.is_some() {
-            match self.target() {
-                Some(m) if m.is_unknown() => vec![(m.mac, m.uuid)],
-                Some(m) => {
-                    let name = m.hostname.clone().unwrap_or_default();
-                    self.set_status(format!("{name} is already in the inventory"), true);
-                    return vec![];
-                }
-                None => return vec![],
-            }
-        } else {
-            self.marked
-                .iter()
-                .filter_map(|mac| self.model.machine(mac))
-                .filter(|m| m.is_unknown())
-                .map(|m| (m.mac, m.uuid))
-                .collect()
-        };
-        if machines.is_empty() {
-            return vec![];
-        }
-        self.modal = Modal::Adopt(AdoptDialog::new(&self.model, machines));
-        vec![]
-    }
-
-    /// Asks before a BMC action (`None`: reinstall) on the marked machines
-    /// of the inventory, else the selected one, naming how many.
-    fn ask_bmc(&mut self, action: Option<PowerAction>) {
-        let hostnames: Vec<String> = if self.marked.is_empty() || self.detail.is_some() {
-            self.target()
-                .and_then(|m| m.hostname.clone())
-                .into_iter()
-                .collect()
-        } else {
-            self.marked
-                .iter()
-                .filter_map(|mac| self.model.machine(mac))
-                .filter_map(|m| m.hostname.clone())
-                .collect()
-        };
-        if hostnames.is_empty() {
-            self.set_status("select a machine of the inventory (one with a bmc:)", true);
-            return;
-        }
-        let what = action.map_or(
-            "reinstall (install true, boot once from network, power cycle)",
-            PowerAction::label,
-        );
-        let names = match hostnames.as_slice() {
-            [one] => one.clone(),
-            [a, b] => format!("{a}, {b}"),
-            [a, b, ..] => format!("{a}, {b}, …"),
-            [] => String::new(),
-        };
-        let question = format!("{what}: {} machine(s) ({names})? y/n", hostnames.len());
-        let command = match action {
-            Some(action) => Command::Power { hostnames, action },
-            None => Command::Reinstall { hostnames },
-        };
-        self.modal = Modal::Confirm(Confirmation {
-            question,
-            command,
-            note: "sent to the BMCs…".into(),
-            clears_marks: true,
-        });
-    }
-
-    fn toggle_install(&mut self) -> Vec<Action> {
-        let Some(m) = self.target() else {
-            return vec![];
-        };
-        let (Some(hostname), Some(install)) = (m.hostname.clone(), m.install) else {
-            self.set_status("only machines in the inventory have an install flag", true);
-            return vec![];
-        };
-        let note = format!("{hostname}: install {}…", !install);
-        let question = if install {
-            format!("{hostname}: cancel the reinstall (install: false)? y/n")
-        } else {
-            format!("{hostname}: REIMAGE on its next network boot (install: true)? y/n")
-        };
-        self.modal = Modal::Confirm(Confirmation {
-            question,
-            command: Command::SetInstall {
-                hostname,
-                install: !install,
-            },
-            note,
-            clears_marks: false,
-        });
-        vec![]
-    }
-
     fn quit(&mut self) -> Vec<Action> {
         if self.pending == 0 {
             return vec![Action::Quit];
@@ -957,33 +583,5 @@ impl App {
             }
         }
         vec![]
-    }
-
-    fn jump(&mut self, query: &str) {
-        if query.is_empty() {
-            return;
-        }
-        self.tab = Tab::Machines;
-        self.filter.clear();
-        let q = query.to_lowercase();
-        let wanted_mac: Option<Mac> = query.parse().ok();
-        let found = self.visible_machines().iter().position(|m| {
-            Some(m.mac) == wanted_mac
-                || m.hostname.as_deref().is_some_and(|h| h.to_lowercase() == q)
-                || m.ip.is_some_and(|ip| ip.to_string() == q)
-        });
-        match found {
-            Some(i) => self.cursor[0] = i,
-            None => self.set_status(format!("no machine matches {query:?}"), true),
-        }
-    }
-
-    /// Unknown machines waiting for a decision: the header counts them.
-    pub fn unknown_count(&self) -> usize {
-        self.model
-            .machines
-            .iter()
-            .filter(|m| m.is_unknown() && m.state != MachineState::Known)
-            .count()
     }
 }
