@@ -291,3 +291,30 @@ fn the_detail_timeline_scrolls_back_to_the_failure() {
     }
     assert!(screen(&a, 80, 24).contains("HTTP ubuntu-24.04/vmlinuz"));
 }
+
+/// The Inventory view with more groups than fit scrolls by keys and
+/// wheel to the last of them.
+#[test]
+fn the_inventory_view_scrolls_to_its_last_lines() {
+    let mut a = app();
+    a.apply(&Event {
+        at: T0 + 30_000,
+        kind: EventKind::InventoryReloaded {
+            machines: vec![],
+            profiles: vec!["local".into()],
+            groups: (0..40).map(|i| format!("rack-{i:02}")).collect(),
+            group_info: vec![],
+        },
+    });
+    a.tab = Tab::Inventory;
+    let s = screen(&a, 80, 24);
+    assert!(s.contains("rack-00") && !s.contains("rack-39"), "{s}");
+    let area = Rect::new(0, 0, 80, 24);
+    for _ in 0..20 {
+        a.on_mouse(wheel(MouseEventKind::ScrollDown), area);
+    }
+    let s = screen(&a, 80, 24);
+    assert!(!s.contains("rack-00") && s.contains("rack-39"), "{s}");
+    press(&mut a, &[KeyCode::Char('g')]);
+    assert!(screen(&a, 80, 24).contains("rack-00"));
+}

@@ -112,7 +112,9 @@ impl App {
             Tab::Machines => self.visible_machines().len(),
             Tab::Leases => self.visible_leases().len(),
             Tab::Transfers => self.model.transfers.len() + self.model.recent.len(),
-            Tab::Inventory => self.model.inventory.problems.len(),
+            // A page of text: it scrolls a line at a time, over its
+            // problems, groups and the lines around them.
+            Tab::Inventory => crate::tui::draw::inventory_scroll_positions(self, self.size),
             Tab::Log => self.visible_log().len(),
         }
     }

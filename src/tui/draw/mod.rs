@@ -24,6 +24,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Wrap};
 
 pub use alerts::{alert_text, alert_texts};
+pub use inventory::scroll_positions as inventory_scroll_positions;
 
 use super::app::{App, Tab};
 
