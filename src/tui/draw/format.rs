@@ -220,12 +220,29 @@ pub fn fit_path(path: &str, width: usize) -> String {
     )
 }
 
-/// Text cut to `width` after a whole word (split at spaces), with `…`.
+/// Text cut to `width` after a whole word (split at spaces, or after a
+/// `/` of a path in it), with `…`.
 pub fn fit_words(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }
-    cut_at_boundary(text, width, &[' '])
+    if width == 0 {
+        return String::new();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let room = width - 1;
+    let cut = (1..=room.min(chars.len()))
+        .rev()
+        .find(|&i| chars.get(i) == Some(&' ') || chars[i - 1] == '/');
+    match cut {
+        Some(i) => {
+            let mut out: String = chars[..i].iter().collect();
+            out.truncate(out.trim_end().len());
+            out.push('…');
+            out
+        }
+        None => cut_at_boundary(text, width, &[' ']),
+    }
 }
 
 /// The longest prefix of `text` that ends before one of `boundaries` and
@@ -295,6 +312,11 @@ mod tests {
             "failed: the client…"
         );
         assert_eq!(fit_words("short", 20), "short");
+        assert_eq!(
+            fit_words("HTTP ubuntu-24.04/initrd 40%", 22),
+            "HTTP ubuntu-24.04/…",
+            "after a path's /"
+        );
         for w in 0..30 {
             for s in [
                 "ubuntu-24.04/vmlinuz",
