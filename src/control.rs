@@ -75,11 +75,17 @@ impl CommandError {
     pub fn failure(&self) -> Failure {
         match self {
             CommandError::Write(w) => match w {
-                WriteError::Adoption(_) | WriteError::Invalid(_) => Failure::Invalid,
+                WriteError::Adoption(_)
+                | WriteError::Invalid(_)
+                | WriteError::TooLong { .. }
+                | WriteError::NothingToChange
+                | WriteError::NoSuchGroup(_) => Failure::Invalid,
                 WriteError::NoSuchMachine(_) => Failure::NotFound,
                 WriteError::FileExists(_)
                 | WriteError::TreeBroken(_)
-                | WriteError::Uneditable(_) => Failure::Conflict,
+                | WriteError::Uneditable(_)
+                | WriteError::NothingToUndo
+                | WriteError::ChangedSince(_) => Failure::Conflict,
                 WriteError::Io { .. } => Failure::Internal,
             },
             CommandError::NoLeaseServer | CommandError::AddressHeld { .. } => Failure::Conflict,
@@ -195,6 +201,40 @@ impl Control {
                 }
                 self.bus.emit(EventKind::MachineForgotten { mac: *mac });
                 Ok(format!("forgot {mac}"))
+            }
+            Command::Edit { hostname, edit } => {
+                if let Some(ip) = edit.ip
+                    && let Some(m) = self.inventory.shared().load().by_hostname(hostname)
+                {
+                    self.refuse_held_address(ip, &m.macs)?;
+                }
+                let written = self.inventory.edit(hostname, edit)?;
+                if written.published == Published::Nothing {
+                    return Ok(format!("{hostname}: nothing changed"));
+                }
+                let change = edit_words(edit);
+                self.bus.emit(EventKind::InventoryWritten {
+                    hostname: hostname.clone(),
+                    path: written.path.display().to_string(),
+                    change: change.clone(),
+                });
+                self.publish(&written.published);
+                Ok(format!("{hostname}: {change}"))
+            }
+            Command::UndoAdoption => {
+                let undone = self.inventory.undo_last_adoption()?;
+                for (h, path) in undone.hostnames.iter().zip(&undone.paths) {
+                    self.bus.emit(EventKind::InventoryWritten {
+                        hostname: h.clone(),
+                        path: path.display().to_string(),
+                        change: "adoption undone (file removed)".into(),
+                    });
+                }
+                self.publish(&Published::Whole);
+                Ok(format!(
+                    "undid the adoption of {}",
+                    undone.hostnames.join(", ")
+                ))
             }
             Command::ReloadInventory => match self.inventory.reload_on_request() {
                 Some(reload) => {
@@ -323,19 +363,25 @@ impl Control {
     /// MAC holds a lease on: the two would answer for one address, and the
     /// holder could read the new machine's configs from it.
     fn refuse_held_addresses(&self, machines: &[Adoption]) -> Result<(), CommandError> {
-        let Some(dhcp) = &self.dhcp else {
-            return Ok(());
-        };
         for a in machines {
-            let Some(ip) = a.ip else { continue };
-            if let Some(lease) = dhcp.bound_lease_at(ip)
-                && !a.macs.contains(&lease.mac)
-            {
-                return Err(CommandError::AddressHeld {
-                    ip,
-                    holder: lease.mac,
-                });
+            if let Some(ip) = a.ip {
+                self.refuse_held_address(ip, &a.macs)?;
             }
+        }
+        Ok(())
+    }
+
+    /// A fixed address for the machine of `macs` may not be one another
+    /// MAC holds a lease on.
+    fn refuse_held_address(&self, ip: Ipv4Addr, macs: &[Mac]) -> Result<(), CommandError> {
+        if let Some(dhcp) = &self.dhcp
+            && let Some(lease) = dhcp.bound_lease_at(ip)
+            && !macs.contains(&lease.mac)
+        {
+            return Err(CommandError::AddressHeld {
+                ip,
+                holder: lease.mac,
+            });
         }
         Ok(())
     }
@@ -388,7 +434,27 @@ fn command_name(command: &Command) -> &'static str {
         Command::Power { .. } => "power",
         Command::Reinstall { .. } => "reinstall",
         Command::Forget { .. } => "forget",
+        Command::Edit { .. } => "edit",
+        Command::UndoAdoption => "undo adoption",
     }
+}
+
+/// `profile talos-worker, install true, moved to k8s-prod`.
+fn edit_words(edit: &crate::inventory::MachineEdit) -> String {
+    let mut said = Vec::new();
+    if let Some(p) = &edit.profile {
+        said.push(format!("profile {p}"));
+    }
+    if let Some(ip) = edit.ip {
+        said.push(format!("ip {ip}"));
+    }
+    if let Some(i) = edit.install {
+        said.push(format!("install {i}"));
+    }
+    if let Some(g) = &edit.group {
+        said.push(format!("moved to {}", if g.is_empty() { "/" } else { g }));
+    }
+    said.join(", ")
 }
 
 /// The event that carries an inventory snapshot to the console.

@@ -69,6 +69,7 @@ impl DemoWorld {
              tftp:\n  port: 0\n\
              http:\n  port: 0\n  api_listen: 127.0.0.1:{api_port}\n  api_token: demo\n\
              unknown:\n  policy: hold\n\
+             stuck_after:\n  script: 30s\n\
              boot_root: boot\ninventory: nodes\n"
         );
         let path = dir.join("pxedeck.yaml");
@@ -99,6 +100,10 @@ pub fn cast(unknown: usize) -> Vec<SimMachine> {
     let mut flaky = SimMachine::new(mac("52:54:00:d0:00:02"), Firmware::Bios);
     flaky.behaviour = Behaviour::DiesMidKernel;
     out.insert(2, flaky);
+    // prod-04 hangs after its script: stuck, with where, after 30 s.
+    let mut hung = SimMachine::new(mac("52:54:00:e0:00:04"), Firmware::UefiX64);
+    hung.behaviour = Behaviour::StallsAfterScript;
+    out.push(hung);
     for n in 3..3 + unknown.saturating_sub(2) {
         let fw = if n % 3 == 0 {
             Firmware::Bios

@@ -25,7 +25,7 @@ use crate::config::{DhcpMode, UnknownPolicy};
 use crate::dhcp::{DhcpReply, LeaseEnd};
 pub use crate::dhcp::{DhcpSeen, RelayAgentSeen};
 use crate::ident::Mac;
-use crate::inventory::{Adoption, Problem};
+use crate::inventory::{Adoption, MachineEdit, Problem};
 
 mod display;
 pub use display::Subsystem;
@@ -323,6 +323,15 @@ pub enum Command {
     Forget {
         mac: Mac,
     },
+    /// Change a known machine through the writer: profile, fixed IP,
+    /// install, group (the file moves). Absent fields stay as they are.
+    Edit {
+        hostname: String,
+        #[serde(flatten)]
+        edit: MachineEdit,
+    },
+    /// Remove the files of the last adoption, while each is unchanged.
+    UndoAdoption,
 }
 
 /// Fan-out of events to every consumer (console, API stream, metrics).

@@ -250,6 +250,7 @@ impl Services {
             scripts: Default::default(),
             files,
             secrets,
+            next_boot: Default::default(),
         });
         if let Some(file) = &secret_notes.token_file {
             let made = if secret_notes.generated_token.is_some() {

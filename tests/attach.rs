@@ -120,6 +120,36 @@ async fn an_attached_console_sees_the_same_state_and_can_adopt() {
         Some("node-050")
     );
 
+    // Edit and undo go over the API like any command: the edit's reason
+    // for a refusal comes back in words, the undo removes the adoption.
+    let edited = source
+        .execute(Command::Edit {
+            hostname: "node-050".into(),
+            edit: pxedeck::inventory::MachineEdit {
+                install: Some(true),
+                ..Default::default()
+            },
+        })
+        .await;
+    assert_eq!(edited, Ok("node-050: install true".into()));
+    let refused = source
+        .execute(Command::Edit {
+            hostname: "node-050".into(),
+            edit: pxedeck::inventory::MachineEdit {
+                profile: Some("no-such".into()),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.contains("no-such"), "{refused}");
+    // Done flipped install to false and the edit back to true: the file
+    // says again what the adoption wrote, so it may be undone.
+    let undo = source.execute(Command::UndoAdoption).await;
+    assert_eq!(undo, Ok("undid the adoption of node-050".into()));
+    let again = source.execute(Command::UndoAdoption).await.unwrap_err();
+    assert!(again.contains("no adoption to undo"), "{again}");
+
     // A wrong token is refused with the server's reason.
     let intruder = RemoteBackend::new(
         &format!("http://{}", services.bound.api),

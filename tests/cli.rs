@@ -41,7 +41,7 @@ fn check_on_the_example_inventory_prints_one_line_and_succeeds() {
     assert!(o.status.success(), "{out}{err}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(
-        out.starts_with("nodes: ok — 10 machines in 3 groups, 4 profiles"),
+        out.starts_with("nodes: ok — 10 machines in 3 groups, 5 profiles"),
         "{out}"
     );
 }

@@ -191,6 +191,38 @@ fn demo_shows_machines_and_adopts_one_by_keys() {
         "the done callback flipped it:\n{after}"
     );
 
+    // Edit it by keys: another group moves its file, comments kept.
+    term.keys(&[":"]);
+    term.keys(&["dev-04", "Enter", "e"]);
+    term.wait_for("the edit dialog", 10, |s| s.contains("Edit dev-04"));
+    term.keys(&["Down", "Right"]);
+    term.wait_for("k8s-prod chosen", 10, |s| s.contains("◂ k8s-prod ▸"));
+    term.keys(&["Enter"]);
+    let moved = demo_dir(tmp.path()).join("nodes/k8s-prod/dev-04.yaml");
+    term.wait_for("the move said", 10, |s| {
+        s.contains("dev-04: moved to k8s-prod")
+    });
+    assert!(
+        moved.exists() && !file.exists(),
+        "moved to {}",
+        moved.display()
+    );
+    assert!(
+        std::fs::read_to_string(&moved)
+            .unwrap()
+            .starts_with("# Adopted in pxedeck on ")
+    );
+    // Undo is refused now that the adoption's file changed, and says so.
+    term.keys(&["u"]);
+    term.wait_for("the undo question", 10, |s| {
+        s.contains("undo the last adoption")
+    });
+    term.keys(&["y"]);
+    term.wait_for("the refusal", 10, |s| {
+        s.contains("not undone: k8s-dev/dev-04.yaml")
+    });
+    assert!(moved.exists());
+
     // Quit: nothing pending, so no question; the demo cleans up.
     term.keys(&["q"]);
     let end = term.wait_for("the demo to exit", 15, |s| s.contains("DEMO-EXITED"));

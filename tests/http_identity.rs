@@ -135,6 +135,7 @@ fn fixture() -> Fixture {
         tftp: None,
         scripts: Default::default(),
         files: Default::default(),
+        next_boot: Default::default(),
         secrets: secrets.into(),
     });
     Fixture {

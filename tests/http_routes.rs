@@ -1,223 +1,13 @@
-//! Every HTTP route and error, in-process (tower `oneshot`, no sockets):
-//! boot scripts for each example profile (golden files), identification,
-//! configs and their access check, the done callback, files with ranges,
-//! and the API's commands, reads, metrics and event stream.
+//! Every HTTP route that machines use, in-process (tower `oneshot`, no
+//! sockets): boot scripts for each example profile (golden files),
+//! identification, configs and their access check, the done callback and
+//! the installers that never call back, files with ranges. The API is in
+//! `tests/http_api.rs`.
 
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+#[path = "routes/fixture.rs"]
+mod fixture;
 
-use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::extract::connect_info::MockConnectInfo;
-use axum::http::{Method, Request, StatusCode, header};
-use pxedeck::boot::ScriptKind;
-use pxedeck::boot::render::Urls;
-use pxedeck::bootfs::BootFs;
-use pxedeck::capability::Purpose;
-use pxedeck::config::Config;
-use pxedeck::control::Control;
-use pxedeck::event::{Bus, Event, EventKind};
-use pxedeck::http::auth::Secrets;
-use pxedeck::http::{self, HttpState, LeaseView};
-use pxedeck::ident::Mac;
-use pxedeck::inventory::{InventoryService, LoadOptions, SharedInventory, load};
-use pxedeck::live::LiveModel;
-use pxedeck::progress::ProgressTable;
-use tower::ServiceExt;
-
-const DEV01: &str = "52:54:00:d0:00:01";
-const DEV01_LEASE: &str = "10.99.0.21";
-const STRANGER: &str = "10.99.0.150";
-const TOKEN: &str = "s3cret";
-
-/// Leases as the DHCP side would report them.
-struct FakeLeases(HashMap<Ipv4Addr, Mac>);
-
-impl LeaseView for FakeLeases {
-    fn mac_at(&self, ip: Ipv4Addr) -> Option<Mac> {
-        self.0.get(&ip).copied()
-    }
-    fn ip_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
-        self.0.iter().find(|(_, m)| *m == mac).map(|(ip, _)| *ip)
-    }
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    nodes: PathBuf,
-    state: Arc<HttpState>,
-    events: tokio::sync::broadcast::Receiver<Arc<Event>>,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        Self::with(|_| {}, "unknown:\n  policy: hold\n")
-    }
-
-    /// A copy of the example inventory (changed by `edit`), a boot root
-    /// with a few files, dev-01 holding its lease.
-    fn with(edit: impl FnOnce(&Path), config_extra: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let nodes = dir.path().join("nodes");
-        pxedeck::demo::copy_tree(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("nodes"),
-            &nodes,
-            &str::to_string,
-        )
-        .unwrap();
-        edit(&nodes);
-        let boot = dir.path().join("boot");
-        std::fs::create_dir_all(boot.join("ubuntu-24.04")).unwrap();
-        std::fs::create_dir_all(boot.join("empty-dir")).unwrap();
-        let kernel: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(boot.join("ubuntu-24.04/vmlinuz"), &kernel).unwrap();
-        std::fs::write(boot.join("ipxe.efi"), b"MZ fake efi").unwrap();
-        std::fs::write(boot.join("zero"), b"").unwrap();
-        std::fs::write(dir.path().join("secret"), b"not for you").unwrap();
-        let text = format!(
-            "server:\n  address: 10.99.0.1\ndhcp:\n  pools:\n    - subnet: 10.99.0.0/24\n      range: 10.99.0.100-10.99.0.199\nhttp:\n  api_token: {TOKEN}\n{config_extra}"
-        );
-        let config = Arc::new(Config::from_text(&text, None).unwrap());
-        let opts = LoadOptions {
-            pools: config.dhcp.pools.clone(),
-            ..Default::default()
-        };
-        let loaded = load(&nodes, &opts);
-        assert!(loaded.is_ok(), "{:?}", loaded.problems);
-        let service = Arc::new(InventoryService::new(&nodes, opts, loaded.inventory));
-        let inventory: SharedInventory = service.shared().clone();
-        let bus = Bus::default();
-        let events = bus.subscribe();
-        let control = Arc::new(Control::new(service, None, bus.clone()));
-        let leases = FakeLeases(HashMap::from([(
-            DEV01_LEASE.parse().unwrap(),
-            DEV01.parse().unwrap(),
-        )]));
-        let secrets = Secrets::ephemeral(&config).unwrap();
-        let state = Arc::new(HttpState {
-            config,
-            inventory,
-            bus,
-            fs: BootFs::new([boot]),
-            progress: Arc::new(ProgressTable::default()),
-            leases: Arc::new(leases),
-            urls: Urls::new("http://10.99.0.1"),
-            stats: Default::default(),
-            control: Some(control),
-            model: Arc::new(LiveModel::default()),
-            dhcp: None,
-            tftp: None,
-            scripts: Default::default(),
-            files: Default::default(),
-            secrets: secrets.into(),
-        });
-        Fixture {
-            _dir: dir,
-            nodes,
-            state,
-            events,
-        }
-    }
-
-    fn boot(&self, from: &str) -> Router {
-        let addr: SocketAddr = format!("{from}:40000").parse().unwrap();
-        http::boot_router(self.state.clone()).layer(MockConnectInfo(addr))
-    }
-
-    fn api(&self) -> Router {
-        http::api::router(self.state.clone()).layer(MockConnectInfo(
-            "127.0.0.1:40000".parse::<SocketAddr>().unwrap(),
-        ))
-    }
-
-    /// A capability for `hostname` as its boot script would hand it out:
-    /// `/config/<hostname>/<token>` or `/done/<hostname>/<token>`.
-    fn granted(&self, purpose: Purpose, hostname: &str) -> String {
-        let inv = self.state.inventory.load();
-        let mac = inv.by_hostname(hostname).and_then(|m| m.macs.first());
-        let key = &self.state.secrets.capabilities;
-        let now = pxedeck::clock::now_millis() / 1000;
-        let token = key.token(purpose, hostname, mac, &key.mint(now, 600));
-        match purpose {
-            Purpose::Config => format!("/config/{hostname}/{token}"),
-            Purpose::Done => format!("/done/{hostname}/{token}"),
-        }
-    }
-
-    fn drain(&mut self) -> Vec<EventKind> {
-        let mut out = Vec::new();
-        while let Ok(e) = self.events.try_recv() {
-            out.push(e.kind.clone());
-        }
-        out
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: header::HeaderName) -> String {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    }
-}
-
-async fn call(router: Router, req: Request<Body>) -> Reply {
-    let res = router.oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn get(router: Router, uri: &str) -> Reply {
-    call(router, Request::get(uri).body(Body::empty()).unwrap()).await
-}
-
-/// A GET on the API with the full token.
-async fn api_get(router: Router, uri: &str) -> Reply {
-    let req = Request::get(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .body(Body::empty())
-        .unwrap();
-    call(router, req).await
-}
-
-/// Script text with each capability token (`<hex>.<16 hex>.<32 hex>`)
-/// as `[capability]`: tokens differ on every fetch.
-fn mask_capabilities(text: &str) -> String {
-    let is_token = |w: &str| {
-        let parts: Vec<&str> = w.split('.').collect();
-        parts.len() == 3
-            && [0, 16, 32].iter().zip(&parts).all(|(len, p)| {
-                !p.is_empty()
-                    && (*len == 0 || p.len() == *len)
-                    && p.bytes().all(|b| b.is_ascii_hexdigit())
-            })
-    };
-    text.split('/')
-        .map(|seg| if is_token(seg) { "[capability]" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
-}
+use fixture::*;
 
 // ---- scripts ----------------------------------------------------------
 
@@ -605,58 +395,6 @@ async fn an_edited_file_re_renders_exactly_the_scripts_it_feeds() {
     assert_eq!(f.state.scripts.renders(), before + 1, "only dev-02's again");
 }
 
-/// Command failures answer with what kind they are: the request (422), a
-/// name (404), the state on disk (409), or pxedeck itself (500).
-#[tokio::test]
-async fn api_command_errors_answer_with_their_kind() {
-    let f = Fixture::new();
-    let adopt = |host: &str, group: &str| {
-        serde_json::json!({"machines": [{
-            "macs": ["52:54:00:99:00:08"], "hostname": host, "group": group,
-            "profile": "ubuntu-2404", "install": true
-        }]})
-    };
-    let post = |uri: &str, body| call(f.api(), json_post(uri, Some(TOKEN), body));
-
-    let invalid = post("/api/v1/adopt", adopt("Not_A_Name", "k8s-dev")).await;
-    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        invalid.text().contains("not a valid hostname"),
-        "{}",
-        invalid.text()
-    );
-
-    let missing = post(
-        "/api/v1/nodes/ghost/install",
-        serde_json::json!({"install": true}),
-    )
-    .await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
-    assert!(missing.text().contains("ghost"), "{}", missing.text());
-
-    // A plain file where the group folder would go: the write fails.
-    std::fs::write(f.nodes.join("rack9"), "not a folder").unwrap();
-    let io = post("/api/v1/adopt", adopt("web-09", "rack9")).await;
-    assert_eq!(
-        io.status,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "{}",
-        io.text()
-    );
-    std::fs::remove_file(f.nodes.join("rack9")).unwrap();
-
-    // Someone's typo elsewhere in the tree: adoptions wait for the fix.
-    std::fs::write(f.nodes.join("broken.yaml"), "mac: [\n").unwrap();
-    let conflict = post("/api/v1/adopt", adopt("web-09", "k8s-dev")).await;
-    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text());
-    assert!(
-        conflict.text().contains("fix them first"),
-        "{}",
-        conflict.text()
-    );
-    assert!(!f.nodes.join("k8s-dev/web-09.yaml").exists());
-}
-
 // ---- files ------------------------------------------------------------
 
 fn ranged(uri: &str, range: &str) -> Request<Body> {
@@ -754,214 +492,70 @@ async fn files_whole_ranged_head_and_refused() {
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
-// ---- API --------------------------------------------------------------
-
-fn json_post(uri: &str, token: Option<&str>, body: serde_json::Value) -> Request<Body> {
-    let mut b = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
-    if let Some(t) = token {
-        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+/// `done_on_next_boot` (the example's disk-image profile): the boot after
+/// the installer is the done callback, answered with the local disk.
+#[tokio::test]
+async fn an_installer_without_callback_or_config_is_done_on_the_next_boot() {
+    let mut f = Fixture::with(
+        |nodes| {
+            std::fs::write(
+                nodes.join("k8s-dev/img-01.yaml"),
+                "# imaged, never calls back\nmac: \"52:54:00:77:00:41\"\nprofile: disk-image\ninstall: true\n",
+            )
+            .unwrap();
+        },
+        "unknown:\n  policy: hold\n",
+    );
+    let path = f.nodes.join("k8s-dev/img-01.yaml");
+    let first = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:77:00:41").await;
+    assert!(
+        first.text().contains("imager/vmlinuz"),
+        "the installer: {}",
+        first.text()
+    );
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("install: true")
+    );
+    let next = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:77:00:41").await;
+    assert!(
+        next.text().contains("img-01: local disk"),
+        "{}",
+        next.text()
+    );
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events.extend(f.drain());
+        if events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "img-01"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    b.body(Body::from(body.to_string())).unwrap()
-}
-
-#[tokio::test]
-async fn api_commands_need_the_token_and_write_the_inventory() {
-    let f = Fixture::new();
-    let adoption = serde_json::json!({"machines": [{
-        "macs": ["52:54:00:99:00:07"], "hostname": "dev-07", "group": "k8s-dev",
-        "profile": "ubuntu-2404", "install": true
-    }]});
-    // Held before the adoption (and that script is now cached)…
-    let held = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:07").await;
     assert!(
-        held.text().contains("held until someone adopts it"),
-        "{}",
-        held.text()
+        events
+            .iter()
+            .any(|e| matches!(e, EventKind::InstallDone { hostname, .. } if hostname == "img-01")),
+        "{events:?}"
     );
-    let none = call(f.api(), json_post("/api/v1/adopt", None, adoption.clone())).await;
-    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
-    let wrong = call(
-        f.api(),
-        json_post("/api/v1/adopt", Some("nope"), adoption.clone()),
-    )
-    .await;
-    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(!f.nodes.join("k8s-dev/dev-07.yaml").exists());
-
-    let ok = call(
-        f.api(),
-        json_post("/api/v1/adopt", Some(TOKEN), adoption.clone()),
-    )
-    .await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
-    assert!(f.nodes.join("k8s-dev/dev-07.yaml").exists());
-    // …the adopted machine boots its profile at once: a new inventory
-    // snapshot is a new cache.
-    let r = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:07").await;
+    let text = std::fs::read_to_string(&path).unwrap();
     assert!(
-        r.text().contains("is dev-07, booting ubuntu-2404"),
+        text.starts_with("# imaged, never calls back\n") && text.contains("install: false"),
+        "{text}"
+    );
+    // And it stays on its disk.
+    let again = get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:77:00:41").await;
+    assert!(
+        again.text().contains("img-01: local disk"),
         "{}",
-        r.text()
+        again.text()
     );
-
-    let again = call(f.api(), json_post("/api/v1/adopt", Some(TOKEN), adoption)).await;
-    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(again.text().contains("dev-07"), "{}", again.text());
-
-    let flip = call(
-        f.api(),
-        json_post(
-            "/api/v1/nodes/dev-07/install",
-            Some(TOKEN),
-            serde_json::json!({"install": false}),
-        ),
-    )
-    .await;
-    assert_eq!(flip.status, StatusCode::OK, "{}", flip.text());
-    let text = std::fs::read_to_string(f.nodes.join("k8s-dev/dev-07.yaml")).unwrap();
-    assert!(text.contains("install: false"), "{text}");
-}
-
-#[tokio::test]
-async fn api_commands_are_refused_without_a_configured_token() {
-    let f = Fixture::new();
-    let mut config = (*f.state.config).clone();
-    config.http.api_token = None;
-    let secrets = Secrets::ephemeral(&config).unwrap();
-    let state = Arc::new(HttpState {
-        config: Arc::new(config),
-        inventory: f.state.inventory.clone(),
-        bus: f.state.bus.clone(),
-        fs: f.state.fs.clone(),
-        progress: f.state.progress.clone(),
-        leases: Arc::new(FakeLeases(HashMap::new())),
-        urls: f.state.urls.clone(),
-        stats: Default::default(),
-        control: f.state.control.clone(),
-        model: f.state.model.clone(),
-        dhcp: None,
-        tftp: None,
-        scripts: Default::default(),
-        files: Default::default(),
-        secrets: secrets.into(),
-    });
-    let api = http::api::router(state);
-    let r = call(
-        api,
-        json_post(
-            "/api/v1/commands",
-            Some(TOKEN),
-            serde_json::json!({"command": "reload_inventory"}),
-        ),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.text().contains("api_token"));
-}
-
-#[tokio::test]
-async fn api_reads_metrics_and_event_stream() {
-    let f = Fixture::new();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(
-        f.state
-            .model
-            .clone()
-            .run(f.state.bus.clone(), cancel.clone()),
-    );
-    // Some traffic for the model to fold.
-    get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
-    get(f.boot(DEV01_LEASE), "/ubuntu-24.04/vmlinuz").await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-
-    let machines = api_get(f.api(), "/api/v1/machines").await;
-    let rows: serde_json::Value = serde_json::from_slice(&machines.body).unwrap();
-    assert_eq!(rows[0]["mac"], DEV01);
-    assert_eq!(rows[0]["hostname"], "dev-01");
-    let nodes: serde_json::Value =
-        serde_json::from_slice(&api_get(f.api(), "/api/v1/nodes").await.body).unwrap();
-    assert_eq!(nodes.as_array().unwrap().len(), 10);
-    let profiles: serde_json::Value =
-        serde_json::from_slice(&api_get(f.api(), "/api/v1/profiles").await.body).unwrap();
-    assert_eq!(profiles[0]["name"], "local");
-    let transfers: serde_json::Value =
-        serde_json::from_slice(&api_get(f.api(), "/api/v1/transfers").await.body).unwrap();
-    assert_eq!(transfers["recent"][0]["bytes"], 100_000);
-    assert_eq!(get(f.api(), "/healthz").await.text(), "ok\n");
-
-    let metrics = get(f.api(), "/metrics").await.text();
-    for needle in [
-        "pxedeck_http_requests_total 2",
-        "pxedeck_http_bytes_total 100000",
-        "pxedeck_http_responses_total{kind=\"script\"} 1",
-        "pxedeck_http_responses_total{kind=\"file_done\"} 1",
-        "# TYPE pxedeck_inventory_reloads_total counter",
-        "pxedeck_machines_by_state{state=\"loading\"} 1",
-        "pxedeck_machines_by_state{state=\"stuck\"} 0",
-    ] {
-        assert!(metrics.contains(needle), "{needle} in\n{metrics}");
+    // A profile without the key is served its installer every time.
+    for _ in 0..2 {
+        let r = get(f.boot(DEV01_LEASE), "/boot.ipxe").await;
+        assert!(r.text().contains("autoinstall"), "{}", r.text());
     }
-
-    // The stream opens with the snapshot, then carries new events.
-    let res = f
-        .api()
-        .oneshot(
-            Request::get("/api/v1/events")
-                .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
-    let mut body = res.into_body().into_data_stream();
-    use futures_util::StreamExt;
-    let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
-    assert!(first.starts_with("event: snapshot\ndata: {"), "{first}");
-    assert!(first.contains("\"hostname\":\"dev-01\""));
-    get(f.boot(STRANGER), "/boot.ipxe?mac=52:54:00:99:00:01").await;
-    let next = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let next = String::from_utf8(next.to_vec()).unwrap();
-    assert!(next.starts_with("event: event\ndata: {"), "{next}");
-    assert!(next.contains("\"type\":\"script_served\""), "{next}");
-    cancel.cancel();
-}
-
-#[tokio::test]
-async fn forget_drops_an_unknown_machine_and_refuses_a_known_one() {
-    let mut f = Fixture::new();
-    let forget = |mac: &str| {
-        call(
-            f.api(),
-            json_post(
-                "/api/v1/commands",
-                Some(TOKEN),
-                serde_json::json!({"command": "forget", "mac": mac}),
-            ),
-        )
-    };
-    let known = forget(DEV01).await;
-    assert_eq!(
-        known.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        known.text()
-    );
-    assert!(
-        known.text().contains("dev-01 in the inventory"),
-        "{}",
-        known.text()
-    );
-    let stranger = "52:54:00:99:00:42";
-    let ok = forget(stranger).await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
-    assert!(
-        f.drain().iter().any(
-            |e| matches!(e, EventKind::MachineForgotten { mac } if mac.to_string() == stranger)
-        )
-    );
 }

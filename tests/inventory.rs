@@ -223,6 +223,7 @@ fn the_example_inventory_is_clean() {
     assert_eq!(
         inv.profiles.keys().collect::<Vec<_>>(),
         [
+            "disk-image",
             "local",
             "secureboot-debian12",
             "talos-worker",

@@ -285,3 +285,217 @@ fn the_inventory_view_shows_branch_uncommitted_files_ahead_behind_and_a_push_fai
         "{text}"
     );
 }
+
+/// Edits from the console or the API: each a commit with a clear message,
+/// comments and unknown keys kept, a group move a rename in one commit;
+/// a refused edit writes and commits nothing. Undo removes the last
+/// adoption while its file is unchanged, and refuses once it changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_moves_and_undo_are_commits_and_refusals_change_nothing() {
+    use pxedeck::inventory::MachineEdit;
+    let tmp = tempfile::tempdir().unwrap();
+    let world = pxedeck::demo::DemoWorld::create(&tmp.path().join("world"), 0).unwrap();
+    let work = world.config.inventory.clone();
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    git(&work, &["config", "user.name", "Operator"]);
+    git(&work, &["config", "user.email", "op@example.com"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "--quiet", "-m", "inventory"]);
+    let services = Services::start(world.config.clone()).await.unwrap();
+    let subject = |dir: &Path| git(dir, &["log", "-1", "--format=%s"]);
+    let try_run = |command: Cmd| {
+        let control = services.control.clone();
+        async move {
+            tokio::task::spawn_blocking(move || control.run(&command))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Profile, IP and install of dev-01: its comment line stays.
+    let edit = MachineEdit {
+        profile: Some("talos-worker".into()),
+        ip: Some("127.99.0.41".parse().unwrap()),
+        install: Some(false),
+        group: None,
+    };
+    run(
+        &services,
+        Cmd::Edit {
+            hostname: "dev-01".into(),
+            edit,
+        },
+    )
+    .await;
+    until("the edit's commit", || {
+        subject(&work) == "dev-01: profile: talos-worker, ip: 127.99.0.41, install: false"
+    })
+    .await;
+    let text = std::fs::read_to_string(work.join("k8s-dev/dev-01.yaml")).unwrap();
+    assert!(
+        text.starts_with("# racked 2026-11-02, B3 slot 12\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ip: 127.99.0.41\n") && text.contains("install: false"),
+        "{text}"
+    );
+    let served = services.inventory.load();
+    let m = served.by_hostname("dev-01").unwrap();
+    assert_eq!(m.profile.as_deref(), Some("talos-worker"));
+    assert_eq!(m.ip, Some("127.99.0.41".parse().unwrap()));
+
+    // A move: one commit that removes the old file and adds the new one,
+    // whose text (comment and unknown key) is kept.
+    run(
+        &services,
+        Cmd::Edit {
+            hostname: "dev-03".into(),
+            edit: MachineEdit {
+                group: Some("k8s-prod".into()),
+                ..Default::default()
+            },
+        },
+    )
+    .await;
+    until("the move's commit", || {
+        subject(&work) == "dev-03: move from k8s-dev to k8s-prod"
+    })
+    .await;
+    assert!(!work.join("k8s-dev/dev-03.yaml").exists());
+    let moved = std::fs::read_to_string(work.join("k8s-prod/dev-03.yaml")).unwrap();
+    assert!(
+        moved.contains("storage_layout: direct   # one small disk"),
+        "{moved}"
+    );
+    let files = git(&work, &["show", "--name-status", "--format=", "HEAD"]);
+    assert!(
+        files.contains("k8s-dev/dev-03.yaml") && files.contains("k8s-prod/dev-03.yaml"),
+        "{files}"
+    );
+    assert_eq!(
+        services
+            .inventory
+            .load()
+            .by_hostname("dev-03")
+            .unwrap()
+            .group,
+        "k8s-prod"
+    );
+
+    // Refusals: a profile that does not exist, a group that does not, a
+    // name past the bound, an empty edit. Nothing written, no commit.
+    let head_before = git(&work, &["rev-parse", "HEAD"]);
+    let dev02 = std::fs::read_to_string(work.join("k8s-dev/dev-02.yaml")).unwrap();
+    for (edit, says) in [
+        (
+            MachineEdit {
+                profile: Some("no-such-profile".into()),
+                ..Default::default()
+            },
+            "no-such-profile",
+        ),
+        (
+            MachineEdit {
+                group: Some("nowhere".into()),
+                ..Default::default()
+            },
+            "no group named `nowhere`",
+        ),
+        (
+            MachineEdit {
+                profile: Some("p".repeat(10_000)),
+                ..Default::default()
+            },
+            "10000 characters long; at most 128",
+        ),
+        (MachineEdit::default(), "nothing to change"),
+    ] {
+        let e = try_run(Cmd::Edit {
+            hostname: "dev-02".into(),
+            edit,
+        })
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+        assert!(
+            e.to_string().len() < 400,
+            "the refusal echoes no huge input: {e}"
+        );
+    }
+    let e = try_run(Cmd::Edit {
+        hostname: "nobody".into(),
+        edit: MachineEdit {
+            install: Some(true),
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("no machine named `nobody`"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("k8s-dev/dev-02.yaml")).unwrap(),
+        dev02
+    );
+
+    // Undo: nothing yet; then the last adoption's file goes, in a commit.
+    let e = try_run(Cmd::UndoAdoption).await.unwrap_err();
+    assert!(e.to_string().contains("no adoption to undo"), "{e}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        git(&work, &["rev-parse", "HEAD"]),
+        head_before,
+        "a refusal committed"
+    );
+    let adopt = |hostname: &str, mac: &str| Cmd::Adopt {
+        machines: vec![Adoption {
+            macs: vec![mac.parse().unwrap()],
+            uuid: None,
+            hostname: hostname.into(),
+            group: "k8s-dev".into(),
+            profile: "ubuntu-2404".into(),
+            ip: None,
+            install: false,
+            ..Default::default()
+        }],
+    };
+    run(&services, adopt("dev-04", "52:54:00:77:00:04")).await;
+    until("the adoption's commit", || {
+        subject(&work).starts_with("adopt dev-04")
+    })
+    .await;
+    assert_eq!(
+        run(&services, Cmd::UndoAdoption).await,
+        "undid the adoption of dev-04"
+    );
+    until("the undo's commit", || {
+        subject(&work) == "undo the adoption of dev-04"
+    })
+    .await;
+    assert!(!work.join("k8s-dev/dev-04.yaml").exists());
+    assert!(services.inventory.load().by_hostname("dev-04").is_none());
+    assert_eq!(
+        git(&work, &["show", "--name-status", "--format=", "HEAD"]),
+        "D\tk8s-dev/dev-04.yaml"
+    );
+    let e = try_run(Cmd::UndoAdoption).await.unwrap_err();
+    assert!(
+        e.to_string().contains("no adoption to undo"),
+        "undone once: {e}"
+    );
+
+    // Changed since: refused, the file kept as the operator left it.
+    run(&services, adopt("dev-05", "52:54:00:77:00:05")).await;
+    let path = work.join("k8s-dev/dev-05.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("# checked by hand\n");
+    std::fs::write(&path, &text).unwrap();
+    let e = try_run(Cmd::UndoAdoption).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not undone: k8s-dev/dev-05.yaml changed since it was adopted"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    services.shutdown().await;
+}

@@ -231,6 +231,7 @@ fn http_state(config: Arc<Config>, bus: Bus, model: Arc<LiveModel>, boot: PathBu
         tftp: None,
         scripts: Default::default(),
         files: Default::default(),
+        next_boot: Default::default(),
     }
 }
 

@@ -30,7 +30,7 @@ use tokio::sync::broadcast;
 use super::{HttpState, auth};
 use crate::control::{CommandError, Failure};
 use crate::event::Command;
-use crate::inventory::Adoption;
+use crate::inventory::{Adoption, MachineEdit};
 use crate::live::SubscriberSlot;
 
 /// The API routes (mounted on their own listener).
@@ -55,6 +55,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/leases/{ip}/release", post(release))
         .route("/api/v1/nodes/{hostname}/power", post(power))
         .route("/api/v1/nodes/{hostname}/reinstall", post(reinstall))
+        .route("/api/v1/nodes/{hostname}/edit", post(edit))
+        .route("/api/v1/adopt/undo", post(undo_adoption))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_command,
@@ -345,6 +347,55 @@ async fn reinstall(State(s): State<Arc<HttpState>>, Path(hostname): Path<String>
         hostnames: vec![hostname],
     };
     run(&s, command).await
+}
+
+/// `POST /api/v1/nodes/<hostname>/edit` with `{"profile": …, "ip": …,
+/// "install": …, "group": …}` (each optional; unknown keys refused).
+async fn edit(
+    State(s): State<Arc<HttpState>>,
+    Path(hostname): Path<String>,
+    Json(edit): Json<EditBody>,
+) -> Response {
+    let command = Command::Edit {
+        hostname,
+        edit: edit.0,
+    };
+    run(&s, command).await
+}
+
+/// An edit's body: the fields of [`MachineEdit`] and nothing else, so a
+/// misspelt key is refused rather than ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditFields {
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    install: Option<bool>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+struct EditBody(MachineEdit);
+
+impl<'de> Deserialize<'de> for EditBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EditBody, D::Error> {
+        let f = EditFields::deserialize(d)?;
+        Ok(EditBody(MachineEdit {
+            profile: f.profile,
+            ip: f.ip,
+            install: f.install,
+            group: f.group,
+        }))
+    }
+}
+
+/// `POST /api/v1/adopt/undo`: removes the last adoption's files while
+/// they are unchanged (409 otherwise).
+async fn undo_adoption(State(s): State<Arc<HttpState>>) -> Response {
+    run(&s, Command::UndoAdoption).await
 }
 
 /// `GET /metrics`: Prometheus text format.

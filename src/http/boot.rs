@@ -164,7 +164,37 @@ pub async fn script(
             hostname: machine.map(|m| m.hostname.clone()),
         }
     });
-    let script = &cached.script;
+    // `done_on_next_boot`: the boot after the installer is the done
+    // callback, answered with the local disk at once.
+    let after_install = cached.hostname.as_deref().and_then(|h| {
+        let m = inv.by_hostname(h)?;
+        (cached.script.kind == crate::boot::ScriptKind::Install
+            && m.done_on_next_boot
+            && state
+                .next_boot
+                .install_requested(h, crate::clock::now_millis()))
+        .then_some(m)
+    });
+    let local_disk;
+    let script = match after_install {
+        Some(m) => {
+            // A machine known by serial alone is the MAC it booted from.
+            mark_done(
+                &state,
+                m.hostname.clone(),
+                m.macs.first().copied().or(Some(mac)),
+            );
+            local_disk = render::script(
+                &inv,
+                Some(m),
+                &crate::boot::BootDecision::Local,
+                &mac,
+                &state.urls,
+            );
+            &local_disk
+        }
+        None => &cached.script,
+    };
     if let Some(reason) = &script.error {
         state.stats.answered(HttpResponse::RenderError);
         state.bus.emit(EventKind::Log {

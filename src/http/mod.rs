@@ -22,6 +22,7 @@ pub mod client;
 mod conn;
 pub use conn::{API_MAX_CONNECTIONS, ConnLimits, serve};
 mod files;
+pub mod next_boot;
 // Public for the fuzz targets (fuzz/): the request parsing only.
 pub use files::{Span, Wanted, percent_decode, wanted};
 pub mod remote;
@@ -145,6 +146,8 @@ pub struct HttpState {
     /// The API's tokens and the key that signs config and done URLs.
     /// Shared with the TFTP side, whose GRUB configs carry tokens too.
     pub secrets: Arc<auth::Secrets>,
+    /// When machines with `done_on_next_boot` were handed their installer.
+    pub next_boot: next_boot::NextBoot,
 }
 
 impl HttpState {

@@ -1,6 +1,6 @@
 //! Walking, parsing, merging and validating the inventory tree.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,8 @@ struct Walk<'a> {
     /// File contents that replace (or add to) what is on disk: how the
     /// writer validates a change before it touches the tree.
     overlay: Option<&'a BTreeMap<PathBuf, String>>,
+    /// Machine files to read as if they were gone (a move, an undo).
+    removed: Option<&'a BTreeSet<PathBuf>>,
     files: Vec<(PathBuf, String)>,
     defaults: HashMap<PathBuf, FileId>,
     profiles: Vec<FileId>,
@@ -141,6 +143,7 @@ impl Walk<'_> {
                     self.defaults.insert(rel.to_path_buf(), id);
                 }
             } else if !name.starts_with('_')
+                && !self.removed.is_some_and(|r| r.contains(&child))
                 && let Some(id) = self.read(root, &child)
             {
                 self.machines.push(id);
@@ -314,8 +317,20 @@ pub(super) fn load_with_overlay(
     opts: &LoadOptions,
     overlay: &BTreeMap<PathBuf, String>,
 ) -> Loaded {
+    load_with_changes(root, opts, overlay, &BTreeSet::new())
+}
+
+/// As [`load_with_overlay`], with the machine files in `removed` read as
+/// if they were deleted.
+pub(super) fn load_with_changes(
+    root: &Path,
+    opts: &LoadOptions,
+    overlay: &BTreeMap<PathBuf, String>,
+    removed: &BTreeSet<PathBuf>,
+) -> Loaded {
     let mut walk = Walk {
         overlay: Some(overlay),
+        removed: Some(removed),
         ..Default::default()
     };
     if !root.is_dir() {

@@ -53,6 +53,11 @@ pub struct Machine {
     /// For installers that never call back (`done_on_config`): serving
     /// this config counts as the done callback.
     pub done_on_config: Option<String>,
+    /// For installers that never call back and fetch no config
+    /// (`done_on_next_boot`): once the installer was served, the machine's
+    /// next request for its boot script counts as the done callback, and
+    /// it is served its local disk.
+    pub done_on_next_boot: bool,
     /// Every effective value: defaults chain → profile → machine file.
     pub values: Node,
 }
@@ -261,6 +266,7 @@ pub(super) fn extract_machine(
         dhcp_options: Vec::new(),
         bmc: None,
         done_on_config: None,
+        done_on_next_boot: false,
         values: Node::empty_map(Origin { file, line: 1 }),
     };
     let mut run = |r: Result<(), FieldError>| {
@@ -366,6 +372,21 @@ pub(super) fn extract_machine(
     }
     if let Some(n) = values.get("facts") {
         run(facts(n).map(|f| m.facts = f));
+    }
+    if let Some(n) = values.get("done_on_next_boot") {
+        run(match n.value {
+            Value::Bool(b) => {
+                m.done_on_next_boot = b;
+                Ok(())
+            }
+            ref other => Err(field_err(
+                n,
+                format!(
+                    "done_on_next_boot must be true or false, not {}",
+                    other.kind()
+                ),
+            )),
+        });
     }
     if let Some(n) = values.get("done_on_config") {
         run(string(n, "done_on_config").and_then(|name| {

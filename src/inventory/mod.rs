@@ -23,7 +23,7 @@ pub mod validate;
 pub mod watch;
 mod write;
 pub use edit::Scalar;
-pub use service::{InventoryService, Published, SharedInventory, WriteRecorder, Written};
+pub use service::{InventoryService, Published, SharedInventory, Undone, WriteRecorder, Written};
 pub use write::{machine_file_text, write_atomic};
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use load::{LoadOptions, Loaded, load};
 pub use machine::{BootSpec, ConfigTemplate, Machine, Profile};
 pub use render::annotated_yaml;
-pub use write::{Adoption, WriteError};
+pub use write::{Adoption, MAX_EDIT_NAME, MachineEdit, WriteError};
 
 use crate::ident::{Mac, Uuid};
 use crate::yaml::{FileId, Origin};

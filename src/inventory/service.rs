@@ -14,7 +14,7 @@
 //! and the snapshot patched. The service also remembers what it wrote, so
 //! the watcher loads nothing for those files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use arc_swap::ArcSwap;
 
 use super::edit::{self, Scalar};
-use super::load::{LoadOptions, load, load_with_overlay};
+use super::load::{LoadOptions, load, load_with_changes, load_with_overlay};
 use super::validate::check_adoption;
-use super::write::{Adoption, OwnWrites, WriteError, machine_file_text};
+use super::write::{
+    Adoption, MAX_EDIT_NAME, MachineEdit, OwnWrites, WriteError, machine_file_text,
+};
 use super::{Inventory, Problem};
 
 /// The snapshot every server reads lock-free. Only [`InventoryService`]
@@ -83,6 +85,22 @@ pub struct InventoryService {
 struct ReloadState {
     last_seen: Option<u64>,
     failing: bool,
+    /// The last adoption's files (relative) and the text written into
+    /// each, while it may still be undone.
+    last_adoption: Option<LastAdoption>,
+}
+
+/// What undoing the last adoption takes away.
+struct LastAdoption {
+    files: Vec<(PathBuf, String)>,
+    hostnames: Vec<String>,
+}
+
+/// What an undo removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undone {
+    pub hostnames: Vec<String>,
+    pub paths: Vec<PathBuf>,
 }
 
 impl InventoryService {
@@ -98,6 +116,7 @@ impl InventoryService {
             reloads: Mutex::new(ReloadState {
                 last_seen,
                 failing: false,
+                last_adoption: None,
             }),
             loads: Arc::default(),
             recorder: OnceLock::new(),
@@ -210,7 +229,7 @@ impl InventoryService {
         adoptions: &[Adoption],
         message: String,
     ) -> Result<Vec<PathBuf>, WriteError> {
-        let _guard = self.lock();
+        let mut guard = self.lock();
         let current = self.shared.load();
         let mut overlay = BTreeMap::new();
         for a in adoptions {
@@ -222,7 +241,15 @@ impl InventoryService {
             overlay.insert(rel, machine_file_text(a));
         }
         let changed: Vec<PathBuf> = overlay.keys().cloned().collect();
+        let files: Vec<(PathBuf, String)> = overlay
+            .iter()
+            .map(|(rel, text)| (rel.clone(), text.clone()))
+            .collect();
         self.commit(overlay, None)?;
+        guard.last_adoption = Some(LastAdoption {
+            files,
+            hostnames: adoptions.iter().map(|a| a.hostname.clone()).collect(),
+        });
         self.record(
             changed.iter().map(|rel| self.root.join(rel)).collect(),
             message,
@@ -278,6 +305,176 @@ impl InventoryService {
         let published = self.commit(overlay, install_only.then_some(hostname))?;
         self.record(vec![path.clone()], change_message(hostname, changes));
         Ok(Written { path, published })
+    }
+
+    /// Removes the files of the last adoption, all of them or none, while
+    /// each still holds exactly what the adoption wrote; refused when one
+    /// changed (or went) since, and when there is nothing to undo.
+    pub fn undo_last_adoption(&self) -> Result<Undone, WriteError> {
+        let mut guard = self.lock();
+        let last = guard
+            .last_adoption
+            .as_ref()
+            .ok_or(WriteError::NothingToUndo)?;
+        for (rel, written) in &last.files {
+            match fs::read_to_string(self.root.join(rel)) {
+                Ok(text) if text == *written => {}
+                _ => return Err(WriteError::ChangedSince(rel.clone())),
+            }
+        }
+        let removed: BTreeSet<PathBuf> = last.files.iter().map(|(rel, _)| rel.clone()).collect();
+        let hostnames = last.hostnames.clone();
+        self.commit_changes(BTreeMap::new(), &removed)?;
+        guard.last_adoption = None;
+        let paths: Vec<PathBuf> = removed.iter().map(|rel| self.root.join(rel)).collect();
+        let message = match hostnames.as_slice() {
+            [one] => format!("undo the adoption of {one}"),
+            [first, .., last] => format!(
+                "undo the adoption of {} machines: {first} … {last}",
+                hostnames.len()
+            ),
+            [] => "undo an adoption".into(),
+        };
+        self.record(paths.clone(), message);
+        Ok(Undone { hostnames, paths })
+    }
+
+    /// Edits a known machine: profile, fixed IP and install in its file
+    /// (the rest of it byte-for-byte), and a move to another group (the
+    /// file goes to that folder). Validated as a whole before anything is
+    /// written; one git commit for all of it.
+    pub fn edit(&self, hostname: &str, edit: &MachineEdit) -> Result<Written, WriteError> {
+        for (what, value) in [("profile", &edit.profile), ("group", &edit.group)] {
+            if let Some(v) = value
+                && v.chars().count() > MAX_EDIT_NAME
+            {
+                return Err(WriteError::TooLong {
+                    what,
+                    len: v.chars().count(),
+                });
+            }
+        }
+        if edit.is_empty() {
+            return Err(WriteError::NothingToChange);
+        }
+        let _guard = self.lock();
+        let current = self.shared.load();
+        let machine = current
+            .by_hostname(hostname)
+            .ok_or_else(|| WriteError::NoSuchMachine(hostname.into()))?;
+        let rel = current.file(machine.file).to_path_buf();
+        let moved_to = match &edit.group {
+            Some(g) if *g != machine.group => {
+                if !g.is_empty() && !current.groups.contains(g) {
+                    return Err(WriteError::NoSuchGroup(g.clone()));
+                }
+                let name = rel.file_name().map(PathBuf::from).unwrap_or_default();
+                let to = Path::new(g).join(name);
+                if self.root.join(&to).exists() {
+                    return Err(WriteError::FileExists(to));
+                }
+                Some(to)
+            }
+            _ => None,
+        };
+        let mut changes: Vec<(&str, Scalar)> = Vec::new();
+        if let Some(p) = &edit.profile {
+            changes.push(("profile", Scalar::Str(p.clone())));
+        }
+        if let Some(ip) = edit.ip {
+            changes.push(("ip", Scalar::Str(ip.to_string())));
+        }
+        if let Some(i) = edit.install {
+            changes.push(("install", Scalar::Bool(i)));
+        }
+        let path = self.root.join(&rel);
+        let text = fs::read_to_string(&path).map_err(|source| WriteError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let edited = if changes.is_empty() {
+            text.clone()
+        } else {
+            edit::set_top_level(&text, &changes).map_err(WriteError::Uneditable)?
+        };
+        let mut said: Vec<String> = Vec::new();
+        if moved_to.is_some() {
+            let shown = |g: &str| {
+                if g.is_empty() {
+                    "/".to_string()
+                } else {
+                    g.to_string()
+                }
+            };
+            said.push(format!(
+                "move from {} to {}",
+                shown(&machine.group),
+                shown(edit.group.as_deref().unwrap_or(""))
+            ));
+        }
+        if edited != text {
+            said.push(changes_said(&changes));
+        }
+        if said.is_empty() {
+            return Ok(Written {
+                path,
+                published: Published::Nothing,
+            });
+        }
+        let mut overlay = BTreeMap::new();
+        let mut removed = BTreeSet::new();
+        let (target, paths) = match &moved_to {
+            Some(to) => {
+                overlay.insert(to.clone(), edited);
+                removed.insert(rel.clone());
+                (self.root.join(to), vec![path.clone(), self.root.join(to)])
+            }
+            None => {
+                overlay.insert(rel.clone(), edited);
+                (path.clone(), vec![path.clone()])
+            }
+        };
+        let published = self.commit_changes(overlay, &removed)?;
+        self.record(paths, format!("{hostname}: {}", said.join("; ")));
+        Ok(Written {
+            path: target,
+            published,
+        })
+    }
+
+    /// Validates the overlay and removals against the whole tree, writes
+    /// the one and removes the other, publishes the whole snapshot. The
+    /// caller holds the lock. Refused when the change adds a problem or
+    /// the tree is broken.
+    fn commit_changes(
+        &self,
+        overlay: BTreeMap<PathBuf, String>,
+        removed: &BTreeSet<PathBuf>,
+    ) -> Result<Published, WriteError> {
+        let before = load(&self.root, &self.opts).problems;
+        let after = load_with_changes(&self.root, &self.opts, &overlay, removed);
+        let new: Vec<Problem> = after
+            .problems
+            .iter()
+            .filter(|p| !before.contains(p))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            return Err(WriteError::Invalid(new));
+        }
+        if !after.is_ok() {
+            return Err(WriteError::TreeBroken(after.problems));
+        }
+        // Written first, removed after: a crash between the two leaves a
+        // machine twice (a problem the loader names), never lost.
+        for (rel, text) in &overlay {
+            self.own.write(&self.root.join(rel), text)?;
+        }
+        for rel in removed {
+            self.own.remove(&self.root.join(rel))?;
+        }
+        self.shared.store(Arc::new(after.inventory));
+        Ok(Published::Whole)
     }
 
     /// Validates the overlay against the whole tree, writes it, publishes.
@@ -366,6 +563,11 @@ fn adoption_message(adoptions: &[Adoption]) -> String {
 
 /// `dev-01: install: false`, `dev-01: profile: talos, ip: 10.0.0.5`.
 fn change_message(hostname: &str, changes: &[(&str, Scalar)]) -> String {
+    format!("{hostname}: {}", changes_said(changes))
+}
+
+/// `profile: talos, ip: 10.0.0.5`.
+fn changes_said(changes: &[(&str, Scalar)]) -> String {
     let said: Vec<String> = changes
         .iter()
         .map(|(key, value)| match value {
@@ -373,5 +575,5 @@ fn change_message(hostname: &str, changes: &[(&str, Scalar)]) -> String {
             Scalar::Str(s) => format!("{key}: {s}"),
         })
         .collect();
-    format!("{hostname}: {}", said.join(", "))
+    said.join(", ")
 }

@@ -48,6 +48,34 @@ pub struct Adoption {
     pub facts: Facts,
 }
 
+/// The longest profile or group name an edit may carry (the API's body,
+/// a dialog's field): longer is refused before anything is looked up.
+pub const MAX_EDIT_NAME: usize = 128;
+
+/// What an operator changes in a known machine's file; `None` leaves it
+/// as it is. Every change goes through the writer's validation.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MachineEdit {
+    /// Another profile (one the inventory has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// A fixed address for the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<bool>,
+    /// Another group (a folder the inventory has; "" for the root): the
+    /// file moves there, its text unchanged but for the edits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl MachineEdit {
+    pub fn is_empty(&self) -> bool {
+        self == &MachineEdit::default()
+    }
+}
+
 /// Why a change to the inventory was not made. Nothing was written unless
 /// the error is [`WriteError::Io`] during the write itself.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +99,24 @@ pub enum WriteError {
     /// The machine's file cannot be edited (not a map, odd YAML).
     #[error("{0}")]
     Uneditable(String),
+    /// An edit names a profile or group longer than [`MAX_EDIT_NAME`].
+    #[error("{what} is {len} characters long; at most {MAX_EDIT_NAME}")]
+    TooLong { what: &'static str, len: usize },
+    /// An edit changes nothing.
+    #[error("nothing to change")]
+    NothingToChange,
+    #[error("no group named `{0}` in the inventory")]
+    NoSuchGroup(String),
+    /// Undo with no adoption to undo (none since pxedeck started, or the
+    /// last one undone already).
+    #[error("no adoption to undo (pxedeck remembers the last one since it started)")]
+    NothingToUndo,
+    /// Undo of an adoption whose file was changed (or removed) since.
+    #[error(
+        "not undone: {} changed since it was adopted; edit or remove it by hand",
+        .0.display()
+    )]
+    ChangedSince(PathBuf),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -89,7 +135,7 @@ fn join(problems: &[Problem]) -> String {
 /// The files pxedeck wrote and what it wrote into them, so the watcher
 /// can tell its own changes (already published) from everyone else's.
 #[derive(Debug, Default)]
-pub(super) struct OwnWrites(Mutex<HashMap<PathBuf, u64>>);
+pub(super) struct OwnWrites(Mutex<HashMap<PathBuf, Option<u64>>>);
 
 /// The suffix of the writer's temp files (`.<name>.pxedeck-tmp`).
 const TEMP_SUFFIX: &str = ".pxedeck-tmp";
@@ -104,11 +150,19 @@ impl OwnWrites {
     /// Writes one file atomically, remembering it as pxedeck's own.
     pub(super) fn write(&self, path: &Path, text: &str) -> Result<(), WriteError> {
         // Recorded first: the watcher may look before this returns.
-        self.lock().insert(path.to_path_buf(), content_hash(text));
+        self.lock()
+            .insert(path.to_path_buf(), Some(content_hash(text)));
         write_atomic(path, text)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, u64>> {
+    /// Removes one file (a move's old place, an undone adoption),
+    /// remembering that pxedeck removed it.
+    pub(super) fn remove(&self, path: &Path) -> Result<(), WriteError> {
+        self.lock().insert(path.to_path_buf(), None);
+        remove_synced(path)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Option<u64>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -125,9 +179,13 @@ impl OwnWrites {
             if temp {
                 return !path.exists();
             }
-            written.get(path).is_some_and(|&hash| {
-                fs::read_to_string(path).is_ok_and(|text| content_hash(&text) == hash)
-            })
+            match written.get(path) {
+                Some(Some(hash)) => {
+                    fs::read_to_string(path).is_ok_and(|text| content_hash(&text) == *hash)
+                }
+                Some(None) => !path.exists(),
+                None => false,
+            }
         })
     }
 }
@@ -199,6 +257,20 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), WriteError> {
     f.sync_all().map_err(io(&tmp))?;
     drop(f);
     fs::rename(&tmp, path).map_err(io(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+/// Removes a file and syncs its folder, so the removal survives a crash.
+pub fn remove_synced(path: &Path) -> Result<(), WriteError> {
+    let io = |p: &Path| {
+        let path = p.to_path_buf();
+        move |source| WriteError::Io { path, source }
+    };
+    fs::remove_file(path).map_err(io(path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))?;

@@ -84,6 +84,9 @@ pub enum Behaviour {
     Normal,
     /// Loses power halfway through its kernel download.
     DiesMidKernel,
+    /// Hangs after its boot script: never asks for the kernel (a machine
+    /// the console calls stuck once `stuck_after.script` passes).
+    StallsAfterScript,
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +326,9 @@ async fn boot_inner(
         run.record(Phase::Held, hold_started.elapsed());
     }
 
+    if m.behaviour == Behaviour::StallsAfterScript {
+        return Ok(Outcome::Failed("hung after its boot script".into()));
+    }
     // Kernel and initrds. Remote (https) images are the firmware's
     // business with the internet; the simulator skips them.
     // A machine that dies does so 64 KiB into its kernel.

@@ -14,6 +14,7 @@ pub mod adopt;
 pub mod app;
 pub mod backend;
 pub mod draw;
+pub mod edit;
 pub mod keymap;
 pub mod oui;
 pub mod terminal;
@@ -81,6 +82,7 @@ async fn event_loop<B: Backend>(
     let mut next_frame = Instant::now();
     loop {
         if dirty && Instant::now() >= next_frame {
+            app.size = screen.area();
             if screen.draw(|f| draw::draw(f, &app)).is_err() {
                 return Ok(Exit::TerminalLost);
             }
@@ -95,9 +97,17 @@ async fn event_loop<B: Backend>(
                             Action::Quit => return Ok(Exit::Quit),
                             Action::Send(command) => {
                                 let (backend, tx) = (backend.clone(), reply_tx.clone());
+                                let edited = match &command {
+                                    crate::event::Command::Edit { hostname, .. } => Some(hostname.clone()),
+                                    _ => None,
+                                };
                                 tokio::spawn(async move {
-                                    let r = backend.execute(command).await;
-                                    let _ = tx.send(Reply::Command(r)).await;
+                                    let result = backend.execute(command).await;
+                                    let reply = match edited {
+                                        Some(hostname) => Reply::Edit { hostname, result },
+                                        None => Reply::Command(result),
+                                    };
+                                    let _ = tx.send(reply).await;
                                 });
                             }
                             Action::FetchDetail(mac) => {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::format::{arch_label, fmt_clock, state_style, table_block};
 use crate::ident::Mac;
-use crate::tui::app::App;
+use crate::tui::app::{App, DetailPane};
 use crate::tui::oui;
 
 /// Option 82 as an operator reads it: the switch port and the relay.
@@ -152,9 +152,23 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
             ])
         })
         .collect();
-    let skip = rows
-        .len()
-        .saturating_sub(timeline_area.height.saturating_sub(2) as usize);
+    // The newest rows that fit, or as far back as the operator scrolled
+    // (to a failure further up).
+    let room = timeline_area.height.saturating_sub(2) as usize;
+    let total = rows.len();
+    let newest_first = total.saturating_sub(room);
+    let skip = newest_first.saturating_sub(app.timeline_back);
+    let focused = app.detail_pane == DetailPane::Timeline;
+    let timeline_title = if total > room {
+        format!(
+            " Boot timeline {}-{} of {total}{} ",
+            skip + 1,
+            (skip + room).min(total),
+            if focused { " (↑↓ scroll)" } else { "" }
+        )
+    } else {
+        " Boot timeline ".to_string()
+    };
     frame.render_widget(
         Table::new(
             rows.into_iter().skip(skip),
@@ -168,7 +182,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
         .header(
             Row::new(["time", "step", "took", ""]).style(t.muted().add_modifier(Modifier::BOLD)),
         )
-        .block(table_block(app, " Boot timeline ".into())),
+        .block(table_block(app, timeline_title)),
         timeline_area,
     );
     let text = match &app.detail_text {
@@ -179,7 +193,14 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
         Paragraph::new(text)
             .style(t.text())
             .scroll((app.detail_scroll, 0))
-            .block(table_block(app, " What it is served (↑↓ scroll) ".into())),
+            .block(table_block(
+                app,
+                if focused {
+                    " What it is served (tab: scroll this) ".into()
+                } else {
+                    " What it is served (↑↓ scroll) ".into()
+                },
+            )),
         text_area,
     );
 }

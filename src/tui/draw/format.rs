@@ -189,6 +189,80 @@ pub fn ellipsize(text: &str, width: usize) -> String {
     out
 }
 
+/// A path cut to `width` at its `/`s: the last components that fit after
+/// `…/`; a last component too long for that is cut at a word boundary
+/// (`-`, `_`, `.`) with `…`, never in the middle of a word unless it is
+/// one long word.
+pub fn fit_path(path: &str, width: usize) -> String {
+    if path.chars().count() <= width {
+        return path.to_string();
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let mut tail = String::new();
+    for part in parts.iter().rev() {
+        let candidate = if tail.is_empty() {
+            part.to_string()
+        } else {
+            format!("{part}/{tail}")
+        };
+        if candidate.chars().count() + 2 > width {
+            break;
+        }
+        tail = candidate;
+    }
+    if !tail.is_empty() {
+        return format!("…/{tail}");
+    }
+    cut_at_boundary(
+        parts.last().copied().unwrap_or(path),
+        width,
+        &['-', '_', '.'],
+    )
+}
+
+/// Text cut to `width` after a whole word (split at spaces, or after a
+/// `/` of a path in it), with `…`.
+pub fn fit_words(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let room = width - 1;
+    let cut = (1..=room.min(chars.len()))
+        .rev()
+        .find(|&i| chars.get(i) == Some(&' ') || chars[i - 1] == '/');
+    match cut {
+        Some(i) => {
+            let mut out: String = chars[..i].iter().collect();
+            out.truncate(out.trim_end().len());
+            out.push('…');
+            out
+        }
+        None => cut_at_boundary(text, width, &[' ']),
+    }
+}
+
+/// The longest prefix of `text` that ends before one of `boundaries` and
+/// fits `width` with `…`; a hard cut when no boundary is that early.
+fn cut_at_boundary(text: &str, width: usize, boundaries: &[char]) -> String {
+    if width == 0 {
+        return String::new();
+    }
+    let room = width - 1;
+    let chars: Vec<char> = text.chars().collect();
+    let cut = (1..=room.min(chars.len()))
+        .rev()
+        .find(|&i| chars.get(i).is_some_and(|c| boundaries.contains(c)))
+        .unwrap_or(room.min(chars.len()));
+    let mut out: String = chars[..cut].iter().collect();
+    out.truncate(out.trim_end().len());
+    out.push('…');
+    out
+}
+
 /// A centred rectangle of at most `w`x`h`.
 pub fn centred(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
@@ -227,6 +301,43 @@ mod tests {
         assert_eq!(time_of_day(1_763_700_000_500), "04:40:00");
         assert_eq!(ellipsize("ubuntu-24.04/initrd", 10), "ubuntu-24…");
         assert_eq!(ellipsize("initrd", 10), "initrd");
+    }
+
+    #[test]
+    fn paths_and_words_are_cut_at_their_boundaries() {
+        assert_eq!(fit_path("ubuntu-24.04/vmlinuz", 20), "ubuntu-24.04/vmlinuz");
+        assert_eq!(fit_path("ubuntu-24.04/vmlinuz", 15), "…/vmlinuz");
+        assert_eq!(
+            fit_path("images/ubuntu-24.04/casper/initrd", 20),
+            "…/casper/initrd"
+        );
+        // One component too long: cut after a word of it.
+        assert_eq!(
+            fit_path("a/ubuntu-24.04-live-server.iso", 16),
+            "ubuntu-24.04…"
+        );
+        assert_eq!(fit_path("a/abcdefghijkl", 6), "abcde…", "one long word");
+        assert_eq!(fit_path("x", 0), "");
+        assert_eq!(
+            fit_words("failed: the client went away mid-download", 20),
+            "failed: the client…"
+        );
+        assert_eq!(fit_words("short", 20), "short");
+        assert_eq!(
+            fit_words("HTTP ubuntu-24.04/initrd 40%", 22),
+            "HTTP ubuntu-24.04/…",
+            "after a path's /"
+        );
+        for w in 0..30 {
+            for s in [
+                "ubuntu-24.04/vmlinuz",
+                "a/b/c/d-e-f.g",
+                "failed: the client went away",
+            ] {
+                assert!(fit_path(s, w).chars().count() <= w, "{s} at {w}");
+                assert!(fit_words(s, w).chars().count() <= w, "{s} at {w}");
+            }
+        }
     }
 
     #[test]

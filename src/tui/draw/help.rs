@@ -22,15 +22,24 @@ pub(super) fn draw(frame: &mut Frame, app: &App) {
         })
         .collect();
     lines.push(Line::from(Span::styled(
-        " any key closes this help",
+        " ↑↓ PgUp PgDn or the wheel scroll; any other key closes this help",
         t.muted(),
     )));
+    // Scrolled no further than the last line at the bottom.
+    let room = area.height.saturating_sub(2) as usize;
+    let most = lines.len().saturating_sub(room);
+    let scroll = (app.help_scroll() as usize).min(most);
+    let title = if most > 0 {
+        format!(" Keys {}-{} of {} ", scroll + 1, scroll + room, lines.len())
+    } else {
+        " Keys ".to_string()
+    };
     frame.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(lines).scroll((scroll as u16, 0)).block(
             Block::default()
                 .borders(Borders::ALL)
                 .border_style(t.accent())
-                .title(Span::styled(" Keys ", t.accent())),
+                .title(Span::styled(title, t.accent())),
         ),
         area,
     );

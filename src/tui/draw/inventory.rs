@@ -44,7 +44,8 @@ fn git_line<'a>(app: &App, git: &'a crate::event::GitState) -> Line<'a> {
     Line::from(spans)
 }
 
-pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
+/// The view's lines, for the draw and for how far it scrolls.
+fn lines(app: &App) -> Vec<Line<'_>> {
     let t = &app.theme;
     let inv = &app.model.inventory;
     let mut lines = vec![Line::from(vec![
@@ -108,9 +109,23 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         format!("  {}", inv.profiles.join(", ")),
         t.text(),
     )));
+    lines
+}
+
+/// How far the view scrolls on a screen of `area`: its last line at the
+/// bottom (lines that wrap aside).
+pub fn scroll_positions(app: &App, area: Rect) -> usize {
+    let room = super::table_rows(app, area) + 1;
+    lines(app).len().saturating_sub(room) + 1
+}
+
+pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let lines = lines(app);
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
+            // Scrolled by the arrows and the wheel (the tab's cursor).
+            .scroll((app.cursor() as u16, 0))
             .block(table_block(app, " Inventory ".into())),
         area,
     );

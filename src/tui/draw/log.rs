@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::format::{level_style, table_block, time_of_day};
+use super::format::{fit_words, level_style, table_block, time_of_day};
 use crate::tui::app::App;
 
 pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
@@ -19,13 +19,15 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         (app.cursor_within(lines.len()) + 1).min(lines.len())
     };
     let start = end.saturating_sub(height);
+    // Time (9) and subsystem (10) before the message, cut after a word.
+    let room = (area.width as usize).saturating_sub(19);
     let text: Vec<Line> = lines[start..end]
         .iter()
         .map(|l| {
             Line::from(vec![
                 Span::styled(format!("{} ", time_of_day(l.at)), app.theme.muted()),
                 Span::styled(format!("{:<9} ", l.target), app.theme.muted()),
-                Span::styled(l.message.clone(), level_style(app, l.level)),
+                Span::styled(fit_words(&l.message, room), level_style(app, l.level)),
             ])
         })
         .collect();

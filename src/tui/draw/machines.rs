@@ -12,7 +12,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 use super::format::{
-    Column, age, arch_label, col, ellipsize, fill, fit, fmt_age, on_screen, state_style,
+    Column, age, arch_label, col, fill, fit, fit_words, fmt_age, on_screen, state_style,
     table_block, widths,
 };
 use crate::boot::identity::meaningful;
@@ -76,7 +76,7 @@ fn cell<'a>(app: &App, m: &MachineRow, column: Col, width: u16) -> Cell<'a> {
     let stuck = app.model.stuck_at(m, now);
     // Cut with an ellipsis: a cut word must not read as a whole one.
     let styled = |text: String, style: Style| {
-        Cell::from(Span::styled(ellipsize(&text, width.into()), style))
+        Cell::from(Span::styled(fit_words(&text, width.into()), style))
     };
     match column {
         Col::Mark => Cell::from(if app.marked.contains(&m.mac) {

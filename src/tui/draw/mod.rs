@@ -6,6 +6,7 @@
 mod adopt;
 mod alerts;
 mod detail;
+mod edit;
 mod format;
 mod header;
 mod help;
@@ -23,6 +24,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Wrap};
 
 pub use alerts::{alert_text, alert_texts};
+pub use inventory::scroll_positions as inventory_scroll_positions;
 
 use super::app::{App, Tab};
 
@@ -116,6 +118,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     keys::draw(frame, app, keys);
     if let Some(d) = app.dialog() {
         adopt::draw(frame, app, d);
+    }
+    if let Some(d) = app.edit_dialog() {
+        edit::draw(frame, app, d);
     }
     if app.help_open() {
         help::draw(frame, app);

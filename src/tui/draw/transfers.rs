@@ -7,11 +7,33 @@ use ratatui::style::Modifier;
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Sparkline, Table, TableState};
 
-use super::format::{bar, fmt_age, fmt_bytes, on_screen, table_block};
+use super::format::{bar, fit_path, fit_words, fmt_age, fmt_bytes, on_screen, table_block};
 use crate::model::{TransferRow, TransferState};
 use crate::tui::app::App;
 
-fn transfer_row<'a>(app: &App, tr: &TransferRow, live: bool, bar_width: usize) -> Row<'a> {
+/// The room a row has for its file and its progress (or outcome).
+#[derive(Clone, Copy)]
+struct Room {
+    bar: usize,
+    file: usize,
+    progress: usize,
+}
+
+/// The widths the table will give each column (the same layout ratatui's
+/// `Table` does: one space between columns).
+fn room(widths: &[Constraint], width: u16, bar: usize) -> Room {
+    let cells = Layout::horizontal(widths.to_vec())
+        .spacing(1)
+        .split(Rect::new(0, 0, width, 1));
+    Room {
+        bar,
+        file: cells.get(2).map_or(0, |r| r.width as usize),
+        progress: cells.get(3).map_or(0, |r| r.width as usize),
+    }
+}
+
+fn transfer_row<'a>(app: &App, tr: &TransferRow, live: bool, room: Room) -> Row<'a> {
+    let bar_width = room.bar;
     let t = &app.theme;
     let who = tr
         .mac
@@ -34,7 +56,10 @@ fn transfer_row<'a>(app: &App, tr: &TransferRow, live: bool, bar_width: usize) -
     } else {
         match &tr.state {
             TransferState::Done { .. } => (format!("done {}", fmt_bytes(tr.bytes)), t.ok()),
-            TransferState::Failed { reason, .. } => (format!("failed: {reason}"), t.error()),
+            TransferState::Failed { reason, .. } => (
+                fit_words(&format!("failed: {reason}"), room.progress),
+                t.error(),
+            ),
             TransferState::Running => (String::new(), t.muted()),
         }
     };
@@ -46,7 +71,7 @@ fn transfer_row<'a>(app: &App, tr: &TransferRow, live: bool, bar_width: usize) -
     Row::new(vec![
         Cell::from(tr.protocol.name()),
         Cell::from(who),
-        Cell::from(tr.path.clone()),
+        Cell::from(fit_path(&tr.path, room.file)),
         Cell::from(Span::styled(progress, style)),
         Cell::from(format!("{}/s", fmt_bytes(rate))),
         Cell::from(eta),
@@ -104,13 +129,14 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         live_cursor,
         live_area.height.saturating_sub(2).into(),
     );
+    let live_room = room(&widths, live_area.width, bar_width);
     let live: Vec<Row> = app
         .model
         .transfers
         .values()
         .skip(first)
         .take(last - first)
-        .map(|tr| transfer_row(app, tr, true, bar_width))
+        .map(|tr| transfer_row(app, tr, true, live_room))
         .collect();
     let head = |last: &'static str| {
         Row::new(["", "Machine", "File", "Progress", "Rate", last])
@@ -134,6 +160,10 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         recent_cursor,
         recent_area.height.saturating_sub(2).into(),
     );
+    // Finished rows carry reasons, not bars: give them the room.
+    let mut recent_widths = widths;
+    recent_widths[3] = Constraint::Fill(1);
+    let recent_room = room(&recent_widths, recent_area.width, bar_width);
     let recent: Vec<Row> = app
         .model
         .recent
@@ -141,7 +171,7 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .rev()
         .skip(first)
         .take(last - first)
-        .map(|tr| transfer_row(app, tr, false, bar_width))
+        .map(|tr| transfer_row(app, tr, false, recent_room))
         .collect();
     let failed = app
         .model
@@ -149,9 +179,6 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .filter(|t| t.failure().is_some())
         .count();
-    // Finished rows carry reasons, not bars: give them the room.
-    let mut recent_widths = widths;
-    recent_widths[3] = Constraint::Fill(1);
     let mut recent_state = TableState::default().with_selected(recent_cursor.map(|c| c - first));
     frame.render_stateful_widget(
         Table::new(recent, recent_widths)

@@ -95,6 +95,12 @@ pub enum Intent {
     AdoptProposed,
     ToggleMark,
     ToggleInstall,
+    /// Change a known machine: profile, IP, install, group.
+    Edit,
+    /// Remove the last adoption's files while unchanged; asked first.
+    UndoAdoption,
+    /// The detail: the arrows scroll the other pane.
+    SwitchPane,
     ReleaseLease,
     /// Drop an unknown machine's row.
     Forget,
@@ -139,6 +145,9 @@ impl Intent {
             }
             I::ToggleMark => "mark a machine for bulk adopt, power or reinstall",
             I::ToggleInstall => "toggle install (reimage) of the selection; asks first",
+            I::Edit => "edit a machine: profile, fixed IP, install, group",
+            I::UndoAdoption => "undo the last adoption while its file is unchanged; asks",
+            I::SwitchPane => "detail: arrows scroll the timeline or what it is served",
             I::ReleaseLease => "release the selected lease (leases view); asks first",
             I::Forget => "forget the selected unknown machine; asks first",
             I::Filter => "filter the current view",
@@ -150,9 +159,9 @@ impl Intent {
             I::Help => "this help",
             I::Quit => "quit (asks only if a write is pending)",
             I::Submit => "apply the filter or jump; adopt from the dialog",
-            I::NextField | I::PrevField => "adopt dialog: next or previous field",
-            I::ChoosePrev | I::ChooseNext => "adopt dialog: choose profile, group, install",
-            I::ConfirmQuit => "yes, when asked (reimage, release, forget, power, quit)",
+            I::NextField | I::PrevField => "adopt, edit dialog: next or previous field",
+            I::ChoosePrev | I::ChooseNext => "adopt, edit dialog: choose profile, group, install",
+            I::ConfirmQuit => "yes to: reimage, release, forget, undo, power, quit",
             // One line for the BMC keys: the help fits 80x24 with one more.
             I::Power(_) | I::Reinstall => {
                 "BMC (asks): on, soft off, off, cycle, PXE once, reinstall"
@@ -188,10 +197,12 @@ const DETAIL_HINTS: &[Hint] = &[
     hint(&[Intent::Back], "back"),
     hint(&[Intent::Adopt], "adopt"),
     hint(&[Intent::ToggleInstall], "install"),
+    hint(&[Intent::Edit], "edit"),
     hint(
         &[Intent::Move(Step::Up), Intent::Move(Step::Down)],
         "scroll",
     ),
+    hint(&[Intent::SwitchPane], "pane"),
     hint(&[Intent::Help], "help"),
 ];
 const MACHINES_HINTS: &[Hint] = &[
@@ -199,6 +210,7 @@ const MACHINES_HINTS: &[Hint] = &[
     hint(&[Intent::ToggleMark], "mark"),
     hint(&[Intent::OpenDetail], "detail"),
     hint(&[Intent::ToggleInstall], "install"),
+    hint(&[Intent::Edit], "edit"),
     hint(&[Intent::Filter], "filter"),
     hint(&[Intent::CycleSort], "sort"),
     hint(&[Intent::Help], "help"),
@@ -271,6 +283,8 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Normal, "P", I::AdoptProposed, true),
         (Normal, "Space", I::ToggleMark, true),
         (Normal, "i", I::ToggleInstall, true),
+        (Normal, "e", I::Edit, true),
+        (Normal, "u", I::UndoAdoption, true),
         (Normal, "r", I::ReleaseLease, true),
         (Normal, "Delete", I::Forget, true),
         (Normal, "/", I::Filter, true),
@@ -291,6 +305,15 @@ const DEFAULT: &[(Layer, &str, Intent, bool)] = {
         (Detail, "q", I::Back, false),
         (Detail, "Left", I::Back, false),
         (Detail, "h", I::Back, false),
+        (Detail, "Tab", I::SwitchPane, true),
+        (Help, "Up", I::Move(Up), false),
+        (Help, "Down", I::Move(Down), false),
+        (Help, "k", I::Move(Up), false),
+        (Help, "j", I::Move(Down), false),
+        (Help, "PageUp", I::Move(PageUp), false),
+        (Help, "PageDown", I::Move(PageDown), false),
+        (Help, "g", I::Move(First), false),
+        (Help, "G", I::Move(Last), false),
         (Global, "Ctrl-c", I::Quit, false),
         (Prompt, "Enter", I::Submit, true),
         (Prompt, "Esc", I::Cancel, true),
@@ -578,11 +601,11 @@ mod tests {
         };
         assert_eq!(
             words(map.footer(false, Tab::Machines)),
-            "a adopt · space mark · enter detail · i install · / filter · o sort · ? help · q quit"
+            "a adopt · space mark · enter detail · i install · e edit · / filter · o sort · ? help · q quit"
         );
         assert_eq!(
             words(map.footer(true, Tab::Machines)),
-            "esc back · a adopt · i install · ↑↓ scroll · ? help"
+            "esc back · a adopt · i install · e edit · ↑↓ scroll · tab pane · ? help"
         );
         assert_eq!(
             words(map.footer(false, Tab::Inventory)),

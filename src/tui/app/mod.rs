@@ -4,24 +4,29 @@
 //! What the keys mean comes from the [`Keymap`]; which layer reads them
 //! comes from [`Modal`], the one thing that can be open over the view.
 
+mod actions;
+mod lists;
+mod modal;
+mod mouse;
+
 use std::collections::{BTreeSet, VecDeque};
 
-use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 use super::adopt::{self, AdoptDialog};
 use super::backend::Origin;
-use super::draw::Hit;
+use super::edit::{EditDialog, EditOutcome};
 use super::keymap::{Intent, Keymap, Layer, Resolved, Step};
-use super::oui;
 use super::theme::Theme;
-use crate::bmc::PowerAction;
 use crate::clock::Millis;
 use crate::event::{Command, Event};
 use crate::ident::Mac;
-use crate::model::{MachineRow, MachineState, Model};
+use crate::model::Model;
+pub use lists::Sort;
+pub use modal::{Confirmation, Modal, Prompt};
 
 /// The tabs, in key order (1–5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,33 +46,6 @@ pub const TABS: [(Tab, &str); 5] = [
     (Tab::Log, "Log"),
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    Seen,
-    Hostname,
-    Ip,
-    State,
-}
-
-impl Sort {
-    pub fn label(self) -> &'static str {
-        match self {
-            Sort::Seen => "failed and stuck first",
-            Sort::Hostname => "hostname",
-            Sort::Ip => "IP",
-            Sort::State => "state",
-        }
-    }
-    fn next(self) -> Sort {
-        match self {
-            Sort::Seen => Sort::Hostname,
-            Sort::Hostname => Sort::Ip,
-            Sort::Ip => Sort::State,
-            Sort::State => Sort::Seen,
-        }
-    }
-}
-
 /// What the runtime must do for the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -81,62 +59,22 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Command(Result<String, String>),
-    Detail { mac: Mac, text: String },
+    /// The outcome of an edit: a refusal reopens the dialog as it was.
+    Edit {
+        hostname: String,
+        result: Result<String, String>,
+    },
+    Detail {
+        mac: Mac,
+        text: String,
+    },
 }
 
-/// A line of text being typed at the bottom (filter or jump).
-pub enum Prompt {
-    Filter(Input),
-    Jump(Input),
-}
-
-impl Prompt {
-    /// The label drawn before the text; the cursor sits after it.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Prompt::Filter(_) => " filter ",
-            Prompt::Jump(_) => " jump ",
-        }
-    }
-
-    pub fn input(&self) -> &Input {
-        match self {
-            Prompt::Filter(i) | Prompt::Jump(i) => i,
-        }
-    }
-
-    fn input_mut(&mut self) -> &mut Input {
-        match self {
-            Prompt::Filter(i) | Prompt::Jump(i) => i,
-        }
-    }
-}
-
-/// What is open over the view; keys go to it first.
-#[derive(Default)]
-pub enum Modal {
-    #[default]
-    None,
-    Prompt(Prompt),
-    Adopt(AdoptDialog),
-    Help,
-    /// "quit anyway?" over whatever was open when quitting asked.
-    ConfirmQuit(Box<Modal>),
-    /// A destructive command (reimage, release, forget, a BMC action)
-    /// waiting for a yes.
-    Confirm(Confirmation),
-}
-
-/// A command that waits for `y` before it is sent.
-pub struct Confirmation {
-    /// The question, with what it does and to how many.
-    pub question: String,
-    pub command: Command,
-    /// The status line while it runs.
-    pub note: String,
-    /// Whether the marked set is cleared once it is sent (a bulk BMC
-    /// action is done with its marks).
-    pub clears_marks: bool,
+/// The detail's two panes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailPane {
+    Timeline,
+    Served,
 }
 
 pub struct Status {
@@ -153,6 +91,12 @@ pub struct App {
     pub detail: Option<Mac>,
     pub detail_text: Option<(Mac, String)>,
     pub detail_scroll: u16,
+    /// Which of the detail's panes the arrows scroll.
+    pub detail_pane: DetailPane,
+    /// Timeline rows scrolled up from its newest (0: the newest in sight).
+    pub timeline_back: usize,
+    /// An edit sent and not yet answered, kept to reopen if refused.
+    edit_sent: Option<EditDialog>,
     pub cursor: [usize; 5],
     pub marked: BTreeSet<Mac>,
     pub filter: String,
@@ -169,6 +113,21 @@ pub struct App {
     last_total: Option<u64>,
     /// Where this console is attached, for the header.
     pub origin: Origin,
+    /// The screen as last drawn (the runtime sets it), for scrolling
+    /// that stops where the text ends.
+    pub size: Rect,
+}
+
+/// The help's scroll after one step (clamped when drawn).
+fn scroll_by(scroll: u16, step: Step) -> u16 {
+    match step {
+        Step::Down => scroll.saturating_add(1),
+        Step::Up => scroll.saturating_sub(1),
+        Step::PageDown => scroll.saturating_add(10),
+        Step::PageUp => scroll.saturating_sub(10),
+        Step::First => 0,
+        Step::Last => u16::MAX,
+    }
 }
 
 /// Bytes served so far, including live transfers.
@@ -188,6 +147,9 @@ impl App {
             detail: None,
             detail_text: None,
             detail_scroll: 0,
+            detail_pane: DetailPane::Served,
+            timeline_back: 0,
+            edit_sent: None,
             cursor: [0; 5],
             marked: BTreeSet::new(),
             filter: String::new(),
@@ -200,6 +162,7 @@ impl App {
             throughput: VecDeque::new(),
             last_total: None,
             origin,
+            size: Rect::new(0, 0, 80, 24),
         }
     }
 
@@ -235,8 +198,8 @@ impl App {
             Modal::None if self.detail.is_some() => Layer::Detail,
             Modal::None => Layer::Normal,
             Modal::Prompt(_) => Layer::Prompt,
-            Modal::Adopt(_) => Layer::Adopt,
-            Modal::Help => Layer::Help,
+            Modal::Adopt(_) | Modal::Edit(_) => Layer::Adopt,
+            Modal::Help(_) => Layer::Help,
             Modal::ConfirmQuit(_) | Modal::Confirm(_) => Layer::Confirm,
         }
     }
@@ -263,7 +226,35 @@ impl App {
     }
 
     pub fn help_open(&self) -> bool {
-        matches!(self.modal, Modal::Help)
+        matches!(self.modal, Modal::Help(_))
+    }
+
+    /// How far the help scrolls on this screen: its last line at the
+    /// bottom of the overlay (as `draw::help` lays it out).
+    fn help_most(&self) -> u16 {
+        let lines = self.keymap.help_lines().len() as u16 + 1;
+        let room = (lines + 2).min(self.size.height).saturating_sub(2);
+        lines.saturating_sub(room)
+    }
+
+    /// Lines the help is scrolled down (0 when closed).
+    pub fn help_scroll(&self) -> u16 {
+        match self.modal {
+            Modal::Help(n) => n,
+            _ => 0,
+        }
+    }
+
+    /// The edit dialog, if open.
+    pub fn edit_dialog(&self) -> Option<&EditDialog> {
+        match &self.modal {
+            Modal::Edit(d) => Some(d),
+            Modal::ConfirmQuit(under) => match under.as_ref() {
+                Modal::Edit(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The question a destructive command waits on, if one does.
@@ -283,118 +274,6 @@ impl App {
         self.keymap.footer(self.detail.is_some(), self.tab)
     }
 
-    fn tab_index(&self) -> usize {
-        TABS.iter().position(|(t, _)| *t == self.tab).unwrap_or(0)
-    }
-
-    fn matches_filter(&self, haystack: &[&str]) -> bool {
-        if self.filter.is_empty() {
-            return true;
-        }
-        let needle = self.filter.to_lowercase();
-        haystack.iter().any(|h| h.to_lowercase().contains(&needle))
-    }
-
-    /// The machines the Machines view lists, filtered and sorted.
-    pub fn visible_machines(&self) -> Vec<&MachineRow> {
-        let mut rows: Vec<&MachineRow> = self
-            .model
-            .machines
-            .iter()
-            // No filter: no strings to build for each of 10,000 machines
-            // on every frame.
-            .filter(|m| {
-                self.filter.is_empty() || {
-                    let mac = m.mac.to_string();
-                    let ip = m.ip.map(|i| i.to_string()).unwrap_or_default();
-                    self.matches_filter(&[
-                        &mac,
-                        &ip,
-                        m.hostname.as_deref().unwrap_or(""),
-                        m.profile.as_deref().unwrap_or(""),
-                        m.state.label(),
-                        oui::vendor(&m.mac),
-                        if m.is_unknown() { "unknown" } else { "" },
-                    ])
-                }
-            })
-            .collect();
-        match self.sort {
-            // Failed, then stuck, on top; the rest as first seen.
-            Sort::Seen => {
-                let now = self.clock();
-                rows.sort_by_cached_key(|m| match m.state {
-                    MachineState::Failed => 0,
-                    _ if self.model.stuck_at(m, now).is_some() => 1,
-                    _ => 2,
-                });
-            }
-            Sort::Hostname => rows.sort_by(|a, b| {
-                (a.hostname.is_some(), &a.hostname).cmp(&(b.hostname.is_some(), &b.hostname))
-            }),
-            Sort::Ip => rows.sort_by_key(|m| (m.ip.is_none(), m.ip)),
-            Sort::State => rows.sort_by_key(|m| (m.state, m.hostname.clone())),
-        }
-        rows
-    }
-
-    pub fn visible_leases(&self) -> Vec<&crate::model::LeaseRow> {
-        self.model
-            .leases
-            .values()
-            .filter(|l| {
-                self.matches_filter(&[
-                    &l.ip.to_string(),
-                    &l.mac.to_string(),
-                    l.hostname.as_deref().unwrap_or(""),
-                ])
-            })
-            .collect()
-    }
-
-    pub fn visible_log(&self) -> Vec<&crate::model::LogLine> {
-        self.model
-            .log
-            .iter()
-            .filter(|l| self.matches_filter(&[&l.message, &l.target]))
-            .collect()
-    }
-
-    fn rows_in_tab(&self) -> usize {
-        match self.tab {
-            Tab::Machines => self.visible_machines().len(),
-            Tab::Leases => self.visible_leases().len(),
-            Tab::Transfers => self.model.transfers.len() + self.model.recent.len(),
-            Tab::Inventory => self.model.inventory.problems.len(),
-            Tab::Log => self.visible_log().len(),
-        }
-    }
-
-    /// The selection in the current tab, clamped to what is there.
-    pub fn cursor(&self) -> usize {
-        self.cursor_within(self.rows_in_tab())
-    }
-
-    /// The selection clamped to `rows` rows (a frame that already listed
-    /// them need not list them again).
-    pub fn cursor_within(&self, rows: usize) -> usize {
-        self.cursor[self.tab_index()].min(rows.saturating_sub(1))
-    }
-
-    pub fn selected_machine(&self) -> Option<&MachineRow> {
-        self.visible_machines().get(self.cursor()).copied()
-    }
-
-    fn move_cursor(&mut self, delta: isize) {
-        let n = self.rows_in_tab();
-        let i = self.tab_index();
-        let current = self.cursor() as isize;
-        self.cursor[i] = (current + delta).clamp(0, n.saturating_sub(1) as isize) as usize;
-        if self.tab == Tab::Log {
-            self.follow_log = self.cursor[i] + 1 >= n;
-        }
-    }
-
     /// Shows a line in the status bar.
     pub fn set_status(&mut self, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
@@ -411,6 +290,29 @@ impl App {
                 match result {
                     Ok(message) => self.set_status(message, false),
                     Err(error) => self.set_status(error, true),
+                }
+            }
+            Reply::Edit { hostname, result } => {
+                self.pending = self.pending.saturating_sub(1);
+                let sent = self.edit_sent.take();
+                match result {
+                    Ok(message) => self.set_status(message, false),
+                    Err(error) => {
+                        // Nothing typed is lost: the dialog comes back as
+                        // it was sent, with the writer's reason.
+                        match sent {
+                            Some(mut d) if d.hostname == hostname => {
+                                d.error = Some(error.clone());
+                                if matches!(self.modal, Modal::None) {
+                                    self.modal = Modal::Edit(d);
+                                } else {
+                                    self.edit_sent = Some(d);
+                                }
+                            }
+                            _ => {}
+                        }
+                        self.set_status(format!("{hostname}: not changed: {error}"), true);
+                    }
                 }
             }
             Reply::Detail { mac, text } => self.detail_text = Some((mac, text)),
@@ -433,7 +335,13 @@ impl App {
         };
         match std::mem::take(&mut self.modal) {
             Modal::None => intent.map_or_else(Vec::new, |i| self.perform(i)),
-            Modal::Help => vec![], // any key closes it
+            Modal::Help(scroll) => {
+                // The arrows scroll it; any other key closes it.
+                if let Some(Intent::Move(step)) = intent {
+                    self.modal = Modal::Help(scroll_by(scroll, step).min(self.help_most()));
+                }
+                vec![]
+            }
             Modal::ConfirmQuit(under) => {
                 if intent == Some(Intent::ConfirmQuit) {
                     return vec![Action::Quit];
@@ -465,60 +373,27 @@ impl App {
                     self.send(Command::Adopt { machines }, &note)
                 }
             },
-        }
-    }
-
-    /// A mouse event on a screen of `area`: a click selects a tab or a
-    /// row (a click on the selected machine opens it), the wheel scrolls.
-    /// Ignored while anything is open over the view.
-    pub fn on_mouse(&mut self, mouse: MouseEvent, area: Rect) -> Vec<Action> {
-        if !matches!(self.modal, Modal::None) {
-            return vec![];
-        }
-        match mouse.kind {
-            MouseEventKind::ScrollDown => {
-                for _ in 0..3 {
-                    self.step(Step::Down);
+            Modal::Edit(mut dialog) => match dialog.on_key(intent, key, &self.model) {
+                EditOutcome::Continue => {
+                    self.modal = Modal::Edit(dialog);
+                    vec![]
                 }
-            }
-            MouseEventKind::ScrollUp => {
-                for _ in 0..3 {
-                    self.step(Step::Up);
+                EditOutcome::Cancel => vec![],
+                EditOutcome::Submit(command) => {
+                    let note = format!("{}: saving the edit…", dialog.hostname);
+                    dialog.error = None;
+                    self.edit_sent = Some(dialog);
+                    self.send(command, &note)
                 }
-            }
-            MouseEventKind::Down(MouseButton::Left) => {
-                match super::draw::hit(self, area, mouse.column, mouse.row) {
-                    Hit::Tab(i) => return self.perform(Intent::ShowTab(TABS[i].0)),
-                    Hit::Row(r)
-                        if self.detail.is_none()
-                            && matches!(self.tab, Tab::Machines | Tab::Leases) =>
-                    {
-                        // The table scrolls so the selection is its last
-                        // visible row: the same offset the draw used.
-                        let visible = super::draw::table_rows(self, area).max(1);
-                        let offset = self.cursor().saturating_sub(visible - 1);
-                        let row = offset + r;
-                        if row < self.rows_in_tab() {
-                            if row == self.cursor() && self.tab == Tab::Machines {
-                                return self.perform(Intent::OpenDetail);
-                            }
-                            let i = self.tab_index();
-                            self.cursor[i] = row;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
+            },
         }
-        vec![]
     }
 
     /// An intent read over the view (no modal open).
     fn perform(&mut self, intent: Intent) -> Vec<Action> {
         use Intent as I;
         match intent {
-            I::Help => self.modal = Modal::Help,
+            I::Help => self.modal = Modal::Help(0),
             I::ShowTab(tab) => {
                 self.tab = tab;
                 self.detail = None;
@@ -558,6 +433,8 @@ impl App {
                 if let Some(mac) = self.selected_machine().map(|m| m.mac) {
                     self.detail = Some(mac);
                     self.detail_scroll = 0;
+                    self.timeline_back = 0;
+                    self.detail_pane = DetailPane::Served;
                     self.detail_text = None;
                     return vec![Action::FetchDetail(mac)];
                 }
@@ -591,6 +468,21 @@ impl App {
                 None => {}
             },
             I::ToggleInstall => return self.toggle_install(),
+            I::Edit => self.open_edit(),
+            I::UndoAdoption => {
+                self.modal = Modal::Confirm(Confirmation {
+                    question: "undo the last adoption (remove its files, if unchanged)? y/n".into(),
+                    command: Command::UndoAdoption,
+                    note: "undoing the last adoption…".into(),
+                    clears_marks: false,
+                });
+            }
+            I::SwitchPane if self.detail.is_some() => {
+                self.detail_pane = match self.detail_pane {
+                    DetailPane::Timeline => DetailPane::Served,
+                    DetailPane::Served => DetailPane::Timeline,
+                };
+            }
             I::Power(action) => self.ask_bmc(Some(action)),
             I::Reinstall => self.ask_bmc(None),
             I::ReleaseLease if self.tab == Tab::Leases => {
@@ -611,6 +503,7 @@ impl App {
             }
             // Outside their tab, or meaningful only in a modal's layer.
             I::ToggleFollow
+            | I::SwitchPane
             | I::OpenDetail
             | I::ToggleMark
             | I::ReleaseLease
@@ -638,115 +531,17 @@ impl App {
             Step::Last => isize::MAX / 2,
         };
         match step {
+            _ if self.detail.is_some() && self.detail_pane == DetailPane::Timeline => {
+                // Up goes back in time: rows above the newest.
+                let rows = self.target().map_or(0, |m| m.timeline.len());
+                self.timeline_back = self.timeline_back.saturating_add_signed(-by).min(rows);
+            }
             Step::Up | Step::Down | Step::PageUp | Step::PageDown if self.detail.is_some() => {
                 // ±1 or ±10: fits an i16.
                 self.detail_scroll = self.detail_scroll.saturating_add_signed(by as i16);
             }
             _ => self.move_cursor(by),
         }
-    }
-
-    /// The machine keys act on: the open detail, else the selection.
-    fn target(&self) -> Option<&MachineRow> {
-        match self.detail {
-            Some(mac) => self.model.machine(&mac),
-            None if self.tab == Tab::Machines => self.selected_machine(),
-            None => None,
-        }
-    }
-
-    fn open_adopt(&mut self) -> Vec<Action> {
-        let machines: Vec<_> = if self.marked.is_empty() || self.detail.is_some() {
-            match self.target() {
-                Some(m) if m.is_unknown() => vec![(m.mac, m.uuid)],
-                Some(m) => {
-                    let name = m.hostname.clone().unwrap_or_default();
-                    self.set_status(format!("{name} is already in the inventory"), true);
-                    return vec![];
-                }
-                None => return vec![],
-            }
-        } else {
-            self.marked
-                .iter()
-                .filter_map(|mac| self.model.machine(mac))
-                .filter(|m| m.is_unknown())
-                .map(|m| (m.mac, m.uuid))
-                .collect()
-        };
-        if machines.is_empty() {
-            return vec![];
-        }
-        self.modal = Modal::Adopt(AdoptDialog::new(&self.model, machines));
-        vec![]
-    }
-
-    /// Asks before a BMC action (`None`: reinstall) on the marked machines
-    /// of the inventory, else the selected one, naming how many.
-    fn ask_bmc(&mut self, action: Option<PowerAction>) {
-        let hostnames: Vec<String> = if self.marked.is_empty() || self.detail.is_some() {
-            self.target()
-                .and_then(|m| m.hostname.clone())
-                .into_iter()
-                .collect()
-        } else {
-            self.marked
-                .iter()
-                .filter_map(|mac| self.model.machine(mac))
-                .filter_map(|m| m.hostname.clone())
-                .collect()
-        };
-        if hostnames.is_empty() {
-            self.set_status("select a machine of the inventory (one with a bmc:)", true);
-            return;
-        }
-        let what = action.map_or(
-            "reinstall (install true, boot once from network, power cycle)",
-            PowerAction::label,
-        );
-        let names = match hostnames.as_slice() {
-            [one] => one.clone(),
-            [a, b] => format!("{a}, {b}"),
-            [a, b, ..] => format!("{a}, {b}, …"),
-            [] => String::new(),
-        };
-        let question = format!("{what}: {} machine(s) ({names})? y/n", hostnames.len());
-        let command = match action {
-            Some(action) => Command::Power { hostnames, action },
-            None => Command::Reinstall { hostnames },
-        };
-        self.modal = Modal::Confirm(Confirmation {
-            question,
-            command,
-            note: "sent to the BMCs…".into(),
-            clears_marks: true,
-        });
-    }
-
-    fn toggle_install(&mut self) -> Vec<Action> {
-        let Some(m) = self.target() else {
-            return vec![];
-        };
-        let (Some(hostname), Some(install)) = (m.hostname.clone(), m.install) else {
-            self.set_status("only machines in the inventory have an install flag", true);
-            return vec![];
-        };
-        let note = format!("{hostname}: install {}…", !install);
-        let question = if install {
-            format!("{hostname}: cancel the reinstall (install: false)? y/n")
-        } else {
-            format!("{hostname}: REIMAGE on its next network boot (install: true)? y/n")
-        };
-        self.modal = Modal::Confirm(Confirmation {
-            question,
-            command: Command::SetInstall {
-                hostname,
-                install: !install,
-            },
-            note,
-            clears_marks: false,
-        });
-        vec![]
     }
 
     fn quit(&mut self) -> Vec<Action> {
@@ -792,24 +587,5 @@ impl App {
             }
         }
         vec![]
-    }
-
-    fn jump(&mut self, query: &str) {
-        if query.is_empty() {
-            return;
-        }
-        self.tab = Tab::Machines;
-        self.filter.clear();
-        let q = query.to_lowercase();
-        let wanted_mac: Option<Mac> = query.parse().ok();
-        let found = self.visible_machines().iter().position(|m| {
-            Some(m.mac) == wanted_mac
-                || m.hostname.as_deref().is_some_and(|h| h.to_lowercase() == q)
-                || m.ip.is_some_and(|ip| ip.to_string() == q)
-        });
-        match found {
-            Some(i) => self.cursor[0] = i,
-            None => self.set_status(format!("no machine matches {query:?}"), true),
-        }
     }
 }
