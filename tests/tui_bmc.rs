@@ -8,10 +8,11 @@ use pxedeck::event::{Command, Event, EventKind, KnownMachine};
 use pxedeck::model::Model;
 use pxedeck::tui::Origin;
 use pxedeck::tui::app::{Action, App};
-use pxedeck::tui::draw::draw;
 use pxedeck::tui::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+
+#[path = "console/screen.rs"]
+mod screen;
+use screen::screen;
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -65,21 +66,6 @@ fn app() -> App {
     let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
     app.now = T0 + 20_000;
     app
-}
-
-fn screen(app: &App, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| draw(f, app)).unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut out = String::new();
-    for y in 0..h {
-        let line: String = (0..w)
-            .map(|x| buffer[(x, y)].symbol().to_string())
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn press(app: &mut App, keys: &[KeyCode]) -> Vec<Action> {

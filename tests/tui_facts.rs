@@ -20,6 +20,10 @@ use pxedeck::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
+#[path = "console/screen.rs"]
+mod screen;
+use screen::screen;
+
 const T0: u64 = 1_763_700_000_000;
 const HELD: &str = "52:54:00:99:00:01";
 const BARE: &str = "ac:1f:6b:00:00:02"; // no facts: a Supermicro OUI
@@ -107,21 +111,6 @@ fn app() -> App {
     let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
     app.now = T0 + 5_000;
     app
-}
-
-fn screen(app: &App, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| draw(f, app)).unwrap();
-    let buffer = terminal.backend().buffer();
-    let mut out = String::new();
-    for y in 0..h {
-        let line: String = (0..w)
-            .map(|x| buffer[(x, y)].symbol().to_string())
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn line_of<'a>(screen: &'a str, needle: &str) -> &'a str {
