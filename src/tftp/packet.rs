@@ -187,13 +187,6 @@ impl<'a> Packet<'a> {
 }
 
 /// DATA header + payload into `buf` (cleared first).
-/// The 4 bytes before a DATA block's payload.
-pub fn data_header(block: u16) -> [u8; 4] {
-    let [op_hi, op_lo] = OP_DATA.to_be_bytes();
-    let [hi, lo] = block.to_be_bytes();
-    [op_hi, op_lo, hi, lo]
-}
-
 pub fn encode_data(buf: &mut Vec<u8>, block: u16, payload: &[u8]) {
     buf.clear();
     buf.extend_from_slice(&OP_DATA.to_be_bytes());

@@ -22,7 +22,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::burst;
 use super::packet::{self, ErrorCode, Mode, Packet};
 pub use super::source::to_netascii;
 use super::source::{Raw, Source};
@@ -214,13 +213,6 @@ impl Link {
         match self {
             Link::Own(s) => s.send(bytes).await.map(|_| ()),
             Link::Shared { socket, peer, .. } => socket.send_to(bytes, peer).await.map(|_| ()),
-        }
-    }
-
-    async fn send_blocks(&self, blocks: &[burst::Block<'_>]) -> std::io::Result<()> {
-        match self {
-            Link::Own(s) => burst::send_all(s, None, blocks).await,
-            Link::Shared { socket, peer, .. } => burst::send_all(socket, Some(*peer), blocks).await,
         }
     }
 
@@ -565,41 +557,6 @@ impl TftpServer {
             if let Some(send) = pending.take() {
                 let sent = match send {
                     Transmit::Oack => link.send(&oack).await,
-                    // A window: its blocks are one span of the file, sent
-                    // in one call with no copy (`burst`).
-                    Transmit::Blocks(range) if range.end() > range.start() => {
-                        let keep_from = transfer.bytes_acked();
-                        let (start, _, _) = transfer.block(*range.start());
-                        let (last, last_len, _) = transfer.block(*range.end());
-                        let span = (last - start) as usize + last_len;
-                        let window = source.bytes(start, span, keep_from).await.and_then(|data| {
-                            range
-                                .map(|abs| {
-                                    let (offset, len, wire) = transfer.block(abs);
-                                    let at = (offset - start) as usize;
-                                    let payload = data.get(at..at + len).ok_or_else(|| {
-                                        std::io::Error::other("the file is shorter than it was")
-                                    })?;
-                                    Ok((packet::data_header(wire), payload))
-                                })
-                                .collect::<std::io::Result<Vec<burst::Block<'_>>>>()
-                        });
-                        match window {
-                            Ok(blocks) => link.send_blocks(&blocks).await,
-                            Err(e) => {
-                                // Truncated or unreadable underneath us: end
-                                // it rather than send wrong bytes.
-                                let _ = link
-                                    .send(&packet::encode_error(
-                                        ErrorCode::NotDefined,
-                                        "read error",
-                                    ))
-                                    .await;
-                                read_failed = Some(e.to_string());
-                                Ok(())
-                            }
-                        }
-                    }
                     Transmit::Blocks(range) => {
                         let mut r = Ok(());
                         let keep_from = transfer.bytes_acked();
