@@ -2,11 +2,10 @@
 //! IP and install flag for one machine or many, with its validation error.
 
 use ratatui::Frame;
-use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::format::{centred, ellipsize};
+use super::format::{centred, ellipsize, field_choice, field_name};
 use crate::tui::adopt::{AdoptDialog, Field, field_label};
 use crate::tui::app::App;
 use crate::tui::oui;
@@ -37,20 +36,8 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &AdoptDialog) {
         .title(Span::styled(title, t.accent()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let label = |f: Field, name: &str| {
-        let style = if d.field == f { t.accent() } else { t.muted() };
-        Span::styled(field_label(name), style)
-    };
-    let choice = |f: Field, value: &str| {
-        if d.field == f {
-            Span::styled(
-                format!("◂ {value} ▸"),
-                t.text().add_modifier(Modifier::BOLD),
-            )
-        } else {
-            Span::styled(value.to_string(), t.text())
-        }
-    };
+    let label = |f: Field, name: &str| field_name(t, d.field == f, name);
+    let choice = |f: Field, value: &str| field_choice(t, d.field == f, value);
     let mut lines = Vec::new();
     if !facts.is_empty() {
         lines.push(Line::from(vec![

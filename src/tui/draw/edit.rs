@@ -2,12 +2,10 @@
 //! flag, with the reason the last try was refused.
 
 use ratatui::Frame;
-use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::format::centred;
-use crate::tui::adopt::field_label;
+use super::format::{centred, field_choice, field_name};
 use crate::tui::app::App;
 use crate::tui::edit::{EditDialog, EditField};
 
@@ -21,20 +19,8 @@ pub(super) fn draw(frame: &mut Frame, app: &App, d: &EditDialog) {
         .title(Span::styled(format!(" Edit {} ", d.hostname), t.accent()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let label = |f: EditField, name: &str| {
-        let style = if d.field == f { t.accent() } else { t.muted() };
-        Span::styled(field_label(name), style)
-    };
-    let choice = |f: EditField, value: &str| {
-        if d.field == f {
-            Span::styled(
-                format!("◂ {value} ▸"),
-                t.text().add_modifier(Modifier::BOLD),
-            )
-        } else {
-            Span::styled(value.to_string(), t.text())
-        }
-    };
+    let label = |f: EditField, name: &str| field_name(t, d.field == f, name);
+    let choice = |f: EditField, value: &str| field_choice(t, d.field == f, value);
     let group = if d.group_name().is_empty() {
         "/"
     } else {

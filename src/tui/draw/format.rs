@@ -3,7 +3,7 @@
 //! titled block and the centred overlay rectangle.
 
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders};
 
@@ -11,6 +11,7 @@ use crate::clock::Millis;
 use crate::event::Level;
 use crate::model::{MachineRow, MachineState};
 use crate::tui::app::App;
+use crate::tui::theme::Theme;
 
 pub fn fmt_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -273,6 +274,28 @@ pub fn centred(area: Rect, w: u16, h: u16) -> Rect {
         w,
         h,
     )
+}
+
+/// A dialog field's name, lit while it has the focus.
+pub fn field_name(theme: &Theme, focused: bool, name: &str) -> Span<'static> {
+    let style = if focused {
+        theme.accent()
+    } else {
+        theme.muted()
+    };
+    Span::styled(crate::tui::adopt::field_label(name), style)
+}
+
+/// A dialog field chosen from a list: `◂ value ▸` while it has the focus.
+pub fn field_choice(theme: &Theme, focused: bool, value: &str) -> Span<'static> {
+    if focused {
+        Span::styled(
+            format!("◂ {value} ▸"),
+            theme.text().add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Span::styled(value.to_string(), theme.text())
+    }
 }
 
 /// The rows `[first, last)` of `len` that a table `height` rows tall shows
