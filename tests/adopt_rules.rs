@@ -21,6 +21,10 @@ use pxedeck::sim::report::Outcome;
 use pxedeck::sim::world::{World, WorldSpec, sim_mac};
 use pxedeck::sim::{SimMachine, Target, boot};
 
+#[path = "support/git.rs"]
+mod git_cli;
+use git_cli::git;
+
 /// rack1's defaults with two rules: MACs 52:54:00:bb:00:* are adopted on
 /// sight, any other 52:54:00:bb:* is proposed (the second overlaps the
 /// first: the first match wins).
@@ -173,22 +177,6 @@ async fn auto_rules_adopt_on_sight_propose_rules_mark_and_a_flood_is_bounded() {
         );
     }
     services.shutdown().await;
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("git is missing: install the Debian package git");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

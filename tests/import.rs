@@ -6,6 +6,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "support/git.rs"]
+mod git_cli;
+use git_cli::git;
+
 fn pxedeck(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pxedeck"))
         .args(args)
@@ -20,17 +24,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(o.status.success(), "git {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A git work tree holding a copy of the example inventory.

@@ -5,7 +5,6 @@
 //! and a bare remote (`git init --bare`) in a temporary folder.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -13,21 +12,9 @@ use pxedeck::event::{Command as Cmd, EventKind, GitState};
 use pxedeck::inventory::Adoption;
 use pxedeck::services::Services;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("git is missing: install the Debian package git");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+#[path = "support/git.rs"]
+mod git_cli;
+use git_cli::git;
 
 /// Polls until `f` says yes.
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
