@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::boot::identity::Facts;
 use crate::clock::{Millis, now_millis};
 use crate::control::Control;
 use crate::event::{Bus, DhcpSeen, EventKind};
@@ -57,6 +58,28 @@ pub enum Decision {
 
 /// The decisions, without I/O: the window of recent adoptions and the MACs
 /// tried.
+/// An unknown machine that matched a rule: at its DHCP request, or when
+/// iPXE reported its hardware (a rule by vendor or product).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighted {
+    pub mac: Mac,
+    pub uuid: Option<Uuid>,
+    pub rule: Option<RuleHit>,
+    /// What the machine reported, kept in its file when it is adopted.
+    pub facts: Facts,
+}
+
+impl Sighted {
+    fn of_dhcp(seen: &DhcpSeen) -> Sighted {
+        Sighted {
+            mac: seen.mac,
+            uuid: seen.uuid,
+            rule: seen.rule.clone(),
+            facts: Facts::default(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Gate {
     window: VecDeque<Millis>,
@@ -65,12 +88,17 @@ pub struct Gate {
 
 impl Gate {
     pub fn consider(&mut self, seen: &DhcpSeen, now: Millis) -> Decision {
-        let Some(hit) = seen.rule.as_ref().filter(|r| r.mode == RuleMode::Auto) else {
-            return Decision::Skip;
-        };
         if seen.hostname.is_some() {
             return Decision::Skip;
         }
+        self.consider_unknown(&Sighted::of_dhcp(seen), now)
+    }
+
+    /// An unknown machine's sighting, from DHCP or from its facts report.
+    pub fn consider_unknown(&mut self, seen: &Sighted, now: Millis) -> Decision {
+        let Some(hit) = seen.rule.as_ref().filter(|r| r.mode == RuleMode::Auto) else {
+            return Decision::Skip;
+        };
         if self
             .tried
             .get(&seen.mac)
@@ -147,7 +175,20 @@ impl AutoAdopter {
             };
             let seen = match event {
                 Ok(e) => match &e.kind {
-                    EventKind::DhcpSeen(seen) if seen.rule.is_some() => seen.clone(),
+                    EventKind::DhcpSeen(seen) if seen.rule.is_some() && seen.hostname.is_none() => {
+                        Sighted::of_dhcp(seen)
+                    }
+                    // Only unknown machines are given a rule here.
+                    EventKind::FactsReported {
+                        mac,
+                        facts,
+                        rule: Some(rule),
+                    } => Sighted {
+                        mac: *mac,
+                        uuid: facts.get("uuid").and_then(|u| u.parse().ok()),
+                        rule: Some(rule.clone()),
+                        facts: facts.clone(),
+                    },
                     _ => continue,
                 },
                 // A sighting missed is seen again: firmware retries.
@@ -158,15 +199,17 @@ impl AutoAdopter {
                 Err(RecvError::Closed) => break,
             };
             let now = now_millis();
-            let refusal = match gate.consider(&seen, now) {
+            let refusal = match gate.consider_unknown(&seen, now) {
                 Decision::Skip => None,
                 Decision::Refuse(mac, hit, reason) => Some((mac, hit.rule, reason)),
                 Decision::Adopt(mac, uuid, hit) => {
                     let control = self.control.clone();
                     let rule = hit.rule.clone();
-                    let done =
-                        tokio::task::spawn_blocking(move || control.auto_adopt(mac, uuid, &hit))
-                            .await;
+                    let facts = seen.facts;
+                    let done = tokio::task::spawn_blocking(move || {
+                        control.auto_adopt(mac, uuid, &hit, facts)
+                    })
+                    .await;
                     match done {
                         Ok(Ok(Some(_))) => {
                             self.stats.adopted.fetch_add(1, Ordering::Relaxed);

@@ -315,6 +315,7 @@ impl Control {
         mac: Mac,
         uuid: Option<crate::ident::Uuid>,
         hit: &RuleHit,
+        facts: crate::boot::identity::Facts,
     ) -> Result<Option<String>, CommandError> {
         let snapshot = self.inventory.shared().load();
         if snapshot.lookup(&mac, uuid.as_ref()).is_some() {
@@ -343,7 +344,9 @@ impl Control {
             profile: hit.profile.clone(),
             ip: None,
             install: hit.install,
-            // Adopted at its first DHCP packet: nothing reported yet.
+            // Empty when adopted at its first DHCP packet, before iPXE
+            // reported anything.
+            facts,
             ..Default::default()
         };
         let path = self.inventory.adopt_by_rule(&adoption, &hit.rule)?;

@@ -190,6 +190,10 @@ pub enum EventKind {
     FactsReported {
         mac: Mac,
         facts: crate::boot::identity::Facts,
+        /// The rule (`adopt.rules`) an unknown machine matches now that
+        /// its vendor and product are known, with what DHCP saw of it.
+        #[serde(default)]
+        rule: Option<crate::inventory::rules::RuleHit>,
     },
     /// A loader reported a boot step it could not take (GRUB fetching its
     /// failure report: `boot::grub::Request::Failed`).

@@ -211,3 +211,116 @@ async fn an_auto_adoption_is_a_git_commit_that_names_the_rule() {
     assert_eq!(services.auto_adopt.adopted.load(Ordering::Relaxed), 1);
     services.shutdown().await;
 }
+
+/// Rules by vendor and product, which DHCP cannot know: matched when the
+/// machine's iPXE reports its hardware, joined with what DHCP saw of it.
+const VENDOR_RULES: &str = "profile: sim-install
+adopt:
+  hostname_pattern: node-{n:03}
+  rules:
+    - match: {vendor: \"Supermicro\", product: \"SYS-1029*\", subnet: 127.0.0.0/8}
+      mode: auto
+      hostname: smc-{n:02}
+    - match: {vendor: \"Dell*\"}
+      mode: propose
+";
+
+/// iPXE's facts report: the entry script's chained request.
+fn report(http: std::net::SocketAddr, mac: &str, vendor: &str, product: &str) {
+    let url = format!(
+        "http://{http}/boot.ipxe?mac={mac}&manufacturer={vendor}&product={product}&serial=SN-{mac}"
+    );
+    let out = Command::new("curl")
+        .args(["-fsS", "-o", "/dev/null", &url])
+        .output()
+        .expect("curl is missing: install the Debian package curl");
+    assert!(out.status.success(), "{url}: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_by_vendor_and_product_match_when_the_facts_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::create(dir.path(), &WorldSpec::default()).unwrap();
+    std::fs::write(dir.path().join("nodes/rack1/_defaults.yaml"), VENDOR_RULES).unwrap();
+    let services = Services::start(world.config.clone()).await.unwrap();
+    let (dhcp, http) = (services.bound.dhcp.unwrap(), services.bound.http);
+    let files = |prefix: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("nodes/rack1"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    };
+
+    // DHCP sees all three; no rule can match yet (no vendor on the wire).
+    let (smc, dell, other) = (sim_mac(0xcc, 1), sim_mac(0xcc, 2), sim_mac(0xcc, 3));
+    for mac in [smc, dell, other] {
+        discover(dhcp, mac.0).await;
+    }
+    until("the sightings", 10, || {
+        let model = services.live.lock();
+        [smc, dell, other]
+            .iter()
+            .all(|m| model.machine(m).is_some())
+    })
+    .await;
+    {
+        let model = services.live.lock();
+        for m in [smc, dell, other] {
+            assert_eq!(model.machine(&m).unwrap().proposal, None, "{m}");
+        }
+    }
+    assert!(files("smc-").is_empty());
+
+    // Their facts arrive: the Supermicro box is adopted by the auto rule
+    // (which also asks for the segment DHCP saw), the Dell box proposed,
+    // the Lenovo box matches nothing.
+    report(http, &smc.to_string(), "Supermicro", "SYS-1029U-TN10RT");
+    report(http, &dell.to_string(), "Dell%20Inc.", "PowerEdge%20R650");
+    report(http, &other.to_string(), "LENOVO", "ThinkSystem");
+    until("the auto-adoption by vendor", 20, || {
+        files("smc-") == ["smc-01.yaml"]
+    })
+    .await;
+    let text = std::fs::read_to_string(dir.path().join("nodes/rack1/smc-01.yaml")).unwrap();
+    assert!(text.contains(&format!("mac: \"{smc}\"")), "{text}");
+    assert!(
+        text.contains("install: false"),
+        "never installs unasked: {text}"
+    );
+    assert!(
+        text.contains("manufacturer: \"Supermicro\""),
+        "the facts are kept: {text}"
+    );
+    until("the proposal by vendor", 10, || {
+        let model = services.live.lock();
+        model.machine(&dell).is_some_and(|r| {
+            r.proposal
+                .as_ref()
+                .is_some_and(|p| p.rule == "rack1/_defaults.yaml:8" && p.mode == RuleMode::Propose)
+        })
+    })
+    .await;
+    {
+        let model = services.live.lock();
+        let row = model.machine(&other).unwrap();
+        assert_eq!(row.proposal, None, "LENOVO matches no rule");
+        assert_eq!(row.facts.get("manufacturer"), Some("LENOVO"));
+    }
+
+    // A Supermicro MAC DHCP never saw has no segment: the auto rule, which
+    // asks for one, does not match it.
+    let stranger = sim_mac(0xcc, 9);
+    report(
+        http,
+        &stranger.to_string(),
+        "Supermicro",
+        "SYS-1029U-TN10RT",
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(files("smc-"), ["smc-01.yaml"]);
+    assert_eq!(services.auto_adopt.adopted.load(Ordering::Relaxed), 1);
+    services.shutdown().await;
+}

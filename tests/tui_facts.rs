@@ -99,6 +99,7 @@ fn app() -> App {
         EventKind::FactsReported {
             mac: mac(HELD),
             facts: facts(),
+            rule: None,
         },
     ];
     let mut model = Model::default();

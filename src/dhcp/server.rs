@@ -106,7 +106,7 @@ pub struct DhcpServer {
     rate: Mutex<HashMap<Mac, (Millis, u32)>>,
     rogues: Mutex<HashMap<Ipv4Addr, Millis>>,
     /// The UUID each MAC last sent in option 97, for the HTTP side.
-    uuids: crate::dhcp::seen::SeenUuids,
+    seen: crate::dhcp::seen::SeenClients,
     /// When a journal failure was last reported (0: never).
     store_error_reported: AtomicU64,
 }
@@ -163,7 +163,7 @@ impl DhcpServer {
             loaders: AtomicU16::new(0),
             rate: Mutex::new(HashMap::new()),
             rogues: Mutex::new(HashMap::new()),
-            uuids: Default::default(),
+            seen: Default::default(),
             store_error_reported: AtomicU64::new(0),
         };
         server.refresh_loaders();
@@ -223,7 +223,12 @@ impl DhcpServer {
 
     /// The UUID `mac` last sent in option 97 (RFC 4578), if any.
     pub fn seen_uuid(&self, mac: &Mac) -> Option<crate::ident::Uuid> {
-        self.uuids.get(mac)
+        self.seen.get(mac).and_then(|s| s.uuid)
+    }
+
+    /// What `mac`'s last request said of it (`dhcp::seen`), if any.
+    pub fn seen(&self, mac: &Mac) -> Option<crate::dhcp::seen::Seen> {
+        self.seen.get(mac)
     }
 
     /// The bound lease of `mac`, if any.
@@ -516,9 +521,6 @@ impl DhcpServer {
                 continue;
             }
             self.stats.requests.bump(req.message);
-            if let Some(uuid) = req.uuid {
-                self.uuids.record(req.mac, uuid);
-            }
             // The address the datagram came to is this request's server
             // address (option 54, next-server, its segment's pool).
             let arrived = arrivals.get(i).copied().flatten();
@@ -526,6 +528,19 @@ impl DhcpServer {
                 .map(|a| a.local)
                 .filter(|ip| !ip.is_unspecified())
                 .unwrap_or(ctx.server_ip);
+            self.seen.record(
+                req.mac,
+                crate::dhcp::seen::Seen {
+                    uuid: req.uuid,
+                    firmware: req.firmware,
+                    segment: Some(req.relay.unwrap_or(server_ip)),
+                    relay: req.relay,
+                    agent: req
+                        .relay_agent
+                        .as_ref()
+                        .map(crate::dhcp::RelayAgentSeen::of),
+                },
+            );
             // Several interfaces: the mode and boot URLs of the one the
             // request came to.
             let (mode, http_base) = if self.http_bases.is_empty() {

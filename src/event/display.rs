@@ -248,16 +248,22 @@ impl fmt::Display for EventKind {
                     write!(f, "transfer #{id} failed after {bytes} bytes: {reason}")
                 }
             }
-            E::FactsReported { mac, facts } => write!(
-                f,
-                "{mac} reports {}",
-                facts
-                    .ordered()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            E::FactsReported { mac, facts, rule } => {
+                write!(
+                    f,
+                    "{mac} reports {}",
+                    facts
+                        .ordered()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
+                match rule {
+                    Some(r) => write!(f, "; matches rule {}", r.rule),
+                    None => Ok(()),
+                }
+            }
             E::ScriptServed {
                 client,
                 hostname,

@@ -46,6 +46,31 @@ fn wire(state: &HttpState, client: IpAddr) -> (Option<Mac>, Option<Uuid>) {
     (mac, mac.and_then(|m| state.leases.uuid_of(&m)))
 }
 
+/// The rule an unknown machine matches once iPXE has said what hardware
+/// it is: DHCP matched it without vendor and product (they are not on the
+/// wire), so a rule that asks for them can only match here. The rest of
+/// the sighting is what DHCP last saw of this MAC; a MAC DHCP never saw
+/// (proxy mode with a remote DHCP server, or a lease from elsewhere) has
+/// no segment or relay, so only rules without those keys can match it.
+fn rule_by_facts(
+    state: &HttpState,
+    inv: &Inventory,
+    mac: Mac,
+    facts: &identity::Facts,
+) -> Option<crate::inventory::rules::RuleHit> {
+    use crate::inventory::rules::{Sighting, first_match};
+    if inv.rules.is_empty() {
+        return None;
+    }
+    let seen = state.leases.seen_of(&mac).unwrap_or_default();
+    let vendor = facts
+        .get("manufacturer")
+        .filter(|v| identity::meaningful(v));
+    let product = facts.get("product").filter(|v| identity::meaningful(v));
+    let sighting: Sighting<'_> = seen.sighting(mac, vendor, product);
+    first_match(&inv.rules, &sighting).map(|r| r.hit.clone())
+}
+
 /// The address a connection came to, set by the accept loop
 /// (`http::conn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,13 +171,18 @@ pub async fn script(
             render::identify_script(&state.urls),
         ));
     };
+    let machine = found.machine;
     if !reported.facts.is_empty() {
+        let rule = match machine {
+            Some(_) => None,
+            None => rule_by_facts(&state, &inv, mac, &reported.facts),
+        };
         state.bus.emit(EventKind::FactsReported {
             mac,
             facts: reported.facts.clone(),
+            rule,
         });
     }
-    let machine = found.machine;
     let key = (mac, machine.map(|m| m.hostname.clone()));
     let cached = state.scripts.get_or_render(&inv, key, machine, || {
         let decision = match machine {

@@ -56,6 +56,11 @@ pub trait LeaseView: Send + Sync {
     fn uuid_of(&self, _mac: &Mac) -> Option<Uuid> {
         None
     }
+    /// Where DHCP last saw this MAC (segment, relay, option 82,
+    /// firmware), for rules matched when its facts arrive.
+    fn seen_of(&self, _mac: &Mac) -> Option<crate::dhcp::seen::Seen> {
+        None
+    }
 }
 
 /// No lease table (proxyDHCP or DHCP off): machines are identified by the
@@ -80,6 +85,9 @@ impl LeaseView for DhcpServer {
     }
     fn uuid_of(&self, mac: &Mac) -> Option<Uuid> {
         self.seen_uuid(mac)
+    }
+    fn seen_of(&self, mac: &Mac) -> Option<crate::dhcp::seen::Seen> {
+        self.seen(mac)
     }
 }
 

@@ -395,13 +395,24 @@ impl Model {
     /// Facts come with a script request, before or after the machine is
     /// known; a MAC the model would not list for its script gets no row
     /// for its facts either (the same bound on unknown rows).
-    pub(super) fn facts_reported(&mut self, at: Millis, mac: Mac, facts: &Facts) {
+    pub(super) fn facts_reported(
+        &mut self,
+        at: Millis,
+        mac: Mac,
+        facts: &Facts,
+        rule: Option<&RuleHit>,
+    ) {
         if !self.may_list_for_script(&mac, None) {
             return;
         }
         let row = self.row(mac);
         row.last_seen = Some(at);
         row.facts = facts.clone();
+        // Matched with the vendor and product DHCP could not know: the
+        // better-informed answer. No match leaves DHCP's proposal alone.
+        if let Some(rule) = rule.filter(|_| row.is_unknown()) {
+            row.proposal = Some(rule.clone());
+        }
     }
 
     pub(super) fn install_done(&mut self, at: Millis, hostname: &str, mac: Option<Mac>) {

@@ -215,7 +215,9 @@ impl Model {
                 (*kind, *chain),
                 profile.as_deref(),
             ),
-            EventKind::FactsReported { mac, facts } => self.facts_reported(at, *mac, facts),
+            EventKind::FactsReported { mac, facts, rule } => {
+                self.facts_reported(at, *mac, facts, rule.as_ref())
+            }
             EventKind::BootFailed {
                 mac,
                 hostname,
