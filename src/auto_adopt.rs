@@ -56,8 +56,6 @@ pub enum Decision {
     Refuse(Mac, RuleHit, String),
 }
 
-/// The decisions, without I/O: the window of recent adoptions and the MACs
-/// tried.
 /// An unknown machine that matched a rule: at its DHCP request, or when
 /// iPXE reported its hardware (a rule by vendor or product).
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +78,8 @@ impl Sighted {
     }
 }
 
+/// The decisions, without I/O: the window of recent adoptions and the MACs
+/// tried.
 #[derive(Debug, Default)]
 pub struct Gate {
     window: VecDeque<Millis>,

@@ -3,8 +3,10 @@
 //! written by the inventory writer) and boots its local disk without a
 //! reset; one a `propose` rule matches waits in the hold loop, marked; a
 //! flood of invented MACs matching the auto rule creates at most the bound
-//! of files per minute, the rest refused and counted; and in a real git
-//! work tree the auto-adoption is a commit that names the rule.
+//! of files per minute, the rest refused and counted; in a real git work
+//! tree the auto-adoption is a commit that names the rule; and rules by
+//! vendor and product match when the machine reports its facts from its
+//! lease, never on a claim from another address.
 
 use std::path::Path;
 use std::process::Command;
@@ -213,29 +215,18 @@ async fn an_auto_adoption_is_a_git_commit_that_names_the_rule() {
 }
 
 /// Rules by vendor and product, which DHCP cannot know: matched when the
-/// machine's iPXE reports its hardware, joined with what DHCP saw of it.
+/// machine's iPXE reports its hardware (the simulator reports QEMU /
+/// pxedeck-sim), joined with what DHCP saw of it.
 const VENDOR_RULES: &str = "profile: sim-install
 adopt:
   hostname_pattern: node-{n:03}
   rules:
-    - match: {vendor: \"Supermicro\", product: \"SYS-1029*\", subnet: 127.0.0.0/8}
+    - match: {vendor: qemu, product: \"pxedeck-*\", mac: \"52:54:00:cc:00:*\", subnet: 127.0.0.0/8}
       mode: auto
-      hostname: smc-{n:02}
-    - match: {vendor: \"Dell*\"}
+      hostname: vm-{n:02}
+    - match: {vendor: QEMU}
       mode: propose
 ";
-
-/// iPXE's facts report: the entry script's chained request.
-fn report(http: std::net::SocketAddr, mac: &str, vendor: &str, product: &str) {
-    let url = format!(
-        "http://{http}/boot.ipxe?mac={mac}&manufacturer={vendor}&product={product}&serial=SN-{mac}"
-    );
-    let out = Command::new("curl")
-        .args(["-fsS", "-o", "/dev/null", &url])
-        .output()
-        .expect("curl is missing: install the Debian package curl");
-    assert!(out.status.success(), "{url}: {out:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_by_vendor_and_product_match_when_the_facts_arrive() {
@@ -243,84 +234,94 @@ async fn rules_by_vendor_and_product_match_when_the_facts_arrive() {
     let world = World::create(dir.path(), &WorldSpec::default()).unwrap();
     std::fs::write(dir.path().join("nodes/rack1/_defaults.yaml"), VENDOR_RULES).unwrap();
     let services = Services::start(world.config.clone()).await.unwrap();
-    let (dhcp, http) = (services.bound.dhcp.unwrap(), services.bound.http);
-    let files = |prefix: &str| -> Vec<String> {
+    let dhcp = services.bound.dhcp.unwrap();
+    let mut target = Target::new(dhcp, services.bound.tftp.port());
+    target.hold_poll = Some(Duration::from_millis(100));
+    target.hold_limit = Duration::from_secs(20);
+    let vm_files = || -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir.path().join("nodes/rack1"))
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(prefix))
+            .filter(|n| n.starts_with("vm-"))
             .collect();
         names.sort();
         names
     };
 
-    // DHCP sees all three; no rule can match yet (no vendor on the wire).
-    let (smc, dell, other) = (sim_mac(0xcc, 1), sim_mac(0xcc, 2), sim_mac(0xcc, 3));
-    for mac in [smc, dell, other] {
-        discover(dhcp, mac.0).await;
-    }
-    until("the sightings", 10, || {
-        let model = services.live.lock();
-        [smc, dell, other]
-            .iter()
-            .all(|m| model.machine(m).is_some())
+    // DHCP alone matches neither rule: vendor and product are not on the
+    // wire.
+    let spoofed = sim_mac(0xcc, 5);
+    discover(dhcp, spoofed.0).await;
+    until("the sighting", 10, || {
+        services.live.lock().machine(&spoofed).is_some()
     })
     .await;
-    {
-        let model = services.live.lock();
-        for m in [smc, dell, other] {
-            assert_eq!(model.machine(&m).unwrap().proposal, None, "{m}");
-        }
-    }
-    assert!(files("smc-").is_empty());
+    assert_eq!(
+        services.live.lock().machine(&spoofed).unwrap().proposal,
+        None
+    );
 
-    // Their facts arrive: the Supermicro box is adopted by the auto rule
-    // (which also asks for the segment DHCP saw), the Dell box proposed,
-    // the Lenovo box matches nothing.
-    report(http, &smc.to_string(), "Supermicro", "SYS-1029U-TN10RT");
-    report(http, &dell.to_string(), "Dell%20Inc.", "PowerEdge%20R650");
-    report(http, &other.to_string(), "LENOVO", "ThinkSystem");
-    until("the auto-adoption by vendor", 20, || {
-        files("smc-") == ["smc-01.yaml"]
-    })
-    .await;
-    let text = std::fs::read_to_string(dir.path().join("nodes/rack1/smc-01.yaml")).unwrap();
-    assert!(text.contains(&format!("mac: \"{smc}\"")), "{text}");
+    // A machine that boots: held, its facts reported from its lease,
+    // adopted by the auto rule, then told to boot its local disk.
+    let auto = SimMachine::new(sim_mac(0xcc, 1), Firmware::UefiX64);
+    let run = boot(&auto, &target, 1).await;
+    assert_eq!(run.outcome, Outcome::LocalDisk, "{run:?}");
+    assert_eq!(vm_files(), ["vm-01.yaml"]);
+    let text = std::fs::read_to_string(dir.path().join("nodes/rack1/vm-01.yaml")).unwrap();
+    assert!(text.contains(&format!("mac: \"{}\"", auto.mac)), "{text}");
     assert!(
         text.contains("install: false"),
         "never installs unasked: {text}"
     );
     assert!(
-        text.contains("manufacturer: \"Supermicro\""),
+        text.contains("product: \"pxedeck-sim\""),
         "the facts are kept: {text}"
     );
+
+    // Another QEMU box, outside the auto rule's MACs: proposed by the
+    // vendor rule, held, nothing written.
+    let proposed = SimMachine::new(sim_mac(0xcc, 0x100), Firmware::Bios);
+    let held = tokio::spawn({
+        let mut target = target.clone();
+        target.hold_limit = Duration::from_secs(2);
+        async move { boot(&proposed, &target, 2).await }
+    });
     until("the proposal by vendor", 10, || {
         let model = services.live.lock();
-        model.machine(&dell).is_some_and(|r| {
+        model.machine(&sim_mac(0xcc, 0x100)).is_some_and(|r| {
             r.proposal
                 .as_ref()
                 .is_some_and(|p| p.rule == "rack1/_defaults.yaml:8" && p.mode == RuleMode::Propose)
         })
     })
     .await;
-    {
-        let model = services.live.lock();
-        let row = model.machine(&other).unwrap();
-        assert_eq!(row.proposal, None, "LENOVO matches no rule");
-        assert_eq!(row.facts.get("manufacturer"), Some("LENOVO"));
-    }
+    assert_eq!(held.await.unwrap().outcome, Outcome::StillHeld);
+    assert_eq!(vm_files(), ["vm-01.yaml"]);
 
-    // A Supermicro MAC DHCP never saw has no segment: the auto rule, which
-    // asks for one, does not match it.
-    let stranger = sim_mac(0xcc, 9);
-    report(
-        http,
-        &stranger.to_string(),
-        "Supermicro",
-        "SYS-1029U-TN10RT",
+    // Facts claimed for a MAC from an address that does not hold its
+    // lease match nothing: the query alone cannot make a machine match.
+    let url = format!(
+        "http://{}/boot.ipxe?mac={spoofed}&manufacturer=QEMU&product=pxedeck-sim",
+        services.bound.http
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(files("smc-"), ["smc-01.yaml"]);
+    let out = Command::new("curl")
+        .args(["-fsS", "-o", "/dev/null", &url])
+        .output()
+        .expect("curl is missing: install the Debian package curl");
+    assert!(out.status.success(), "{out:?}");
+    until("the claimed facts to be shown", 10, || {
+        let model = services.live.lock();
+        model
+            .machine(&spoofed)
+            .is_some_and(|r| r.facts.get("manufacturer") == Some("QEMU"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        services.live.lock().machine(&spoofed).unwrap().proposal,
+        None
+    );
+    assert_eq!(vm_files(), ["vm-01.yaml"]);
     assert_eq!(services.auto_adopt.adopted.load(Ordering::Relaxed), 1);
     services.shutdown().await;
 }

@@ -49,9 +49,9 @@ fn wire(state: &HttpState, client: IpAddr) -> (Option<Mac>, Option<Uuid>) {
 /// The rule an unknown machine matches once iPXE has said what hardware
 /// it is: DHCP matched it without vendor and product (they are not on the
 /// wire), so a rule that asks for them can only match here. The rest of
-/// the sighting is what DHCP last saw of this MAC; a MAC DHCP never saw
-/// (proxy mode with a remote DHCP server, or a lease from elsewhere) has
-/// no segment or relay, so only rules without those keys can match it.
+/// the sighting is what DHCP last saw of this MAC. Called only for a
+/// client that holds the MAC's lease, so without pxedeck's own leases
+/// (proxy mode) rules by vendor or product never match.
 fn rule_by_facts(
     state: &HttpState,
     inv: &Inventory,
@@ -173,9 +173,13 @@ pub async fn script(
     };
     let machine = found.machine;
     if !reported.facts.is_empty() {
+        // Only for a MAC this client holds the lease of: the facts are
+        // the query's word, and a claim must not make another machine
+        // (say, one an `install: true` rule would not match) match a rule.
+        let proven = lease_mac == Some(mac);
         let rule = match machine {
-            Some(_) => None,
-            None => rule_by_facts(&state, &inv, mac, &reported.facts),
+            None if proven => rule_by_facts(&state, &inv, mac, &reported.facts),
+            _ => None,
         };
         state.bus.emit(EventKind::FactsReported {
             mac,
