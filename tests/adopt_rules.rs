@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use pxedeck::auto_adopt::MAX_PER_MINUTE;
 use pxedeck::boot::arch::Firmware;
 use pxedeck::dhcp::wire::{Packet, msg, opt};
+use pxedeck::ident::Mac;
 use pxedeck::inventory::rules::RuleMode;
 use pxedeck::model::{Alert, MachineState};
 use pxedeck::services::Services;
@@ -56,13 +57,39 @@ async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 }
 
 fn auto_files(dir: &Path) -> Vec<String> {
+    files_named(dir, "auto-")
+}
+
+fn files_named(dir: &Path, prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("nodes/rack1"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("auto-"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
     names
+}
+
+/// Boots `mac` against a `propose` rule: it is held and marked with the
+/// rule at `rule` (file:line) until its hold limit.
+async fn held_and_proposed(services: &Services, target: &Target, mac: Mac, rule: &str) {
+    let machine = SimMachine::new(mac, Firmware::Bios);
+    let held = tokio::spawn({
+        let mut target = target.clone();
+        target.hold_limit = Duration::from_secs(2);
+        async move { boot(&machine, &target, 2).await }
+    });
+    until("the proposal", 10, || {
+        let model = services.live.lock();
+        model.machine(&mac).is_some_and(|r| {
+            r.state == MachineState::Held
+                && r.proposal
+                    .as_ref()
+                    .is_some_and(|p| p.rule == rule && p.mode == RuleMode::Propose)
+        })
+    })
+    .await;
+    assert_eq!(held.await.unwrap().outcome, Outcome::StillHeld);
 }
 
 /// One PXE DISCOVER from `mac`, as firmware sends it.
@@ -115,23 +142,13 @@ async fn auto_rules_adopt_on_sight_propose_rules_mark_and_a_flood_is_bounded() {
     }
 
     // The proposed machine: held and marked, no file written.
-    let proposed = SimMachine::new(sim_mac(0xbb, 0x100), Firmware::Bios);
-    let held = tokio::spawn({
-        let mut target = target.clone();
-        target.hold_limit = Duration::from_secs(2);
-        async move { boot(&proposed, &target, 2).await }
-    });
-    until("the proposal", 10, || {
-        let model = services.live.lock();
-        model.machine(&sim_mac(0xbb, 0x100)).is_some_and(|r| {
-            r.state == MachineState::Held
-                && r.proposal.as_ref().is_some_and(|p| {
-                    p.rule == "rack1/_defaults.yaml:8" && p.mode == RuleMode::Propose
-                })
-        })
-    })
+    held_and_proposed(
+        &services,
+        &target,
+        sim_mac(0xbb, 0x100),
+        "rack1/_defaults.yaml:8",
+    )
     .await;
-    assert_eq!(held.await.unwrap().outcome, Outcome::StillHeld);
     assert_eq!(auto_files(dir.path()), ["auto-01.yaml"]);
     let proposed_mac = format!("\"{}\"", sim_mac(0xbb, 0x100));
     for e in std::fs::read_dir(dir.path().join("nodes/rack1")).unwrap() {
@@ -238,15 +255,7 @@ async fn rules_by_vendor_and_product_match_when_the_facts_arrive() {
     let mut target = Target::new(dhcp, services.bound.tftp.port());
     target.hold_poll = Some(Duration::from_millis(100));
     target.hold_limit = Duration::from_secs(20);
-    let vm_files = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("nodes/rack1"))
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with("vm-"))
-            .collect();
-        names.sort();
-        names
-    };
+    let vm_files = || files_named(dir.path(), "vm-");
 
     // DHCP alone matches neither rule: vendor and product are not on the
     // wire.
@@ -280,22 +289,13 @@ async fn rules_by_vendor_and_product_match_when_the_facts_arrive() {
 
     // Another QEMU box, outside the auto rule's MACs: proposed by the
     // vendor rule, held, nothing written.
-    let proposed = SimMachine::new(sim_mac(0xcc, 0x100), Firmware::Bios);
-    let held = tokio::spawn({
-        let mut target = target.clone();
-        target.hold_limit = Duration::from_secs(2);
-        async move { boot(&proposed, &target, 2).await }
-    });
-    until("the proposal by vendor", 10, || {
-        let model = services.live.lock();
-        model.machine(&sim_mac(0xcc, 0x100)).is_some_and(|r| {
-            r.proposal
-                .as_ref()
-                .is_some_and(|p| p.rule == "rack1/_defaults.yaml:8" && p.mode == RuleMode::Propose)
-        })
-    })
+    held_and_proposed(
+        &services,
+        &target,
+        sim_mac(0xcc, 0x100),
+        "rack1/_defaults.yaml:8",
+    )
     .await;
-    assert_eq!(held.await.unwrap().outcome, Outcome::StillHeld);
     assert_eq!(vm_files(), ["vm-01.yaml"]);
 
     // Facts claimed for a MAC from an address that does not hold its
