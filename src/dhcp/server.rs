@@ -528,19 +528,23 @@ impl DhcpServer {
                 .map(|a| a.local)
                 .filter(|ip| !ip.is_unspecified())
                 .unwrap_or(ctx.server_ip);
-            self.seen.record(
-                req.mac,
-                crate::dhcp::seen::Seen {
-                    uuid: req.uuid,
-                    firmware: req.firmware,
-                    segment: Some(req.relay.unwrap_or(server_ip)),
-                    relay: req.relay,
-                    agent: req
-                        .relay_agent
-                        .as_ref()
-                        .map(crate::dhcp::RelayAgentSeen::of),
-                },
-            );
+            // Only netbooting clients are matched against rules or known
+            // by UUID; an office laptop's renewals skip the table's lock.
+            if req.uuid.is_some() || req.is_boot_client() {
+                self.seen.record(
+                    req.mac,
+                    crate::dhcp::seen::Seen {
+                        uuid: req.uuid,
+                        firmware: req.firmware,
+                        segment: Some(req.relay.unwrap_or(server_ip)),
+                        relay: req.relay,
+                        agent: req
+                            .relay_agent
+                            .as_ref()
+                            .map(crate::dhcp::RelayAgentSeen::of),
+                    },
+                );
+            }
             // Several interfaces: the mode and boot URLs of the one the
             // request came to.
             let (mode, http_base) = if self.http_bases.is_empty() {
