@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod event;
 pub mod filecache;
 pub mod git;
+pub mod grub_chain;
 pub mod history;
 pub mod http;
 pub mod ident;

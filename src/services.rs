@@ -3,7 +3,7 @@
 //! together. `serve`, the console, `demo`, `bench` and the integration tests
 //! all start pxedeck through [`Services::start`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::boot::decide::{Chain, decide, http_base};
-use crate::boot::grub;
+use crate::boot::decide::http_base;
 use crate::boot::render::Urls;
 use crate::bootfs::BootFs;
 use crate::config::{Config, DhcpMode};
@@ -24,6 +23,7 @@ use crate::dhcp::server::DhcpServer;
 use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
 use crate::filecache::FileCache;
 use crate::git::GitRecorder;
+use crate::grub_chain::GrubChain;
 use crate::http::{self, HttpState, LeaseView, NoLeases};
 use crate::inventory::watch::{Watcher, watch};
 use crate::inventory::{Inventory, InventoryService, LoadOptions, SharedInventory, load};
@@ -31,7 +31,7 @@ use crate::live::{LiveModel, sample_progress};
 use crate::model::Model;
 use crate::net::{Transport, UdpOptions, bind_error, udp_socket};
 use crate::progress::ProgressTable;
-use crate::tftp::server::{Generator, TftpServer, TftpSettings};
+use crate::tftp::server::{TftpServer, TftpSettings};
 
 /// Socket buffer for the UDP services: a mass boot bursts.
 const UDP_BUFFER: usize = 4 << 20;
@@ -178,19 +178,45 @@ impl Services {
         let progress = Arc::new(ProgressTable::default());
         // Loaders, kernels and initrds are held once for both services.
         let files = Arc::new(FileCache::default());
+        let dhcp_lane = Lane::start("pxedeck-dhcp", &cancel, &mut tasks)?;
+        let dhcp_started = start_dhcp(
+            &config,
+            &inventory,
+            &bus,
+            &base,
+            tftp_fs.clone(),
+            &cancel,
+            &dhcp_lane,
+        )?;
+        let dhcp = dhcp_started.as_ref().map(|d| d.server.clone());
+        let dhcp_addr = dhcp_started.as_ref().map(|d| d.main);
+        let proxy_addr = dhcp_started.and_then(|d| d.proxy);
+
+        let leases: Arc<dyn LeaseView> = match &dhcp {
+            Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
+            _ => Arc::new(NoLeases),
+        };
+        // TFTP starts after DHCP: the GRUB chain's configs need the lease
+        // table. No machine reaches TFTP before it has a DHCP answer.
+        let scripts = http::ScriptCache::default();
         let tftp = Arc::new(
             TftpServer::new(
                 TftpSettings::from_config(&config),
-                tftp_fs.clone(),
+                tftp_fs,
                 bus.clone(),
                 progress.clone(),
-                Some(grub_configs(
-                    config.clone(),
-                    inventory.clone(),
-                    urls.clone(),
-                    secrets.clone(),
-                    bus.clone(),
-                )),
+                Some(
+                    GrubChain {
+                        config: config.clone(),
+                        inventory: inventory.clone(),
+                        urls: urls.clone(),
+                        secrets: secrets.clone(),
+                        bus: bus.clone(),
+                        leases: leases.clone(),
+                        bindings: scripts.bindings(),
+                    }
+                    .generator(),
+                ),
             )
             .sharing_cache(files.clone()),
         );
@@ -209,14 +235,6 @@ impl Services {
         let tftp_addr = tftp_socket.local_addr()?;
         tftp_lane.spawn(tftp.clone().serve(tftp_socket, cancel.clone()));
 
-        let dhcp_lane = Lane::start("pxedeck-dhcp", &cancel, &mut tasks)?;
-        let dhcp_started = start_dhcp(
-            &config, &inventory, &bus, &base, tftp_fs, &cancel, &dhcp_lane,
-        )?;
-        let dhcp = dhcp_started.as_ref().map(|d| d.server.clone());
-        let dhcp_addr = dhcp_started.as_ref().map(|d| d.main);
-        let proxy_addr = dhcp_started.and_then(|d| d.proxy);
-
         // BMC work runs on a task of its own: a slow BMC never holds up
         // the console, the API or a boot.
         let (bmc_actor, bmc) =
@@ -230,10 +248,6 @@ impl Services {
         let auto_adopt = adopter.stats.clone();
         tasks.spawn(adopter.run(cancel.clone()));
 
-        let leases: Arc<dyn LeaseView> = match &dhcp {
-            Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
-            _ => Arc::new(NoLeases),
-        };
         let http_state = Arc::new(HttpState {
             config: config.clone(),
             inventory: inventory.clone(),
@@ -247,7 +261,7 @@ impl Services {
             model: live.clone(),
             dhcp: dhcp.clone(),
             tftp: Some(tftp.clone()),
-            scripts: Default::default(),
+            scripts,
             files,
             secrets,
             next_boot: Default::default(),
@@ -381,69 +395,6 @@ fn with_signed_loaders(fs: BootFs, config: &Config) -> BootFs {
         .files()
         .into_iter()
         .fold(fs, |fs, (name, path)| fs.and_file(name, path))
-}
-
-/// The TFTP generator of the GRUB chain: `grub/grub.cfg`, each machine's
-/// config (the decision DHCP and HTTP take, with fresh capability tokens,
-/// as an iPXE script gets), and GRUB's failure reports, which become
-/// events.
-fn grub_configs(
-    config: Arc<Config>,
-    inventory: SharedInventory,
-    urls: Urls,
-    secrets: Arc<http::auth::Secrets>,
-    bus: Bus,
-) -> Generator {
-    Arc::new(move |path: &str, client: IpAddr| {
-        let server = config.address;
-        let text = match grub::parse(path)? {
-            grub::Request::Entry => grub::entry(server),
-            grub::Request::Machine(mac) => {
-                let inv = inventory.load();
-                let (decision, machine) = decide(&inv, &config.unknown, &mac, None);
-                let script = grub::machine(&inv, machine, &decision, &mac, &urls, server);
-                if let Some(reason) = &script.error {
-                    bus.emit(EventKind::Log {
-                        level: Level::Error,
-                        target: "grub".into(),
-                        message: format!("GRUB config for {mac}: {reason}"),
-                    });
-                }
-                let hostname = machine.map(|m| m.hostname.clone());
-                bus.emit(EventKind::ScriptServed {
-                    client,
-                    mac: Some(mac),
-                    hostname: hostname.clone(),
-                    kind: script.kind,
-                    profile: script.profile.clone(),
-                    chain: Chain::Grub,
-                });
-                match (&hostname, machine) {
-                    (Some(host), Some(m)) => {
-                        let boot = secrets.capabilities.mint(
-                            crate::clock::now_millis() / 1000,
-                            config.http.capability_lifetime.as_secs(),
-                        );
-                        secrets
-                            .capabilities
-                            .fill(&script.text, host, m.macs.first(), &boot)
-                    }
-                    _ => script.text,
-                }
-            }
-            grub::Request::Failed { mac, stage } => {
-                let inv = inventory.load();
-                bus.emit(EventKind::BootFailed {
-                    mac,
-                    hostname: inv.by_mac(&mac).map(|m| m.hostname.clone()),
-                    stage,
-                    reason: stage.reason().into(),
-                });
-                grub::failure_noted(stage)
-            }
-        };
-        Some(text.into_bytes())
-    })
 }
 
 /// File descriptors kept for everything but TFTP transfers and boot-HTTP

@@ -493,6 +493,52 @@ fn secure_boot_held_machine_boots_when_adopted() {
     );
 }
 
+/// A machine pre-seeded by serial alone (no MAC in its file) installs on
+/// its first boot under Secure Boot with no adoption: GRUB knows only the
+/// MAC, so pxedeck's config for an unknown MAC has GRUB's `smbios` read the
+/// serial QEMU sets (`-smbios type=1,serial=…`) and ask for it by name.
+#[test]
+fn secure_boot_machine_known_only_by_serial_installs_without_adoption() {
+    require_secure_boot_kit!();
+    let started = Instant::now();
+    let seg = Segment::new();
+    let world = World::new(&seg, "grub");
+    let (mac, serial) = ("52:54:00:5b:00:04", "PO-2026-SB-0004");
+    std::fs::write(
+        world.path().join("nodes/lab/sb-serial.yaml"),
+        format!("serial: \"{serial}\"\nprofile: sb\ninstall: true\n"),
+    )
+    .unwrap();
+    let serve = world.serve(&seg);
+    let mut vm = Vm::start_with(
+        &seg,
+        mac,
+        world.path(),
+        &["-smbios".into(), format!("type=1,serial={serial}")],
+    );
+    let steps = assert_installed_under_secure_boot(&mut vm, &serve, &world, "sb-serial", mac);
+    // The config for its unknown MAC is a hold that asks by serial first:
+    // it is served once, and the same round boots.
+    let holds = steps.iter().filter(|s| s.as_str() == "grub.cfg hold").count();
+    assert!(
+        holds <= 1,
+        "held for {holds} rounds before its serial was read: {steps:?}"
+    );
+    let file = world.machine_file("sb-serial");
+    assert!(
+        !file.contains("mac"),
+        "a claim is never written back into the file:\n{file}"
+    );
+    summary(
+        "Secure Boot: known by serial alone → Linux, no adoption",
+        started,
+        &format!(
+            "GRUB read SMBIOS serial {serial}; VM {:.0} s; state installed",
+            vm.started.elapsed().as_secs_f64()
+        ),
+    );
+}
+
 // ---------------------------------------------------------------------------
 // ARM64: Debian's arm64 shim, GRUB, kernel and busybox, from Debian's arm64
 // packages (`dpkg --add-architecture arm64`; `.ci/run` does it), cached in

@@ -4,8 +4,8 @@
 //! segment's pool with that segment's address as server identifier and
 //! next-server; curl fetches the boot script and finds its URLs on its
 //! segment's address; tftp-hpa fetches the loader from its segment's
-//! address. A third segment in proxy mode answers a PXE DISCOVER with boot
-//! information only. Root only; skipped loudly where namespaces are not
+//! address, and the GRUB configs it fetches name that address too. A third
+//! segment in proxy mode answers a PXE DISCOVER with boot information only. Root only; skipped loudly where namespaces are not
 //! available. Namespaces and links are named `s7r-…` and removed on drop.
 
 mod common;
@@ -46,6 +46,11 @@ struct Segments {
 
 const SEGMENTS: [&str; 3] = ["10.61.1", "10.61.2", "10.61.3"];
 
+/// The MAC of segment `i`'s client.
+fn client_mac(i: usize) -> String {
+    format!("52:54:00:61:01:0{i}")
+}
+
 impl Segments {
     fn new() -> Segments {
         let pid = std::process::id();
@@ -83,6 +88,8 @@ impl Segments {
                 &dev,
             ]);
             must(&["-n", &s.server, "link", "set", &dev, "up"]);
+            // A MAC of our own, for the machine files the test writes.
+            must(&["-n", client, "link", "set", "eth0", "address", &client_mac(i)]);
             must(&["-n", client, "link", "set", "eth0", "up"]);
             common::wire_checksums(&s.server, &dev);
             common::wire_checksums(client, "eth0");
@@ -219,6 +226,21 @@ fn one_instance_serves_two_segments_each_from_its_own_address() {
     std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
     std::fs::create_dir_all(dir.path().join("boot")).unwrap();
     std::fs::write(dir.path().join("boot/undionly.kpxe"), vec![7u8; 70_000]).unwrap();
+    std::fs::create_dir_all(dir.path().join("nodes/_profiles")).unwrap();
+    std::fs::write(
+        dir.path().join("nodes/_profiles/sb.yaml"),
+        "secure_boot: true\nboot:\n  kernel: debian/vmlinuz\n  initrd: debian/initrd.gz\n  \
+         cmdline: pxedeck.config={{ config_url }}/preseed\n\
+         configs:\n  preseed: \"hello {{ hostname }}\"\n",
+    )
+    .unwrap();
+    for i in 0..2 {
+        std::fs::write(
+            dir.path().join(format!("nodes/sb-{i}.yaml")),
+            format!("mac: \"{}\"\nprofile: sb\ninstall: true\n", client_mac(i)),
+        )
+        .unwrap();
+    }
     let config_path = dir.path().join("pxedeck.yaml");
     std::fs::write(&config_path, config_text(dir.path())).unwrap();
     let config = Config::load(Some(&config_path)).unwrap();
@@ -330,6 +352,47 @@ fn one_instance_serves_two_segments_each_from_its_own_address() {
             std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0),
             70_000
         );
+
+        // The GRUB chain's generated configs name this segment's address,
+        // for TFTP (the entry loop, the kernel) and HTTP (the installer's
+        // config URL) alike.
+        for (name, wants) in [
+            (
+                "grub/grub.cfg",
+                vec![format!("(tftp,{server})/grub/machine/")],
+            ),
+            (
+                &*format!("grub/machine/{}.cfg", client_mac(i)),
+                vec![
+                    format!("(tftp,{server})/debian/vmlinuz"),
+                    format!("pxedeck.config=http://{server}/config/sb-{i}/"),
+                ],
+            ),
+        ] {
+            let local = dir.path().join(format!("grub{i}.cfg"));
+            // `host:file`: tftp-hpa would take a name with a colon for it.
+            let remote = format!("{server}:{name}");
+            let fetched = segments.client(
+                i,
+                15,
+                &["tftp", &server, "-c", "get", &remote, local.to_str().unwrap()],
+            );
+            let text = std::fs::read_to_string(&local).unwrap_or_default();
+            assert!(
+                fetched.status.success(),
+                "tftp {name} on segment {i}: {fetched:?}"
+            );
+            for want in wants {
+                assert!(
+                    text.contains(&want),
+                    "segment {i}, {name}: no {want}:\n{text}"
+                );
+            }
+            assert!(
+                !text.contains(other),
+                "segment {i}, {name} names the other segment:\n{text}"
+            );
+        }
     }
 
     // The proxy segment: boot information only, from its own address.

@@ -50,8 +50,9 @@ async fn start(settings: TftpSettings) -> Fixture {
     std::fs::write(root.path().join("text.txt"), "a\nb\rc\n").unwrap();
     std::fs::create_dir(root.path().join("dir")).unwrap();
     let bus = Bus::default();
-    let generator: pxedeck::tftp::Generator = Arc::new(|name: &str, client| {
-        (name == "pxelinux.cfg/generated").then(|| format!("for {client}\n").into_bytes())
+    let generator: pxedeck::tftp::Generator = Arc::new(|asked: &pxedeck::tftp::Asked<'_>| {
+        (asked.path == "pxelinux.cfg/generated")
+            .then(|| format!("for {} from {}\n", asked.client, asked.local).into_bytes())
     });
     let server = Arc::new(TftpServer::new(
         settings,
@@ -197,7 +198,7 @@ async fn netascii_and_generated_files() {
     let got = fetch(f.addr, "pxelinux.cfg/generated", &FetchOptions::default())
         .await
         .unwrap();
-    assert_eq!(got.data, b"for 127.0.0.1\n");
+    assert_eq!(got.data, b"for 127.0.0.1 from 127.0.0.1\n");
 }
 
 #[tokio::test]
@@ -645,6 +646,12 @@ async fn grub_configs_are_generated_per_machine_over_tftp() {
         "mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: true\n",
     )
     .unwrap();
+    // Pre-seeded from a purchase order: known by serial alone.
+    std::fs::write(
+        d.join("nodes/lab/po-7.yaml"),
+        "serial: \"PO-7 SN/42\"\nprofile: sb\ninstall: true\n",
+    )
+    .unwrap();
     let config = Config::from_text(
         &format!(
             "server:\n  address: 127.0.0.1\n\
@@ -708,6 +715,46 @@ async fn grub_configs_are_generated_per_machine_over_tftp() {
 
     let held = get("/grub/machine/52:54:00:99:00:01.cfg").await;
     assert!(held.contains("is not in the inventory"), "{held}");
+    assert!(
+        held.contains("source \"(tftp,127.0.0.1)/grub/serial/52:54:00:99:00:01/${pxedeck_claim}\""),
+        "an unknown MAC asks by its SMBIOS serial first:\n{held}"
+    );
+
+    // What that prelude fetches for a machine known by serial alone: its
+    // install config, with tokens bound to the MAC that asked, which the
+    // HTTP side honours (one binding table for both chains).
+    let claimed = get("/grub/serial/52:54:00:99:00:07/PO-7 SN/42").await;
+    assert!(
+        claimed.contains("echo 'pxedeck: 52:54:00:99:00:07 is po-7, booting sb'"),
+        "{claimed}"
+    );
+    assert!(!claimed.contains("smbios"), "{claimed}");
+    let po_config = claimed
+        .split('\'')
+        .find_map(|w| w.strip_prefix("pxedeck.config="))
+        .expect("a config URL on the command line")
+        .to_string();
+    assert_eq!(
+        pxedeck::http::client::get_text(&po_config, &opts)
+            .await
+            .unwrap(),
+        "hello po-7"
+    );
+    // A machine its MAC names stays itself whatever serial it claims; a
+    // placeholder or an overlong value names nothing, and says why.
+    let wire_wins = get("/grub/serial/52:54:00:5b:00:01/PO-7 SN/42").await;
+    assert!(wire_wins.contains("is sb-1, booting sb"), "{wire_wins}");
+    for (value, why) in [
+        ("To be filled by O.E.M.", "no machine in the inventory has it"),
+        ("NOPE-1", "no machine in the inventory has it"),
+        (&*"S".repeat(65), "at most 64"),
+    ] {
+        let name = format!("/grub/serial/52:54:00:99:00:07/{value}");
+        let got = fetch(tftp, &name, &FetchOptions::default()).await.unwrap();
+        let answer = String::from_utf8(got.data).unwrap();
+        assert!(answer.starts_with("# pxedeck: serial claim: "), "{answer}");
+        assert!(answer.contains(why), "{value}: {answer}");
+    }
     let noted = get("/grub/failed/52:54:00:5b:00:01/kernel").await;
     assert!(noted.contains("kernel failed"), "{noted}");
     for bad in [

@@ -9,6 +9,13 @@
 //! firmware, or returns (hold, error) to be asked again a few seconds later.
 //! A held machine that is adopted boots on its next round, without a reset.
 //!
+//! GRUB knows a machine by MAC only; a machine no wire identity names (in
+//! the inventory by serial or asset tag alone) gets, before what the
+//! unknown policy gives, a [`claims`] prelude: GRUB's `smbios` command
+//! reads the serial numbers and asset tag, and sources
+//! `grub/serial/<mac>/<serial>` and `grub/asset/<mac>/<tag>`
+//! ([`Request::Claim`]), which boot that machine or say nothing.
+//!
 //! A failed `linux`/`initrd`/`boot` is reported back by fetching
 //! `grub/failed/<mac>/<stage>` ([`Request::Failed`]): GRUB has no other way
 //! to tell the server, and the shell turns it into a failed timeline step.
@@ -29,18 +36,46 @@ pub const HOLD_SECONDS: u32 = render::HOLD_SECONDS;
 /// be built) asks again.
 pub const ERROR_RETRY_SECONDS: u32 = render::ERROR_RETRY_SECONDS;
 /// Longest request path the generator looks at; anything longer is not one
-/// of its names.
-const MAX_PATH: usize = 96;
+/// of its names. A claim path holds a MAC and a value of up to 64 bytes
+/// (longer ones reach the generator and are refused there, with the reason).
+const MAX_PATH: usize = 160;
 
 /// A GRUB request the generator answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `grub/grub.cfg`: the entry loop every machine reads.
     Entry,
     /// `grub/machine/<mac>.cfg`: one machine's config.
     Machine(Mac),
+    /// `grub/serial/<mac>/<value>`, `grub/asset/<mac>/<value>`: what the
+    /// [`claims`] prelude asks for a machine no wire identity names. The
+    /// value is GRUB's `smbios` string, as it came (checked by the
+    /// generator like an iPXE query's).
+    Claim {
+        mac: Mac,
+        kind: Claim,
+        value: String,
+    },
     /// `grub/failed/<mac>/<stage>`: GRUB reporting a failed boot step.
     Failed { mac: Mac, stage: Stage },
+}
+
+/// What a claim path says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The system or board serial number (SMBIOS type 1 or 2).
+    Serial,
+    /// The chassis asset tag (SMBIOS type 3).
+    Asset,
+}
+
+impl Claim {
+    fn name(self) -> &'static str {
+        match self {
+            Claim::Serial => "serial",
+            Claim::Asset => "asset",
+        }
+    }
 }
 
 /// The GRUB command that failed.
@@ -97,6 +132,20 @@ pub fn parse(path: &str) -> Option<Request> {
     {
         return mac.parse().ok().map(Request::Machine);
     }
+    for kind in [Claim::Serial, Claim::Asset] {
+        if let Some(claim) = rest
+            .strip_prefix(kind.name())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            // The value is the rest, slashes and all: a serial may hold one.
+            let (mac, value) = claim.split_once('/')?;
+            return Some(Request::Claim {
+                mac: mac.parse().ok()?,
+                kind,
+                value: value.to_string(),
+            });
+        }
+    }
     let (mac, stage) = rest.strip_prefix("failed/")?.split_once('/')?;
     Some(Request::Failed {
         mac: mac.parse().ok()?,
@@ -125,6 +174,38 @@ pub fn entry(server: Ipv4Addr) -> String {
     )
 }
 
+/// What a machine no wire identity names runs before its unknown-machine
+/// config: each SMBIOS string GRUB can read is offered as a claim, and a
+/// claim the inventory knows boots that machine (a `source` that never
+/// returns). A missing string makes `smbios` fail, which skips it.
+pub fn claims(server: Ipv4Addr, mac: &Mac) -> String {
+    let mut out = String::from(
+        "# pxedeck: no MAC or DHCP UUID names this machine; ask by its SMBIOS \
+         serials and asset tag\n",
+    );
+    // (type, offset): system serial, baseboard serial, chassis asset tag.
+    for (kind, table, offset) in [
+        (Claim::Serial, 1, 7),
+        (Claim::Serial, 2, 7),
+        (Claim::Asset, 3, 8),
+    ] {
+        let path = tftp(server, &format!("{DIR}/{}/{mac}/", kind.name()));
+        let _ = writeln!(
+            out,
+            "unset pxedeck_claim\n\
+             if smbios --type {table} --get-string {offset} --set pxedeck_claim; then\n\
+             \x20 if [ -n \"${{pxedeck_claim}}\" ]; then source \"{path}${{pxedeck_claim}}\"; fi\n\
+             fi"
+        );
+    }
+    out
+}
+
+/// The answer to a claim no machine holds: GRUB sources it and goes on.
+pub fn no_claim(kind: Claim, why: &str) -> String {
+    format!("# pxedeck: {} claim: {why}\n", kind.name())
+}
+
 /// The answer to a failure report: GRUB sources it, so it only says so.
 pub fn failure_noted(stage: Stage) -> String {
     format!(
@@ -137,8 +218,25 @@ pub fn failure_noted(stage: Stage) -> String {
 }
 
 /// One machine's config, for the decision taken on it (the same decision
-/// DHCP and the iPXE script take: [`super::decide::decide`]).
+/// DHCP and the iPXE script take: [`super::decide::decide`]). A machine the
+/// inventory does not name (`machine` is None) asks by its SMBIOS claims
+/// first ([`claims`]).
 pub fn machine(
+    inv: &Inventory,
+    machine: Option<&Machine>,
+    decision: &BootDecision,
+    mac: &Mac,
+    urls: &Urls,
+    server: Ipv4Addr,
+) -> Script {
+    let mut script = decided(inv, machine, decision, mac, urls, server);
+    if machine.is_none() {
+        script.text = claims(server, mac) + &script.text;
+    }
+    script
+}
+
+fn decided(
     inv: &Inventory,
     machine: Option<&Machine>,
     decision: &BootDecision,
@@ -642,7 +740,27 @@ mod tests {
                 stage: Stage::Kernel
             })
         );
+        assert_eq!(
+            parse("/grub/serial/52:54:00:5b:00:01/VMware-56 4d/x"),
+            Some(Request::Claim {
+                mac: m,
+                kind: Claim::Serial,
+                value: "VMware-56 4d/x".into()
+            }),
+            "a serial keeps its spaces and slashes"
+        );
+        assert_eq!(
+            parse("grub/asset/52:54:00:5b:00:01/SLOT-12"),
+            Some(Request::Claim {
+                mac: m,
+                kind: Claim::Asset,
+                value: "SLOT-12".into()
+            })
+        );
         for other in [
+            "/grub/serial/52:54:00:5b:00:01",
+            "/grub/serial/nope/ABC",
+            "/grub/uuid/52:54:00:5b:00:01/ABC",
             "/grub/x86_64-efi/grub.cfg",
             "/grub/machine/.cfg",
             "/grub/machine/52:54:00:5b:00:01",
@@ -660,6 +778,32 @@ mod tests {
             parse(&format!("/grub/machine/{}.cfg", "5".repeat(200))),
             None
         );
+    }
+
+    #[test]
+    fn an_unknown_machine_asks_by_its_smbios_claims_before_it_is_held() {
+        let (_d, inv) = world("mac: \"52:54:00:5b:00:01\"\nprofile: sb\ninstall: true\n");
+        let held = config_for(&inv, &UnknownPolicy::Hold, "52:54:00:99:99:99");
+        insta::assert_snapshot!(held.text, @r#"
+        # pxedeck: no MAC or DHCP UUID names this machine; ask by its SMBIOS serials and asset tag
+        unset pxedeck_claim
+        if smbios --type 1 --get-string 7 --set pxedeck_claim; then
+          if [ -n "${pxedeck_claim}" ]; then source "(tftp,10.99.0.1)/grub/serial/52:54:00:99:99:99/${pxedeck_claim}"; fi
+        fi
+        unset pxedeck_claim
+        if smbios --type 2 --get-string 7 --set pxedeck_claim; then
+          if [ -n "${pxedeck_claim}" ]; then source "(tftp,10.99.0.1)/grub/serial/52:54:00:99:99:99/${pxedeck_claim}"; fi
+        fi
+        unset pxedeck_claim
+        if smbios --type 3 --get-string 8 --set pxedeck_claim; then
+          if [ -n "${pxedeck_claim}" ]; then source "(tftp,10.99.0.1)/grub/asset/52:54:00:99:99:99/${pxedeck_claim}"; fi
+        fi
+        # pxedeck: 52:54:00:99:99:99 is not in the inventory; held until someone adopts it
+        echo 'pxedeck: 52:54:00:99:99:99 is not in the inventory.'
+        echo 'pxedeck: adopt it in the pxedeck console; asking again every 5 s.'
+        "#);
+        let known = config_for(&inv, &UnknownPolicy::Hold, "52:54:00:5b:00:01");
+        assert!(!known.text.contains("smbios"), "{}", known.text);
     }
 
     #[test]

@@ -47,6 +47,34 @@ impl Urls {
         Urls { base: base.into() }
     }
 
+    /// These URLs with the host `main` replaced by `here`, the port kept:
+    /// what a machine on another segment is told. `None` when the base
+    /// does not name `main` (an operator's `public_url` elsewhere), which
+    /// then stands for every segment.
+    pub fn on_segment(&self, main: std::net::Ipv4Addr, here: std::net::Ipv4Addr) -> Option<Urls> {
+        let port = self.base.strip_prefix(&format!("http://{main}"))?;
+        let whole = port.is_empty() || port.starts_with(':');
+        whole.then(|| Urls::new(format!("http://{here}{port}")))
+    }
+
+    /// `text` with every whole base URL of these replaced by `other`'s:
+    /// `http://10.0.0.1` never rewrites `http://10.0.0.10` or
+    /// `http://10.0.0.1:81`.
+    pub fn swap_into(&self, text: &str, other: &Urls) -> String {
+        let (main, here) = (self.base.as_str(), other.base.as_str());
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(main) {
+            let after = &rest[at + main.len()..];
+            let whole = !after.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == ':');
+            out.push_str(&rest[..at]);
+            out.push_str(if whole { here } else { main });
+            rest = after;
+        }
+        out.push_str(rest);
+        out
+    }
+
     /// The entry script, identified by MAC.
     pub fn entry(&self, mac: &Mac) -> String {
         format!("{}/{SCRIPT_PATH}?mac={mac}", self.base)
@@ -571,4 +599,39 @@ pub fn served_report(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Urls;
+
+    #[test]
+    fn base_urls_are_swapped_only_where_whole() {
+        let main = Urls::new("http://10.0.0.1");
+        let text = "chain http://10.0.0.1/boot.ipxe?mac=x\nkernel http://10.0.0.10/k http://10.0.0.1:81/y http://10.0.0.1";
+        assert_eq!(
+            main.swap_into(text, &Urls::new("http://10.0.1.1")),
+            "chain http://10.0.1.1/boot.ipxe?mac=x\nkernel http://10.0.0.10/k http://10.0.0.1:81/y http://10.0.1.1"
+        );
+        assert_eq!(
+            Urls::new("http://10.0.0.1:8080").swap_into(
+                "a http://10.0.0.1:8080/x b",
+                &Urls::new("http://10.0.1.1:8080")
+            ),
+            "a http://10.0.1.1:8080/x b"
+        );
+    }
+
+    #[test]
+    fn segment_urls_keep_the_port_and_leave_other_hosts_alone() {
+        let (main, here) = ("10.0.0.1".parse().unwrap(), "10.0.1.1".parse().unwrap());
+        let base = |b: &str| Urls::new(b).on_segment(main, here).map(|u| u.base);
+        assert_eq!(base("http://10.0.0.1").as_deref(), Some("http://10.0.1.1"));
+        assert_eq!(
+            base("http://10.0.0.1:8080").as_deref(),
+            Some("http://10.0.1.1:8080")
+        );
+        assert_eq!(base("http://10.0.0.10"), None, "another host");
+        assert_eq!(base("http://boot.example"), None, "a public_url elsewhere");
+    }
 }

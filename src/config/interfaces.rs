@@ -6,7 +6,7 @@
 //! interface serves the pools whose subnet holds its address (relayed
 //! pools by giaddr, as always).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Deserialize;
 
@@ -55,6 +55,17 @@ impl super::Config {
     /// Whether `ip` is the address of one of the listed interfaces.
     pub fn is_interface_address(&self, ip: Ipv4Addr) -> bool {
         self.interfaces.iter().any(|i| i.address == ip)
+    }
+
+    /// The segment address to name to a machine whose request came to
+    /// `local`: that address when it is a listed interface other than the
+    /// main one, else `None` (the main address serves it; so does a
+    /// request to an address pxedeck does not list, or to 0.0.0.0).
+    pub fn segment_address(&self, local: IpAddr) -> Option<Ipv4Addr> {
+        match local {
+            IpAddr::V4(ip) if ip != self.address && self.is_interface_address(ip) => Some(ip),
+            _ => None,
+        }
     }
 }
 

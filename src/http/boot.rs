@@ -20,7 +20,7 @@ use crate::boot::identity;
 use crate::boot::render::{self, Script};
 use crate::capability::{Boot, Purpose, Refused};
 use crate::event::{EventKind, Level};
-use crate::ident::{Mac, Uuid};
+use crate::ident::Mac;
 use crate::inventory::{Inventory, Machine, Stamp};
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
@@ -34,16 +34,6 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 
 fn ipxe(body: String) -> Response {
     text(StatusCode::OK, "text/plain; charset=utf-8", body)
-}
-
-/// The wire identities of a request: the MAC holding the lease of its
-/// address and the UUID DHCP saw for that MAC (option 97).
-fn wire(state: &HttpState, client: IpAddr) -> (Option<Mac>, Option<Uuid>) {
-    let mac = match to_v4(client) {
-        IpAddr::V4(v4) => state.leases.mac_at(v4),
-        IpAddr::V6(_) => None,
-    };
-    (mac, mac.and_then(|m| state.leases.uuid_of(&m)))
 }
 
 /// The rule an unknown machine matches once iPXE has said what hardware
@@ -82,53 +72,17 @@ pub struct LocalAddr(pub SocketAddr);
 /// Scripts are rendered (and cached) with the main base URL; this swaps
 /// it, where it stands as a whole address.
 fn on_segment(state: &HttpState, local: Option<Extension<LocalAddr>>, text: String) -> String {
-    let Some(Extension(LocalAddr(SocketAddr::V4(local)))) = local else {
+    let Some(Extension(LocalAddr(local))) = local else {
         return text;
     };
-    let ip = *local.ip();
     let config = &state.config;
-    if ip == config.address || !config.is_interface_address(ip) {
-        return text;
+    match config
+        .segment_address(local.ip())
+        .and_then(|here| state.urls.on_segment(config.address, here))
+    {
+        Some(here) => state.urls.swap_into(&text, &here),
+        None => text,
     }
-    let main = state.urls.base.as_str();
-    let Some(port) = main.strip_prefix(&format!("http://{}", config.address)) else {
-        return text;
-    };
-    swap_base(&text, main, &format!("http://{ip}{port}"))
-}
-
-/// `text` with every whole `main` base URL replaced by `here`:
-/// `http://10.0.0.1` never rewrites `http://10.0.0.10`.
-fn swap_base(text: &str, main: &str, here: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(main) {
-        let after = &rest[at + main.len()..];
-        let whole = !after.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == ':');
-        out.push_str(&rest[..at]);
-        out.push_str(if whole { here } else { main });
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-#[test]
-fn base_urls_are_swapped_only_where_whole() {
-    let text = "chain http://10.0.0.1/boot.ipxe?mac=x\nkernel http://10.0.0.10/k http://10.0.0.1:81/y http://10.0.0.1";
-    assert_eq!(
-        swap_base(text, "http://10.0.0.1", "http://10.0.1.1"),
-        "chain http://10.0.1.1/boot.ipxe?mac=x\nkernel http://10.0.0.10/k http://10.0.0.1:81/y http://10.0.1.1"
-    );
-    assert_eq!(
-        swap_base(
-            "a http://10.0.0.1:8080/x b",
-            "http://10.0.0.1:8080",
-            "http://10.0.1.1:8080"
-        ),
-        "a http://10.0.1.1:8080/x b"
-    );
 }
 
 /// `GET /boot.ipxe`: the script every iPXE is pointed at.
@@ -158,7 +112,7 @@ pub async fn script(
     };
     state.stats.answered(HttpResponse::Script);
     let inv = state.inventory.load();
-    let (lease_mac, lease_uuid) = wire(&state, client);
+    let (lease_mac, lease_uuid) = state.leases.wire(client);
     let found = identity::resolve(&inv, lease_mac, lease_uuid, &reported);
     // A client no wire identity names, that has not said what it knows
     // yet (the boot file DHCP gave carries no query), is asked for it all:
@@ -534,7 +488,30 @@ pub struct ScriptCache {
     renders: std::sync::atomic::AtomicU64,
     /// Machines without a MAC in their file, bound to the MAC their last
     /// script went to (see [`ScriptCache::bind`]).
-    bound: std::sync::Mutex<std::collections::HashMap<String, Mac>>,
+    bound: Bindings,
+}
+
+/// Machines whose file names no MAC, each bound to the MAC its last boot
+/// script or GRUB config was served to (see [`ScriptCache::bind`]). Shared
+/// by the iPXE (HTTP) and GRUB (TFTP) chains: a clone is the same table.
+#[derive(Default, Clone)]
+pub struct Bindings(Arc<std::sync::Mutex<std::collections::HashMap<String, Mac>>>);
+
+impl Bindings {
+    /// See [`ScriptCache::bind`].
+    pub fn bind(&self, hostname: &str, mac: Mac) {
+        let mut bound = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if bound.len() >= CACHE_LIMIT && !bound.contains_key(hostname) {
+            bound.clear();
+        }
+        bound.insert(hostname.to_string(), mac);
+    }
+
+    /// The MAC a machine without one of its own was last served from.
+    pub fn bound(&self, hostname: &str) -> Option<Mac> {
+        let bound = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        bound.get(hostname).copied()
+    }
 }
 
 struct Entry {
@@ -597,17 +574,17 @@ impl ScriptCache {
     /// callback are served to that MAC's lease only. The latest boot wins;
     /// past [`CACHE_LIMIT`] machines the table starts over.
     pub fn bind(&self, hostname: &str, mac: Mac) {
-        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-        if bound.len() >= CACHE_LIMIT && !bound.contains_key(hostname) {
-            bound.clear();
-        }
-        bound.insert(hostname.to_string(), mac);
+        self.bound.bind(hostname, mac);
     }
 
     /// The MAC a machine without one of its own was last served from.
     pub fn bound(&self, hostname: &str) -> Option<Mac> {
-        let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-        bound.get(hostname).copied()
+        self.bound.bound(hostname)
+    }
+
+    /// The bindings table, to share with the GRUB chain.
+    pub fn bindings(&self) -> Bindings {
+        self.bound.clone()
     }
 
     /// How many scripts were rendered (not served from the cache).

@@ -17,7 +17,7 @@
 pub mod api;
 pub mod auth;
 mod boot;
-pub use boot::ScriptCache;
+pub use boot::{Bindings, ScriptCache};
 pub mod client;
 mod conn;
 pub use conn::{API_MAX_CONNECTIONS, ConnLimits, serve};
@@ -60,6 +60,16 @@ pub trait LeaseView: Send + Sync {
     /// firmware), for rules matched when its facts arrive.
     fn seen_of(&self, _mac: &Mac) -> Option<crate::dhcp::seen::Seen> {
         None
+    }
+    /// The wire identities of a request from `client`: the MAC holding
+    /// the lease of its address and the UUID DHCP saw for that MAC
+    /// (option 97).
+    fn wire(&self, client: IpAddr) -> (Option<Mac>, Option<Uuid>) {
+        let mac = match to_v4(client) {
+            IpAddr::V4(v4) => self.mac_at(v4),
+            IpAddr::V6(_) => None,
+        };
+        (mac, mac.and_then(|m| self.uuid_of(&m)))
     }
 }
 

@@ -7,4 +7,4 @@ pub mod server;
 pub mod source;
 pub mod transfer;
 
-pub use server::{Generator, TftpServer, TftpSettings, TftpStats};
+pub use server::{Asked, Generator, TftpServer, TftpSettings, TftpStats};

@@ -37,7 +37,20 @@ pub const MAX_TFTP_FILE: u64 = 1 << 30;
 
 /// Produces files that do not exist on disk (per-client scripts, GRUB
 /// configs). Consulted before the file system.
-pub type Generator = Arc<dyn Fn(&str, IpAddr) -> Option<Vec<u8>> + Send + Sync>;
+pub type Generator = Arc<dyn Fn(&Asked<'_>) -> Option<Vec<u8>> + Send + Sync>;
+
+/// A read request, as a [`Generator`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// The file name, as the client sent it.
+    pub path: &'a str,
+    /// The client's address.
+    pub client: IpAddr,
+    /// The server address the transfer is sent from: the address of the
+    /// client's segment when several interfaces are served (0.0.0.0 in
+    /// single-port mode on a wildcard socket, which cannot tell).
+    pub local: IpAddr,
+}
 
 #[derive(Clone)]
 pub struct TftpSettings {
@@ -209,6 +222,19 @@ enum Link {
 }
 
 impl Link {
+    /// The address this transfer is sent from. A connected socket knows
+    /// it even when the listener is on 0.0.0.0: the kernel chose it by
+    /// route when it connected.
+    fn local_ip(&self) -> IpAddr {
+        let socket = match self {
+            Link::Own(s) => s,
+            Link::Shared { socket, .. } => socket.as_ref(),
+        };
+        socket
+            .local_addr()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    }
+
     async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Link::Own(s) => s.send(bytes).await.map(|_| ()),
@@ -439,10 +465,10 @@ impl TftpServer {
     /// copy when the cache has or takes it, else the file open on disk.
     async fn content(
         self: &Arc<Self>,
-        filename: &str,
-        client: IpAddr,
+        asked: Asked<'_>,
     ) -> Result<(Raw, Origin), (ErrorCode, String)> {
-        if let Some(generated) = self.generator.as_ref().and_then(|g| g(filename, client)) {
+        let filename = asked.path;
+        if let Some(generated) = self.generator.as_ref().and_then(|g| g(&asked)) {
             return Ok((Raw::Held(generated.into()), Origin::Generated));
         }
         let server = self.clone();
@@ -501,7 +527,12 @@ impl TftpServer {
         cancel: CancellationToken,
     ) {
         let _active = ActiveGuard(&self, peer);
-        let (content, origin) = match self.content(&filename, peer.ip()).await {
+        let asked = Asked {
+            path: &filename,
+            client: peer.ip(),
+            local: link.local_ip(),
+        };
+        let (content, origin) = match self.content(asked).await {
             Ok(c) => c,
             Err((code, message)) => {
                 debug!(%peer, %filename, %message, "tftp: request refused");
