@@ -178,6 +178,19 @@ impl Services {
         let progress = Arc::new(ProgressTable::default());
         // Loaders, kernels and initrds are held once for both services.
         let files = Arc::new(FileCache::default());
+        // TFTP and DHCP each run on a thread of their own (see `Lane`).
+        let tftp_lane = Lane::start("pxedeck-tftp", &cancel, &mut tasks)?;
+        let tftp_socket = {
+            let _in_lane = tftp_lane.enter();
+            udp_socket(
+                SocketAddr::from((listen, config.tftp.port)),
+                &UdpOptions {
+                    buffer: UDP_BUFFER,
+                    ..Default::default()
+                },
+            )?
+        };
+        let tftp_addr = tftp_socket.local_addr()?;
         let dhcp_lane = Lane::start("pxedeck-dhcp", &cancel, &mut tasks)?;
         let dhcp_started = start_dhcp(
             &config,
@@ -196,8 +209,9 @@ impl Services {
             Some(d) if config.dhcp.mode == DhcpMode::Full => d.clone(),
             _ => Arc::new(NoLeases),
         };
-        // TFTP starts after DHCP: the GRUB chain's configs need the lease
-        // table. No machine reaches TFTP before it has a DHCP answer.
+        // TFTP's port is bound before DHCP's; it serves once DHCP is up,
+        // as the GRUB chain's configs need the lease table. No machine
+        // reaches TFTP before it has a DHCP answer.
         let scripts = http::ScriptCache::default();
         let tftp = Arc::new(
             TftpServer::new(
@@ -220,19 +234,6 @@ impl Services {
             )
             .sharing_cache(files.clone()),
         );
-        // TFTP and DHCP each run on a thread of their own (see `Lane`).
-        let tftp_lane = Lane::start("pxedeck-tftp", &cancel, &mut tasks)?;
-        let tftp_socket = {
-            let _in_lane = tftp_lane.enter();
-            udp_socket(
-                SocketAddr::from((listen, config.tftp.port)),
-                &UdpOptions {
-                    buffer: UDP_BUFFER,
-                    ..Default::default()
-                },
-            )?
-        };
-        let tftp_addr = tftp_socket.local_addr()?;
         tftp_lane.spawn(tftp.clone().serve(tftp_socket, cancel.clone()));
 
         // BMC work runs on a task of its own: a slow BMC never holds up

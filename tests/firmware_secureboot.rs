@@ -519,7 +519,10 @@ fn secure_boot_machine_known_only_by_serial_installs_without_adoption() {
     let steps = assert_installed_under_secure_boot(&mut vm, &serve, &world, "sb-serial", mac);
     // The config for its unknown MAC is a hold that asks by serial first:
     // it is served once, and the same round boots.
-    let holds = steps.iter().filter(|s| s.as_str() == "grub.cfg hold").count();
+    let holds = steps
+        .iter()
+        .filter(|s| s.as_str() == "grub.cfg hold")
+        .count();
     assert!(
         holds <= 1,
         "held for {holds} rounds before its serial was read: {steps:?}"

@@ -5,7 +5,8 @@
 //! next-server; curl fetches the boot script and finds its URLs on its
 //! segment's address; tftp-hpa fetches the loader from its segment's
 //! address, and the GRUB configs it fetches name that address too. A third
-//! segment in proxy mode answers a PXE DISCOVER with boot information only. Root only; skipped loudly where namespaces are not
+//! segment in proxy mode answers a PXE DISCOVER with boot information only;
+//! a fourth, on the server but not listed, is not answered at all. Root only; skipped loudly where namespaces are not
 //! available. Namespaces and links are named `s7r-…` and removed on drop.
 
 mod common;
@@ -44,7 +45,9 @@ struct Segments {
     clients: Vec<String>,
 }
 
-const SEGMENTS: [&str; 3] = ["10.61.1", "10.61.2", "10.61.3"];
+/// Three listed segments, and a fourth the server has but does not list
+/// (the management LAN of a real host).
+const SEGMENTS: [&str; 4] = ["10.61.1", "10.61.2", "10.61.3", "10.61.4"];
 
 /// The MAC of segment `i`'s client.
 fn client_mac(i: usize) -> String {
@@ -89,7 +92,15 @@ impl Segments {
             ]);
             must(&["-n", &s.server, "link", "set", &dev, "up"]);
             // A MAC of our own, for the machine files the test writes.
-            must(&["-n", client, "link", "set", "eth0", "address", &client_mac(i)]);
+            must(&[
+                "-n",
+                client,
+                "link",
+                "set",
+                "eth0",
+                "address",
+                &client_mac(i),
+            ]);
             must(&["-n", client, "link", "set", "eth0", "up"]);
             common::wire_checksums(&s.server, &dev);
             common::wire_checksums(client, "eth0");
@@ -164,6 +175,7 @@ fn config_text(dir: &Path) -> String {
          dhcp:\n  lease_file: {dir}/leases.jsonl\n  pools:\n\
          \x20   - subnet: 10.61.1.0/24\n      range: 10.61.1.100-10.61.1.150\n\
          \x20   - subnet: 10.61.2.0/24\n      range: 10.61.2.100-10.61.2.150\n\
+         \x20   - subnet: 10.61.4.0/24\n      range: 10.61.4.100-10.61.4.150\n\
          http:\n  port: 80\n  api_listen: 127.0.0.1:8081\n\
          unknown:\n  policy: hold\n\
          boot_root: {dir}/boot\ninventory: {dir}/nodes\n",
@@ -375,7 +387,14 @@ fn one_instance_serves_two_segments_each_from_its_own_address() {
             let fetched = segments.client(
                 i,
                 15,
-                &["tftp", &server, "-c", "get", &remote, local.to_str().unwrap()],
+                &[
+                    "tftp",
+                    &server,
+                    "-c",
+                    "get",
+                    &remote,
+                    local.to_str().unwrap(),
+                ],
             );
             let text = std::fs::read_to_string(&local).unwrap_or_default();
             assert!(
@@ -411,6 +430,13 @@ fn one_instance_serves_two_segments_each_from_its_own_address() {
         "option 54 is the proxy segment's address"
     );
     assert_eq!(reply.option(opt::CLASS_ID), Some(&b"PXEClient"[..]));
+
+    // The unlisted segment: not answered, though a pool holds its subnet
+    // (a pool for relays there): one socket hears it, and refuses it.
+    assert!(
+        pxe_discover(&segments.clients[3], [0x52, 0x54, 0, 0x61, 0, 0x0a]).is_none(),
+        "a request on an interface not listed was answered"
+    );
 
     cancel.cancel();
     let _ = join.join();

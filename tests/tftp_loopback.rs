@@ -745,7 +745,10 @@ async fn grub_configs_are_generated_per_machine_over_tftp() {
     let wire_wins = get("/grub/serial/52:54:00:5b:00:01/PO-7 SN/42").await;
     assert!(wire_wins.contains("is sb-1, booting sb"), "{wire_wins}");
     for (value, why) in [
-        ("To be filled by O.E.M.", "no machine in the inventory has it"),
+        (
+            "To be filled by O.E.M.",
+            "no machine in the inventory has it",
+        ),
         ("NOPE-1", "no machine in the inventory has it"),
         (&*"S".repeat(65), "at most 64"),
     ] {

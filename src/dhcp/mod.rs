@@ -179,6 +179,9 @@ crate::reasons! {
         DhcpOff => "dhcp_off",
         UnknownIgnored => "unknown_ignored",
         NoPoolForSegment => "no_pool_for_segment",
+        /// With several interfaces: a request sent directly to an
+        /// interface or address not listed (the management LAN).
+        NotOurInterface => "not_our_interface",
         PoolExhausted => "pool_exhausted",
         OfferConflict => "offer_conflict",
         ChoseAnotherServer => "chose_another_server",

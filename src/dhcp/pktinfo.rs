@@ -113,6 +113,74 @@ pub async fn send(
         .await
 }
 
+/// The interfaces listed in `interfaces:`, as a datagram's [`Arrival`]
+/// tells them apart. With several interfaces one socket on 0.0.0.0 hears
+/// every interface of the host, the management LAN too; a request sent
+/// there directly must go unanswered. This is what binding each listed
+/// interface would do, without a socket per interface.
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    entries: Vec<ListedInterface>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ListedInterface {
+    address: Ipv4Addr,
+    /// The index of its `name`, when it has one.
+    ifindex: Option<u32>,
+}
+
+impl Listed {
+    /// `(address, interface index)` for each listed interface.
+    pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, Option<u32>)>) -> Listed {
+        Listed {
+            entries: entries
+                .into_iter()
+                .map(|(address, ifindex)| ListedInterface { address, ifindex })
+                .collect(),
+        }
+    }
+
+    /// Looks each interface's name up on this host: a name it does not
+    /// have is an error (a typo would otherwise serve nothing, silently).
+    pub fn resolve(interfaces: &[crate::config::Interface]) -> io::Result<Listed> {
+        let mut entries = Vec::with_capacity(interfaces.len());
+        for i in interfaces {
+            let ifindex = match &i.name {
+                Some(name) => Some(nix::net::if_::if_nametoindex(name.as_str()).map_err(|e| {
+                    io::Error::other(format!(
+                        "interfaces: no interface named {name} on this host ({e})"
+                    ))
+                })?),
+                None => None,
+            };
+            entries.push((i.address, ifindex));
+        }
+        Ok(Listed::new(entries))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The listed interface a request sent directly (not relayed) is for,
+    /// by the address it came to, else by the interface it arrived on (a
+    /// broadcast on an interface whose listed address is not its first).
+    /// A named interface answers only what arrived on it. None: the
+    /// request is not for any listed interface.
+    pub fn serving(&self, arrival: Arrival) -> Option<Ipv4Addr> {
+        let on_it = |e: &ListedInterface| e.ifindex.is_none_or(|ix| ix == arrival.ifindex);
+        match self.entries.iter().find(|e| e.address == arrival.local) {
+            Some(e) => on_it(e).then_some(e.address),
+            None => self
+                .entries
+                .iter()
+                .find(|e| e.ifindex == Some(arrival.ifindex))
+                .map(|e| e.address),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +214,52 @@ mod tests {
         // Nothing queued: WouldBlock, not a hang.
         let e = try_recv(&server, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn only_what_arrives_for_a_listed_interface_is_served() {
+        let eth1 = Ipv4Addr::new(10, 61, 1, 1);
+        let eth2 = Ipv4Addr::new(10, 61, 2, 1);
+        let listed = Listed::new([(eth1, Some(3)), (eth2, None)]);
+        let at = |local: [u8; 4], ifindex| Arrival {
+            local: Ipv4Addr::from(local),
+            ifindex,
+        };
+        // By address, on the named interface.
+        assert_eq!(listed.serving(at([10, 61, 1, 1], 3)), Some(eth1));
+        // The named interface's address reached through another one (the
+        // management LAN routing to it): not answered.
+        assert_eq!(listed.serving(at([10, 61, 1, 1], 2)), None);
+        // A broadcast on the named interface whose first address is
+        // another one: that interface's listed address answers.
+        assert_eq!(listed.serving(at([10, 61, 1, 9], 3)), Some(eth1));
+        // An unnamed interface is known by its address alone.
+        assert_eq!(listed.serving(at([10, 61, 2, 1], 7)), Some(eth2));
+        // The management LAN: neither address nor interface is listed.
+        assert_eq!(listed.serving(at([192, 168, 1, 5], 2)), None);
+    }
+
+    #[test]
+    fn a_name_the_host_does_not_have_is_refused() {
+        let iface = |name: &str| crate::config::Interface {
+            name: Some(name.into()),
+            address: Ipv4Addr::LOCALHOST,
+            mode: crate::config::DhcpMode::Full,
+        };
+        let listed = Listed::resolve(&[iface("lo")]).unwrap();
+        let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+        assert!(
+            listed
+                .serving(Arrival {
+                    local: Ipv4Addr::LOCALHOST,
+                    ifindex: lo
+                })
+                .is_some()
+        );
+        let e = Listed::resolve(&[iface("pxd-nonesuch")]).unwrap_err();
+        assert!(
+            e.to_string().contains("no interface named pxd-nonesuch"),
+            "{e}"
+        );
     }
 }

@@ -100,6 +100,8 @@ pub struct DhcpServer {
     /// With several interfaces, each one's `http://<address>[:port]`: a
     /// machine's boot URLs name the address of its segment.
     http_bases: Vec<(Ipv4Addr, String)>,
+    /// The listed interfaces (`interfaces:`); empty with one interface.
+    listed: crate::dhcp::pktinfo::Listed,
     loader_probe: LoaderProbe,
     /// The last probe's [`Loaders`], as bits.
     loaders: AtomicU16,
@@ -130,14 +132,18 @@ impl DhcpServer {
             replayed.live,
             replayed.skipped
         );
-        Ok(DhcpServer::with_journal(
-            config,
-            inventory,
-            bus,
-            http_base,
-            loader_probe,
-            (table, Box::new(store)),
-        ))
+        let listed = crate::dhcp::pktinfo::Listed::resolve(&config.interfaces)?;
+        Ok(DhcpServer {
+            listed,
+            ..DhcpServer::with_journal(
+                config,
+                inventory,
+                bus,
+                http_base,
+                loader_probe,
+                (table, Box::new(store)),
+            )
+        })
     }
 
     /// Builds the server over a lease table and the journal that keeps it
@@ -153,6 +159,7 @@ impl DhcpServer {
         let http_bases = interface_bases(&config, &http_base);
         let server = DhcpServer {
             http_bases,
+            listed: Default::default(),
             config,
             inventory,
             committer: Committer::start(Leases::new(table, journal)),
@@ -524,10 +531,22 @@ impl DhcpServer {
             // The address the datagram came to is this request's server
             // address (option 54, next-server, its segment's pool).
             let arrived = arrivals.get(i).copied().flatten();
-            let server_ip = arrived
-                .map(|a| a.local)
-                .filter(|ip| !ip.is_unspecified())
-                .unwrap_or(ctx.server_ip);
+            let server_ip = if self.listed.is_empty() || req.relay.is_some() {
+                arrived
+                    .map(|a| a.local)
+                    .filter(|ip| !ip.is_unspecified())
+                    .unwrap_or(ctx.server_ip)
+            } else {
+                // Several interfaces: only the listed ones are served
+                // directly (a relay's request may come in on any).
+                match arrived.and_then(|a| self.listed.serving(a)) {
+                    Some(ip) => ip,
+                    None => {
+                        self.stats.dropped.bump(Unanswered::NotOurInterface);
+                        continue;
+                    }
+                }
+            };
             // Only netbooting clients are matched against rules or known
             // by UUID; an office laptop's renewals skip the table's lock.
             if req.uuid.is_some() || req.is_boot_client() {
