@@ -151,6 +151,7 @@ fn run(size: &Size, w: u16, h: u16, tab: Tab) -> (Duration, u64) {
                     uuid: None,
                     relay: None,
                     relay_agent: None,
+                    interface: None,
                     rule: None,
                     hostname: Some(format!("node-{n:04}")),
                     decision: BootDecision::Install {

@@ -157,6 +157,7 @@ fn model_memory(machines: usize, booting: usize) {
                     uuid: None,
                     relay: None,
                     relay_agent: None,
+                    interface: None,
                     rule: None,
                     hostname: Some(format!("node-{n:05}")),
                     decision: BootDecision::Install {

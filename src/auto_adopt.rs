@@ -275,6 +275,7 @@ mod tests {
             uuid: None,
             relay: None,
             relay_agent: None,
+            interface: None,
             hostname: hostname.map(str::to_string),
             decision: BootDecision::Hold,
             rule: Some(RuleHit {

@@ -86,6 +86,27 @@ pub struct ServerInfo {
     pub api: SocketAddr,
     pub pools: Vec<PoolInfo>,
     pub unknown_policy: UnknownPolicy,
+    /// The listed interfaces (`interfaces:`); empty with one.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceInfo>,
+}
+
+/// One listed interface, as the console names a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceInfo {
+    pub name: Option<String>,
+    pub address: Ipv4Addr,
+    pub mode: DhcpMode,
+}
+
+impl InterfaceInfo {
+    /// `eth2 10.61.2.1`, or the address alone when it has no name.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} {}", self.address),
+            None => self.address.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -564,6 +564,7 @@ mod tests {
                 uuid: None,
                 relay: None,
                 relay_agent: None,
+                interface: None,
                 rule: None,
                 hostname: None,
                 decision: crate::boot::BootDecision::Hold,

@@ -20,7 +20,7 @@ use crate::control::{Control, inventory_event};
 use crate::dhcp::handler::Port;
 use crate::dhcp::leases::LeaseState;
 use crate::dhcp::server::DhcpServer;
-use crate::event::{Bus, EventKind, Level, PoolInfo, ServerInfo};
+use crate::event::{Bus, EventKind, InterfaceInfo, Level, PoolInfo, ServerInfo};
 use crate::filecache::FileCache;
 use crate::git::GitRecorder;
 use crate::grub_chain::GrubChain;
@@ -349,6 +349,15 @@ impl Services {
                 })
                 .collect(),
             unknown_policy: config.unknown.clone(),
+            interfaces: config
+                .interfaces
+                .iter()
+                .map(|i| InterfaceInfo {
+                    name: i.name.clone(),
+                    address: i.address,
+                    mode: i.mode,
+                })
+                .collect(),
         }));
 
         // Leases that survived a restart are shown, and attribute

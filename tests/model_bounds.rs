@@ -331,6 +331,7 @@ fn fill(live: &LiveModel, rows: u32) {
                 uuid: None,
                 relay: None,
                 relay_agent: None,
+                interface: None,
                 rule: None,
                 hostname: None,
                 decision: BootDecision::Hold,

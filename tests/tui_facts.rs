@@ -60,6 +60,7 @@ fn seen(m: &str) -> EventKind {
         uuid: None,
         relay: None,
         relay_agent: None,
+        interface: None,
         rule: None,
         hostname: None,
         decision: BootDecision::Hold,
@@ -82,6 +83,7 @@ fn app() -> App {
                 last: "10.99.0.199".parse().unwrap(),
             }],
             unknown_policy: UnknownPolicy::Hold,
+            interfaces: vec![],
         }),
         EventKind::InventoryReloaded {
             machines: vec![],

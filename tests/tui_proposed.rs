@@ -49,6 +49,7 @@ fn seen(m: &str, hostname: Option<&str>, rule: Option<RuleHit>) -> EventKind {
         uuid: None,
         relay: None,
         relay_agent: None,
+        interface: None,
         hostname: hostname.map(str::to_string),
         decision: if hostname.is_some() {
             BootDecision::Local
@@ -75,6 +76,7 @@ fn app() -> App {
                 last: "10.99.0.199".parse().unwrap(),
             }],
             unknown_policy: UnknownPolicy::Hold,
+            interfaces: vec![],
         }),
         EventKind::InventoryReloaded {
             machines: vec![KnownMachine {

@@ -178,6 +178,7 @@ pub fn handle(req: &Request, src: SocketAddr, leases: &mut LeaseTable, ctx: &Ctx
             uuid: req.uuid,
             relay: req.relay,
             relay_agent: agent,
+            interface: req.relay.is_none().then_some(ctx.server_ip),
             hostname: client.hostname.map(str::to_string),
             decision: decision.clone(),
             rule,

@@ -124,6 +124,11 @@ pub struct DhcpSeen {
     /// What option 82 said about the port and relay, when a relay added it.
     #[serde(default)]
     pub relay_agent: Option<RelayAgentSeen>,
+    /// The address of the interface a direct request was heard on (with
+    /// several interfaces, which segment the machine is on); None for a
+    /// relayed one, which has `relay`.
+    #[serde(default)]
+    pub interface: Option<Ipv4Addr>,
     /// The inventory hostname, when the machine is known.
     pub hostname: Option<String>,
     pub decision: BootDecision,

@@ -399,6 +399,7 @@ mod tests {
             uuid: None,
             relay: None,
             relay_agent: None,
+            interface: None,
             rule: None,
             hostname: Some("sim-01".into()),
             decision: BootDecision::Install {

@@ -154,6 +154,7 @@ mod tests {
                 uuid: None,
                 relay: None,
                 relay_agent: None,
+                interface: None,
                 rule: None,
                 hostname: None,
                 decision: BootDecision::Hold,

@@ -75,6 +75,10 @@ pub struct MachineRow {
     /// Option 82 from the relay: which switch port and relay.
     #[serde(default)]
     pub relay_agent: Option<RelayAgentSeen>,
+    /// The server address whose interface heard it last (direct
+    /// requests): its segment, with several interfaces.
+    #[serde(default)]
+    pub interface: Option<Ipv4Addr>,
     pub ip: Option<Ipv4Addr>,
     /// The inventory's fixed address for it, whatever lease it holds.
     #[serde(default)]
@@ -104,6 +108,10 @@ pub struct MachineRow {
     /// seen: the adoption the console proposes.
     #[serde(default)]
     pub proposal: Option<RuleHit>,
+    /// The rule its reported facts matched (vendor, product): it outranks
+    /// what DHCP alone matched, on every sighting until facts say otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts_rule: Option<RuleHit>,
     /// What its iPXE reported about its hardware (SMBIOS, NIC, platform).
     #[serde(default)]
     pub facts: Facts,
@@ -123,6 +131,7 @@ impl MachineRow {
             uuid: None,
             relay: None,
             relay_agent: None,
+            interface: None,
             ip: None,
             fixed_ip: None,
             state: MachineState::Known,
@@ -136,6 +145,7 @@ impl MachineRow {
             stage_since: 0,
             idle_since: 0,
             proposal: None,
+            facts_rule: None,
             facts: Facts::default(),
         }
     }
@@ -267,11 +277,12 @@ impl Model {
         row.uuid = seen.uuid.or(row.uuid);
         row.relay = seen.relay;
         row.relay_agent = seen.relay_agent.clone();
+        row.interface = seen.interface;
         if seen.hostname.is_some() {
             row.hostname = seen.hostname.clone();
         }
         row.proposal = if row.is_unknown() {
-            seen.rule.clone()
+            row.facts_rule.clone().or_else(|| seen.rule.clone())
         } else {
             None
         };
@@ -409,8 +420,10 @@ impl Model {
         row.last_seen = Some(at);
         row.facts = facts.clone();
         // Matched with the vendor and product DHCP could not know: the
-        // better-informed answer. No match leaves DHCP's proposal alone.
-        if let Some(rule) = rule.filter(|_| row.is_unknown()) {
+        // better-informed answer, kept over DHCP's on later sightings. No
+        // match leaves DHCP's proposal alone.
+        row.facts_rule = rule.filter(|_| row.is_unknown()).cloned();
+        if let Some(rule) = &row.facts_rule {
             row.proposal = Some(rule.clone());
         }
     }

@@ -63,6 +63,7 @@ pub fn seen(
         uuid: None,
         relay: None,
         relay_agent: None,
+        interface: None,
         rule: None,
         hostname: hostname.map(str::to_string),
         decision,
@@ -87,6 +88,7 @@ pub fn events() -> Vec<Event> {
                 last: "10.99.0.199".parse().unwrap(),
             }],
             unknown_policy: UnknownPolicy::Hold,
+            interfaces: vec![],
         }),
         EventKind::InventoryReloaded {
             machines: vec![

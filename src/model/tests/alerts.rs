@@ -105,6 +105,7 @@ fn with_pool(first: &str, last: &str) -> Model {
                 last: last.parse().unwrap(),
             }],
             unknown_policy: crate::config::UnknownPolicy::Hold,
+            interfaces: vec![],
         }),
     ));
     m

@@ -31,6 +31,7 @@ fn seen(message: DhcpMessage, decision: BootDecision) -> EventKind {
         uuid: None,
         relay: None,
         relay_agent: None,
+        interface: None,
         rule: None,
         hostname: None,
         decision,
@@ -179,6 +180,7 @@ fn with_dhcp_off_a_script_is_all_there_is_and_lists_the_machine() {
             api: "127.0.0.1:8081".parse().unwrap(),
             pools: vec![],
             unknown_policy: crate::config::UnknownPolicy::Hold,
+            interfaces: vec![],
         }),
     ));
     m.apply(&ev(1000, script_for(mac())));
@@ -580,4 +582,67 @@ fn forgetting_drops_an_unknown_row_and_keeps_a_known_one() {
     m.apply(&ev(4, known("dev-01", false)));
     m.apply(&ev(5, EventKind::MachineForgotten { mac: mac() }));
     assert!(m.machine(&mac()).is_some(), "known machines stay");
+}
+
+/// A rule its facts matched (by vendor or product) is the better-informed
+/// proposal, and the machine's next DHCP sighting, which knows no facts,
+/// does not take it back.
+#[test]
+fn a_facts_proposal_survives_the_next_dhcp_sighting() {
+    use crate::inventory::rules::{RuleHit, RuleMode};
+    let hit = |rule: &str, profile: &str| RuleHit {
+        rule: rule.into(),
+        mode: RuleMode::Propose,
+        group: "lab".into(),
+        profile: profile.into(),
+        hostname: "lab-{n}".into(),
+        install: false,
+    };
+    let seen_with = |rule: Option<RuleHit>| match seen(DhcpMessage::Discover, BootDecision::Hold) {
+        EventKind::DhcpSeen(s) => EventKind::DhcpSeen(DhcpSeen { rule, ..s }),
+        _ => unreachable!(),
+    };
+    let mut m = Model::default();
+    m.apply(&ev(
+        1000,
+        seen_with(Some(hit("lab/_defaults.yaml:3", "by-mac"))),
+    ));
+    let proposal = |m: &Model| {
+        m.machine(&mac())
+            .and_then(|r| r.proposal.clone())
+            .map(|p| p.profile)
+    };
+    assert_eq!(proposal(&m).as_deref(), Some("by-mac"));
+
+    let facts = crate::boot::identity::Facts::default();
+    m.apply(&ev(
+        2000,
+        EventKind::FactsReported {
+            mac: mac(),
+            facts: facts.clone(),
+            rule: Some(hit("lab/_defaults.yaml:9", "by-vendor")),
+        },
+    ));
+    assert_eq!(proposal(&m).as_deref(), Some("by-vendor"));
+    for (at, rule) in [
+        (3000, None),
+        (4000, Some(hit("lab/_defaults.yaml:3", "by-mac"))),
+    ] {
+        m.apply(&ev(at, seen_with(rule)));
+        assert_eq!(proposal(&m).as_deref(), Some("by-vendor"), "at {at}");
+    }
+    // Facts that match nothing leave DHCP's proposal.
+    m.apply(&ev(
+        5000,
+        EventKind::FactsReported {
+            mac: mac(),
+            facts,
+            rule: None,
+        },
+    ));
+    m.apply(&ev(
+        6000,
+        seen_with(Some(hit("lab/_defaults.yaml:3", "by-mac"))),
+    ));
+    assert_eq!(proposal(&m).as_deref(), Some("by-mac"));
 }

@@ -12,6 +12,20 @@ use crate::ident::Mac;
 use crate::tui::app::{App, DetailPane};
 use crate::tui::oui;
 
+/// With several interfaces, the one the machine was last heard on:
+/// ` · on eth2 10.61.2.1`.
+fn segment_text(app: &App, m: &crate::model::MachineRow) -> String {
+    let listed = app
+        .model
+        .server
+        .as_ref()
+        .map_or(&[][..], |s| &s.interfaces[..]);
+    listed
+        .iter()
+        .find(|i| Some(i.address) == m.interface)
+        .map_or(String::new(), |i| format!(" · on {}", i.label()))
+}
+
 /// Option 82 as an operator reads it: the switch port and the relay.
 fn relay_agent_text(info: Option<&crate::event::RelayAgentSeen>) -> String {
     let Some(info) = info else {
@@ -67,13 +81,14 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect, mac: Mac) {
         ]),
         Line::from(Span::styled(
             format!(
-                "group {} · profile {} · install {} · arch {} · IP {} · UUID {}{}{}",
+                "group {} · profile {} · install {} · arch {} · IP {} · UUID {}{}{}{}",
                 m.group.as_deref().unwrap_or("-"),
                 m.profile.as_deref().unwrap_or("-"),
                 m.install.map_or("-".into(), |i| i.to_string()),
                 arch_label(m),
                 m.ip.map_or("-".into(), |i| i.to_string()),
                 m.uuid.map_or("-".into(), |u| u.to_string()),
+                segment_text(app, m),
                 m.relay.map_or(String::new(), |r| format!(" · relay {r}")),
                 relay_agent_text(m.relay_agent.as_ref()),
             ) + &power_words(m),

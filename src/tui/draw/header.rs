@@ -1,4 +1,5 @@
-//! The three header lines: where the services listen; the counts of
+//! The three header lines: where the services listen (with several
+//! interfaces, each segment and its machines); the counts of
 //! machines, leases, transfers and bytes/s; and the mass-boot overview
 //! (machines per stage, failed, stuck, held, installs done per minute).
 
@@ -7,8 +8,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
 use super::format::fmt_bytes;
 use crate::config::DhcpMode;
+use crate::event::ServerInfo;
 use crate::model::Stage;
 use crate::tui::app::App;
 
@@ -35,14 +40,24 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 s.http.port(),
                 s.api.port()
             );
-            if full.chars().count() + 9 <= area.width as usize {
-                full
-            } else if short.chars().count() + 9 <= area.width as usize {
-                short
-            } else {
-                // The narrowest terminals: where it serves, and DHCP.
-                format!("{} {dhcp}", s.address)
+            // With several interfaces, each segment and its machines; when
+            // that does not fit, how many segments; then nothing of them.
+            let mut tries = Vec::new();
+            if let Some(segments) = segments(app, s) {
+                let count = format!("{} segments", s.interfaces.len());
+                tries.extend([
+                    format!("{full} │ {segments}"),
+                    format!("{short} │ {segments}"),
+                    format!("{full} │ {count}"),
+                    format!("{short} │ {count}"),
+                ]);
             }
+            tries.extend([full, short]);
+            tries
+                .into_iter()
+                .find(|line| line.chars().count() + 9 <= area.width as usize)
+                // The narrowest terminals: where it serves, and DHCP.
+                .unwrap_or_else(|| format!("{} {dhcp}", s.address))
         }
         None => "connecting…".into(),
     };
@@ -90,6 +105,34 @@ pub(super) fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(vec![line1, Line::from(line2), line3]).style(t.header()),
         area,
     );
+}
+
+/// `eth1 10.61.1.1: 12 · eth3 10.61.3.1 proxy: 0`: each listed interface
+/// and how many machines were last heard on it. None with one interface.
+fn segments(app: &App, s: &ServerInfo) -> Option<String> {
+    if s.interfaces.is_empty() {
+        return None;
+    }
+    let mut heard: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for m in &app.model.machines {
+        if let Some(at) = m.interface {
+            *heard.entry(at).or_default() += 1;
+        }
+    }
+    let each: Vec<String> = s
+        .interfaces
+        .iter()
+        .map(|i| {
+            let proxy = if i.mode == DhcpMode::Proxy {
+                " proxy"
+            } else {
+                ""
+            };
+            let n = heard.get(&i.address).copied().unwrap_or(0);
+            format!("{}{proxy}: {n}", i.label())
+        })
+        .collect();
+    Some(each.join(" · "))
 }
 
 /// The stage counts in boot order, then the conditions and the rate.
