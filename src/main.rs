@@ -13,9 +13,10 @@ use pxedeck::logging::LogFormat;
 
 mod run;
 
-/// mimalloc rather than glibc malloc: the tokio workers and the blocking
+/// jemalloc rather than glibc malloc: the tokio workers and the blocking
 /// pool each grew a glibc arena that kept freed chunk buffers resident, so a
-/// 500-machine boot peaked far above what it held at any moment.
+/// 500-machine boot peaked far above what it held at any moment (mimalloc,
+/// also measured, peaked higher still: docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -177,6 +177,33 @@ async fn refusals_carry_the_right_error_codes() {
     assert_eq!(f.server.stats.dropped.get(TftpDrop::RefusedWrite), 1);
 }
 
+/// A transfer reads its client's packets into a small buffer (ACKs and
+/// ERRORs fit a frame): an oversized ERROR is cut, read as an ERROR, and
+/// ends the transfer as the client asked.
+#[tokio::test]
+async fn an_oversized_client_error_still_ends_the_transfer() {
+    use std::sync::atomic::Ordering;
+    let f = start(settings()).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&packet::encode_rrq("1m.bin", "octet", &[]), f.addr)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (_, from) = sock.recv_from(&mut buf).await.unwrap();
+    let mut error = packet::encode_error(packet::ErrorCode::NotDefined, &"x".repeat(4000));
+    error.truncate(error.len() - 1); // and no terminator either
+    sock.send_to(&error, from).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while f.server.stats.failed.load(Ordering::Relaxed) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the transfer went on"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.server.stats.malformed_total(), 0);
+}
+
 #[tokio::test]
 async fn netascii_and_generated_files() {
     let f = start(settings()).await;

@@ -35,6 +35,13 @@ use crate::progress::ProgressTable;
 /// Files above this size are refused over TFTP: serve them over HTTP.
 pub const MAX_TFTP_FILE: u64 = 1 << 30;
 
+/// The largest packet a client sends inside a read transfer that is read
+/// whole: its packets are ACKs (4 bytes) and ERRORs (a message RFC 1350
+/// keeps within a block), and one Ethernet frame holds either. A longer
+/// datagram is cut (an ERROR's text), never misread; a transfer's buffer
+/// stays at this, not 64 KiB, across hundreds of concurrent transfers.
+const CLIENT_PACKET_MAX: usize = 1500;
+
 /// Produces files that do not exist on disk (per-client scripts, GRUB
 /// configs). Consulted before the file system.
 pub type Generator = Arc<dyn Fn(&Asked<'_>) -> Option<Vec<u8>> + Send + Sync>;
@@ -245,7 +252,7 @@ impl Link {
     async fn recv(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
         match self {
             Link::Own(s) => {
-                buf.resize(65536, 0);
+                buf.resize(CLIENT_PACKET_MAX, 0);
                 s.recv(buf).await
             }
             Link::Shared { rx, .. } => match rx.recv().await {
@@ -581,7 +588,7 @@ impl TftpServer {
         });
         let oack = packet::encode_oack(&negotiated.oack);
         let mut out = Vec::with_capacity(usize::from(negotiated.blksize) + 4);
-        let mut buf = Vec::with_capacity(65536);
+        let mut buf = Vec::with_capacity(CLIENT_PACKET_MAX);
         let mut pending = Some(first);
         let mut read_failed = None;
         let status = loop {
