@@ -9,22 +9,18 @@ use pxedeck::boot::arch::Firmware;
 use pxedeck::boot::identity::Facts;
 use pxedeck::config::{DhcpMode, UnknownPolicy};
 use pxedeck::dhcp::DhcpMessage;
-use pxedeck::event::{Command, DhcpSeen, Event, EventKind, GroupInfo, PoolInfo, ServerInfo};
+use pxedeck::event::{Command, DhcpSeen, EventKind, GroupInfo, PoolInfo, ServerInfo};
 use pxedeck::ident::Mac;
 use pxedeck::inventory::machine_file_text;
-use pxedeck::model::Model;
-use pxedeck::tui::Origin;
 use pxedeck::tui::app::{Action, App};
 use pxedeck::tui::draw::draw;
-use pxedeck::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 #[path = "console/screen.rs"]
 mod screen;
-use screen::screen;
+use screen::{app_of, screen, select};
 
-const T0: u64 = 1_763_700_000_000;
 const HELD: &str = "52:54:00:99:00:01";
 const BARE: &str = "ac:1f:6b:00:00:02"; // no facts: a Supermicro OUI
 
@@ -104,16 +100,7 @@ fn app() -> App {
             rule: None,
         },
     ];
-    let mut model = Model::default();
-    for (i, kind) in kinds.into_iter().enumerate() {
-        model.apply(&Event {
-            at: T0 + i as u64 * 100,
-            kind,
-        });
-    }
-    let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
-    app.now = T0 + 5_000;
-    app
+    app_of(kinds, 100, 5_000)
 }
 
 fn line_of<'a>(screen: &'a str, needle: &str) -> &'a str {
@@ -121,15 +108,6 @@ fn line_of<'a>(screen: &'a str, needle: &str) -> &'a str {
         .lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line with {needle}:\n{screen}"))
-}
-
-fn select(app: &mut App, m: &str) {
-    let i = app
-        .visible_machines()
-        .iter()
-        .position(|r| r.mac == mac(m))
-        .unwrap();
-    app.cursor[0] = i;
 }
 
 #[test]

@@ -12,16 +12,11 @@ use pxedeck::event::{
 };
 use pxedeck::ident::Mac;
 use pxedeck::inventory::rules::{RuleHit, RuleMode};
-use pxedeck::model::Model;
-use pxedeck::tui::Origin;
 use pxedeck::tui::app::{Action, App};
-use pxedeck::tui::theme::Theme;
 
 #[path = "console/screen.rs"]
 mod screen;
-use screen::screen;
-
-const T0: u64 = 1_763_700_000_000;
+use screen::{T0, app_of, screen, select};
 
 fn mac(s: &str) -> Mac {
     s.parse().unwrap()
@@ -110,29 +105,11 @@ fn app() -> App {
         seen("00:25:90:00:00:09", None, None),
         seen("52:54:00:12:00:03", None, Some(hit(RuleMode::Auto, false))),
     ];
-    let mut model = Model::default();
-    for (i, kind) in kinds.into_iter().enumerate() {
-        model.apply(&Event {
-            at: T0 + i as u64 * 700,
-            kind,
-        });
-    }
-    let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
-    app.now = T0 + 20_000;
-    app
+    app_of(kinds, 700, 20_000)
 }
 
 fn press(app: &mut App, code: KeyCode) -> Vec<Action> {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn select(app: &mut App, m: &str) {
-    let i = app
-        .visible_machines()
-        .iter()
-        .position(|r| r.mac == mac(m))
-        .unwrap();
-    app.cursor[0] = i;
 }
 
 #[test]

@@ -7,18 +7,13 @@ use pxedeck::boot::BootDecision;
 use pxedeck::boot::arch::Firmware;
 use pxedeck::config::{DhcpMode, UnknownPolicy};
 use pxedeck::dhcp::DhcpMessage;
-use pxedeck::event::{DhcpSeen, Event, EventKind, InterfaceInfo, ServerInfo};
+use pxedeck::event::{DhcpSeen, EventKind, InterfaceInfo, ServerInfo};
 use pxedeck::ident::Mac;
-use pxedeck::model::Model;
-use pxedeck::tui::Origin;
 use pxedeck::tui::app::App;
-use pxedeck::tui::theme::Theme;
 
 #[path = "console/screen.rs"]
 mod screen;
-use screen::screen;
-
-const T0: u64 = 1_763_700_000_000;
+use screen::{app_of, screen};
 
 fn mac(i: u8) -> Mac {
     Mac([0x52, 0x54, 0, 0x61, 0, i])
@@ -62,16 +57,7 @@ fn app(interfaces: Vec<InterfaceInfo>) -> App {
         // Relayed: on no interface of ours.
         seen(4, None, Some("10.70.0.1")),
     ];
-    let mut model = Model::default();
-    for (i, kind) in kinds.into_iter().enumerate() {
-        model.apply(&Event {
-            at: T0 + i as u64 * 100,
-            kind,
-        });
-    }
-    let mut app = App::new(model, Theme::builtin(false), Origin::Embedded);
-    app.now = T0 + 5_000;
-    app
+    app_of(kinds, 100, 5_000)
 }
 
 fn three() -> Vec<InterfaceInfo> {
