@@ -14,9 +14,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::firmware::{
+    AAVMF_CODE, Firmware, OVMF_SB_CODE, OVMF_SB_VARS, Vm, has_step, state, timeline,
+};
 use common::linux::{MARKER, build_initrd, find_file, linux, sh, summary};
 use common::segment::{Segment, Serve};
 
@@ -26,14 +28,7 @@ const API: &str = "127.0.0.1:8081";
 /// ~15 s when the machine is idle; the kernel comes over TFTP).
 const BOOT_LIMIT: Duration = Duration::from_secs(420);
 
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
-/// Microsoft's KEK and db enrolled, Secure Boot on.
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 const SHIM: &str = "/usr/lib/shim/shimx64.efi.signed";
-/// AAVMF without Secure Boot keys: the arm64 scenario proves the chain and
-/// the architecture, the x86 ones prove enforcement.
-const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
-const AAVMF_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
 /// Under TCG an arm64 guest on a loaded 2-core machine is slow; the
 /// scenario runs beside the x86 ones.
 const ARM64_LIMIT: Duration = Duration::from_secs(900);
@@ -41,24 +36,14 @@ const GRUB: &str = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed";
 
 macro_rules! require_secure_boot_kit {
     () => {
-        require_netns!();
-        if std::env::var_os("PXEDECK_SKIP_QEMU").is_some() {
-            eprintln!("SKIPPED {}: PXEDECK_SKIP_QEMU is set", module_path!());
-            return;
-        }
-        for (tool, package) in [
-            ("qemu-system-x86_64", "qemu-system-x86"),
-            ("cpio", "cpio"),
-            ("sbattach", "sbsigntool"),
-        ] {
-            assert!(
-                common::have(tool),
-                "{tool} is not installed (.ci/run installs {package})"
-            );
-        }
+        require_qemu!();
+        assert!(
+            common::have("sbattach"),
+            "sbattach is not installed (.ci/run installs sbsigntool)"
+        );
         for (file, package) in [
-            (OVMF_CODE, "ovmf"),
-            (OVMF_VARS, "ovmf"),
+            (OVMF_SB_CODE, "ovmf"),
+            (OVMF_SB_VARS, "ovmf"),
             (SHIM, "shim-signed"),
             (GRUB, "grub-efi-amd64-signed"),
         ] {
@@ -155,131 +140,6 @@ impl World {
     }
 }
 
-/// OVMF with Secure Boot enforced: the secure-boot build read-only, a
-/// copy of the Microsoft-keys variable store, SMM on (without it this
-/// firmware hangs silently).
-struct Vm {
-    child: Child,
-    serial: PathBuf,
-    started: Instant,
-    _vars: tempfile::NamedTempFile,
-}
-
-impl Vm {
-    fn start(seg: &Segment, mac: &str, dir: &Path) -> Vm {
-        Vm::start_with(seg, mac, dir, &[])
-    }
-
-    fn start_with(seg: &Segment, mac: &str, dir: &Path, extra: &[String]) -> Vm {
-        let serial = dir.join(format!("serial-{}.log", mac.replace(':', "")));
-        let vars = tempfile::NamedTempFile::new_in(dir).unwrap();
-        std::fs::copy(OVMF_VARS, vars.path()).unwrap();
-        let accel = std::env::var("PXEDECK_E2E_ACCEL").unwrap_or_else(|_| "tcg".into());
-        let child = seg
-            .exec(&seg.lan, "qemu-system-x86_64")
-            .args(["-accel", &accel, "-nographic", "-display", "none"])
-            .args(["-monitor", "none", "-no-reboot", "-boot", "n", "-m", "512"])
-            .args(["-machine", "q35,smm=on"])
-            .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
-            .arg("-drive")
-            .arg(format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
-            ))
-            .arg("-drive")
-            .arg(format!(
-                "if=pflash,format=raw,unit=1,file={}",
-                vars.path().display()
-            ))
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .arg("-netdev")
-            .arg(format!(
-                "tap,id=n0,ifname={},script=no,downscript=no",
-                seg.tap()
-            ))
-            .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start qemu");
-        Vm {
-            child,
-            serial,
-            started: Instant::now(),
-            _vars: vars,
-        }
-    }
-
-    fn serial_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
-    }
-
-    fn wait_serial(&mut self, needle: &str, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.serial_text().contains(needle) {
-                return true;
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.serial_text().contains(needle);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        false
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        false
-    }
-
-    fn tail(&self) -> String {
-        let text = self.serial_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn state(serve: &Serve, mac: &str) -> String {
-    serve
-        .machine(mac)
-        .and_then(|m| m["state"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn timeline(serve: &Serve, mac: &str) -> Vec<String> {
-    serve
-        .machine(mac)
-        .and_then(|m| {
-            m["timeline"].as_array().map(|steps| {
-                steps
-                    .iter()
-                    .filter_map(|s| s["what"].as_str().map(str::to_string))
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
-}
-
-fn has_step(steps: &[String], what: impl Fn(&str) -> bool) -> bool {
-    steps.iter().any(|s| what(s))
-}
-
 /// The installer ran to its end under Secure Boot, and pxedeck saw every
 /// stage of the chain.
 fn assert_installed_under_secure_boot(
@@ -352,7 +212,7 @@ fn secure_boot_pxe_boots_the_signed_chain_to_the_done_callback() {
     let mac = "52:54:00:5b:00:01";
     world.add_machine("sb-1", mac, "sb");
     let serve = world.serve(&seg);
-    let mut vm = Vm::start(&seg, mac, world.path());
+    let mut vm = Vm::start(&seg, Firmware::UefiSecureBoot, mac, world.path());
     let steps = assert_installed_under_secure_boot(&mut vm, &serve, &world, "sb-1", mac);
     let chain = serve
         .machine(mac)
@@ -398,7 +258,7 @@ fn secure_boot_refuses_an_unsigned_kernel_and_pxedeck_shows_it() {
     world.add_machine("sb-bad", mac, "sb-unsigned");
     let before = world.machine_file("sb-bad");
     let serve = world.serve(&seg);
-    let mut vm = Vm::start(&seg, mac, world.path());
+    let mut vm = Vm::start(&seg, Firmware::UefiSecureBoot, mac, world.path());
     assert!(
         vm.wait_serial("bad shim signature", BOOT_LIMIT),
         "GRUB did not refuse the unsigned kernel:\n{}\n--- pxedeck:\n{}",
@@ -444,7 +304,7 @@ fn secure_boot_held_machine_boots_when_adopted() {
     let world = World::new(&seg, "grub");
     let mac = "52:54:00:5b:00:03";
     let serve = world.serve(&seg);
-    let mut vm = Vm::start(&seg, mac, world.path());
+    let mut vm = Vm::start(&seg, Firmware::UefiSecureBoot, mac, world.path());
     assert!(
         vm.wait_serial("asking again every 5 s", BOOT_LIMIT),
         "no hold loop on the console:\n{}\n--- pxedeck:\n{}",
@@ -510,11 +370,13 @@ fn secure_boot_machine_known_only_by_serial_installs_without_adoption() {
     )
     .unwrap();
     let serve = world.serve(&seg);
+    let smbios = format!("type=1,serial={serial}");
     let mut vm = Vm::start_with(
         &seg,
+        Firmware::UefiSecureBoot,
         mac,
         world.path(),
-        &["-smbios".into(), format!("type=1,serial={serial}")],
+        &["-smbios", &smbios],
     );
     let steps = assert_installed_under_secure_boot(&mut vm, &serve, &world, "sb-serial", mac);
     // The config for its unknown MAC is a hold that asks by serial first:
@@ -656,50 +518,7 @@ fn arm64_pxe_boots_shim_grub_and_an_arm64_kernel() {
     world.add_machine("arm-1", mac, "arm");
     let serve = world.serve(&seg);
 
-    let serial = d.join("serial-arm.log");
-    let vars = tempfile::NamedTempFile::new_in(d).unwrap();
-    std::fs::copy(AAVMF_VARS, vars.path()).unwrap();
-    let child = seg
-        .exec(&seg.lan, "qemu-system-aarch64")
-        .args([
-            "-accel", "tcg", "-machine", "virt", "-cpu", "max", "-m", "1024",
-        ])
-        .args([
-            "-nographic",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,readonly=on,file={AAVMF_CODE}"
-        ))
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,file={}",
-            vars.path().display()
-        ))
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .arg("-netdev")
-        .arg(format!(
-            "tap,id=n0,ifname={},script=no,downscript=no",
-            seg.tap()
-        ))
-        .arg("-device")
-        .arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start qemu-system-aarch64");
-    let mut vm = Vm {
-        child,
-        serial,
-        started: Instant::now(),
-        _vars: vars,
-    };
+    let mut vm = Vm::start(&seg, Firmware::Arm64, mac, d);
     let done = vm.wait_serial(&format!("{MARKER} done called"), ARM64_LIMIT);
     let steps = timeline(&serve, mac);
     assert!(

@@ -1,8 +1,10 @@
 //! The firmware suite's shared scenario setup: a pxedeck world (config,
 //! inventory, boot root) on a `Segment`, QEMU machines booting from it
-//! (SeaBIOS with QEMU's iPXE ROM, OVMF PXE, OVMF HTTP Boot), and the
-//! checks every scenario makes from both sides (serial console, API,
-//! machine file). Used by `firmware_qemu.rs` and `firmware_identity.rs`.
+//! (SeaBIOS with QEMU's iPXE ROM, OVMF PXE, OVMF HTTP Boot, OVMF with
+//! Secure Boot enforced, AAVMF on arm64), and the checks every scenario
+//! makes from both sides (serial console, API, machine file). The world is
+//! `firmware_qemu.rs`'s and `firmware_identity.rs`'s; the Secure Boot and
+//! BMC suites bring worlds of their own and share the VMs and checks.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -139,7 +141,23 @@ pub enum Firmware {
     UefiPxe,
     /// OVMF's HTTP Boot, with PXE switched off in the firmware.
     UefiHttp,
+    /// OVMF with Secure Boot enforced: the secure-boot build read-only, a
+    /// copy of the Microsoft-keys variable store, SMM on (without it this
+    /// firmware hangs silently).
+    UefiSecureBoot,
+    /// AAVMF on an arm64 `virt` machine (always TCG), without Secure Boot
+    /// keys: it proves the chain and the architecture.
+    Arm64,
 }
+
+/// OVMF's Secure Boot build and its variable store with Microsoft's KEK
+/// and db enrolled, Secure Boot on.
+pub const OVMF_SB_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+pub const OVMF_SB_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+pub const AAVMF_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+pub const AAVMF_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 pub struct Vm {
     pub child: Child,
@@ -163,7 +181,10 @@ impl Vm {
     ) -> Vm {
         let tap = seg.tap();
         let serial = dir.join(format!("serial-{}.log", mac.replace(':', "")));
-        let accel = std::env::var("PXEDECK_E2E_ACCEL").unwrap_or_else(|_| "tcg".into());
+        let accel = match firmware {
+            Firmware::Arm64 => "tcg".to_string(),
+            _ => std::env::var("PXEDECK_E2E_ACCEL").unwrap_or_else(|_| "tcg".into()),
+        };
         let mut args: Vec<String> = [
             "-accel",
             &accel,
@@ -173,17 +194,33 @@ impl Vm {
             "-monitor",
             "none",
             "-no-reboot",
-            "-boot",
-            "n",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !matches!(firmware, Firmware::Arm64) {
+            args.extend(["-boot", "n"].map(String::from));
+        }
         args.push("-serial".into());
         args.push(format!("file:{}", serial.display()));
         args.push("-netdev".into());
         args.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+        // UEFI: the code read-only, a copy of the variable store per VM.
         let mut vars = None;
+        let mut pflash = |args: &mut Vec<String>, code: &str, store: &str| {
+            let copy = tempfile::NamedTempFile::new_in(dir).unwrap();
+            std::fs::copy(store, copy.path())
+                .unwrap_or_else(|e| panic!("{store}: {e} (.ci/run installs the firmware)"));
+            args.push("-drive".into());
+            args.push(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
+            args.push("-drive".into());
+            args.push(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                copy.path().display()
+            ));
+            vars = Some(copy);
+        };
+        let virtio = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
         match firmware {
             Firmware::Bios => {
                 // graphics=off makes SeaBIOS (and iPXE) write to the serial port.
@@ -192,38 +229,42 @@ impl Vm {
                 args.push(format!("e1000,netdev=n0,mac={mac}"));
             }
             Firmware::UefiPxe | Firmware::UefiHttp => {
-                let copy = tempfile::NamedTempFile::new_in(dir).unwrap();
-                std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", copy.path())
-                    .expect("OVMF is not installed (.ci/run installs ovmf)");
                 args.extend(["-machine", "q35", "-m", "512"].map(String::from));
-                args.push("-drive".into());
-                args.push(
-                    "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
-                );
-                args.push("-drive".into());
-                args.push(format!(
-                    "if=pflash,format=raw,file={}",
-                    copy.path().display()
-                ));
-                args.push("-device".into());
-                args.push(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="));
+                pflash(&mut args, OVMF_CODE, OVMF_VARS);
+                args.extend(["-device".into(), virtio]);
                 if matches!(firmware, Firmware::UefiHttp) {
                     for v in ["IPv4PXESupport", "IPv6PXESupport"] {
                         args.push("-fw_cfg".into());
                         args.push(format!("name=opt/org.tianocore/{v},string=n"));
                     }
                 }
-                vars = Some(copy);
+            }
+            Firmware::UefiSecureBoot => {
+                args.extend(["-machine", "q35,smm=on", "-m", "512"].map(String::from));
+                args.extend(
+                    ["-global", "driver=cfi.pflash01,property=secure,value=on"].map(String::from),
+                );
+                pflash(&mut args, OVMF_SB_CODE, OVMF_SB_VARS);
+                args.extend(["-device".into(), virtio]);
+            }
+            Firmware::Arm64 => {
+                args.extend(["-machine", "virt", "-cpu", "max", "-m", "1024"].map(String::from));
+                pflash(&mut args, AAVMF_CODE, AAVMF_VARS);
+                args.extend(["-device".into(), virtio]);
             }
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        let qemu = match firmware {
+            Firmware::Arm64 => "qemu-system-aarch64",
+            _ => "qemu-system-x86_64",
+        };
         let child = seg
-            .exec(&seg.lan, "qemu-system-x86_64")
+            .exec(&seg.lan, qemu)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start qemu");
+            .unwrap_or_else(|e| panic!("start {qemu}: {e}"));
         Vm {
             child,
             serial,
