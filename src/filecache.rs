@@ -12,9 +12,14 @@
 //! The least recently used files are evicted past the budget. Files larger
 //! than `max_file` (live images, ISOs) are never held: they stream from
 //! disk, over HTTP and TFTP alike.
+//!
+//! Each held copy keeps the file it was read from open, so a writer can
+//! find where a slice of the copy lies on disk ([`FileCache::on_disk`])
+//! and have the kernel send it from the page cache (`http::zerocopy`).
 
 use std::collections::HashMap;
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
+use std::io::Read as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -52,6 +57,8 @@ enum Slot {
     Ready {
         identity: Identity,
         data: Bytes,
+        /// The file `data` was read from, open.
+        file: Arc<File>,
         used: u64,
     },
 }
@@ -63,6 +70,21 @@ struct Entries {
     total: usize,
     /// A use counter for least-recently-used eviction.
     clock: u64,
+}
+
+/// A copy to hold: its bytes and the open file they came from.
+struct Held {
+    identity: Identity,
+    data: Bytes,
+    file: Arc<File>,
+}
+
+/// The whole of `path`, and the file open, for [`FileCache::on_disk`].
+fn read_open(path: &Path) -> std::io::Result<(Bytes, Arc<File>)> {
+    let mut file = File::open(path)?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok((Bytes::from(data), Arc::new(file)))
 }
 
 /// What a streaming reader should do with a file.
@@ -91,6 +113,8 @@ pub struct FileCache {
     budget: usize,
     max_file: usize,
     entries: Mutex<Entries>,
+    /// Bytes of held copies sent from their files by `sendfile`.
+    sent_from_disk: std::sync::atomic::AtomicU64,
 }
 
 impl Default for FileCache {
@@ -107,6 +131,7 @@ impl FileCache {
             budget,
             max_file: max_file.min(budget),
             entries: Mutex::default(),
+            sent_from_disk: Default::default(),
         }
     }
 
@@ -128,6 +153,7 @@ impl FileCache {
                 identity,
                 data,
                 used,
+                ..
             }) if *identity == Identity::of(meta) => {
                 *used = now;
                 Some(data.clone())
@@ -160,16 +186,16 @@ impl FileCache {
     /// from a blocking thread), then releases the waiters. On failure the
     /// claim is dropped, so a later request tries again.
     pub fn load(&self, claim: Loading, path: &Path, meta: &Metadata) -> std::io::Result<Bytes> {
-        let read = std::fs::read(path).map(Bytes::from);
-        if let Ok(data) = &read {
-            self.keep(path, meta, data); // replaces the loading slot
+        let read = read_open(path);
+        if let Ok((data, file)) = &read {
+            self.keep(path, meta, data, file); // replaces the loading slot
         }
         let mut entries = self.lock();
         if matches!(entries.slots.get(path), Some(Slot::Loading(_))) {
             entries.slots.remove(path); // failed, or not kept
         }
         drop(entries);
-        let data = read?;
+        let (data, _) = read?;
         let _ = claim.0.send(true);
         Ok(data)
     }
@@ -208,23 +234,59 @@ impl FileCache {
         if let Some(data) = Self::hit(&mut self.lock(), path, meta) {
             return Ok(data);
         }
-        let data = Bytes::from(std::fs::read(path)?);
-        self.keep(path, meta, &data);
+        let (data, file) = read_open(path)?;
+        self.keep(path, meta, &data, &file);
         Ok(data)
     }
 
-    /// Holds `data`, just read from `path`, if it fits and is still the
-    /// file `meta` describes (it may have changed while it was read).
-    fn keep(&self, path: &Path, meta: &Metadata, data: &Bytes) {
-        let unchanged = std::fs::metadata(path).is_ok_and(|now| {
+    /// Holds `data`, just read from `file` (opened at `path`), if it fits
+    /// and is still the file `meta` describes (it may have changed while
+    /// it was read).
+    fn keep(&self, path: &Path, meta: &Metadata, data: &Bytes, file: &Arc<File>) {
+        let unchanged = file.metadata().is_ok_and(|now| {
             Identity::of(&now) == Identity::of(meta) && now.len() == data.len() as u64
         });
         if unchanged && self.fits(meta) {
-            self.insert(&mut self.lock(), path, Identity::of(meta), data.clone());
+            let held = Held {
+                identity: Identity::of(meta),
+                data: data.clone(),
+                file: file.clone(),
+            };
+            self.insert(&mut self.lock(), path, held);
         }
     }
 
-    fn insert(&self, entries: &mut Entries, path: &Path, identity: Identity, data: Bytes) {
+    /// Where `bytes`, a slice of a held copy (a body chunk is one), lie on
+    /// disk: the open file and the offset, while that file is unchanged
+    /// since it was read (same length, mtime and inode, so the page cache
+    /// holds the same bytes; a file replaced by rename is still the old
+    /// inode here). None: not a held copy's bytes, or the file changed —
+    /// then the bytes in memory are what to send.
+    pub fn on_disk(&self, bytes: &[u8]) -> Option<(Arc<File>, u64)> {
+        let at = bytes.as_ptr() as usize;
+        let (file, identity, offset) = self.lock().slots.values().find_map(|slot| match slot {
+            Slot::Ready {
+                identity,
+                data,
+                file,
+                ..
+            } => {
+                let start = data.as_ptr() as usize;
+                (at >= start && at + bytes.len() <= start + data.len())
+                    .then(|| (file.clone(), *identity, (at - start) as u64))
+            }
+            Slot::Loading(_) => None,
+        })?;
+        let now = file.metadata().ok()?;
+        (Identity::of(&now) == identity).then_some((file, offset))
+    }
+
+    fn insert(&self, entries: &mut Entries, path: &Path, held: Held) {
+        let Held {
+            identity,
+            data,
+            file,
+        } = held;
         if let Some(Slot::Ready { data: old, .. }) = entries.slots.remove(path) {
             entries.total -= old.len();
         }
@@ -250,9 +312,22 @@ impl FileCache {
             Slot::Ready {
                 identity,
                 data,
+                file,
                 used,
             },
         );
+    }
+
+    /// Counts bytes a writer sent from [`FileCache::on_disk`]'s answer.
+    pub fn note_sent_from_disk(&self, n: u64) {
+        self.sent_from_disk
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes of held copies sent by the kernel from their files.
+    pub fn sent_from_disk(&self) -> u64 {
+        self.sent_from_disk
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bytes held (tests check eviction with it).

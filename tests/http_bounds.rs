@@ -189,6 +189,68 @@ async fn the_open_file_limit_is_raised_and_the_caps_fit_under_it() {
     );
 }
 
+/// A GET of `path` on a fresh connection, with more header lines: the
+/// body, after a 2xx head.
+fn get_body(addr: SocketAddr, path: &str, headers: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let head = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(
+        all.starts_with(b"HTTP/1.1 2"),
+        "{:?}",
+        String::from_utf8_lossy(&all[..head])
+    );
+    all.split_off(head)
+}
+
+/// A held boot file (kernel, initrd) leaves by sendfile from the page
+/// cache, byte for byte what is on disk, whole and by range; with
+/// `http.sendfile: false` every byte is copied, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_files_go_by_sendfile_unless_it_is_off() {
+    let kernel: Vec<u8> = (0..(3 << 20) + 5)
+        .map(|i: usize| (i * 31 % 253) as u8)
+        .collect();
+    for (extra, by_sendfile) in [("", true), ("  sendfile: false\n", false)] {
+        let (world, addr) = start(extra).await;
+        std::fs::write(world._dir.path().join("vmlinuz"), &kernel).unwrap();
+        let files = world.services.as_ref().unwrap().http.files.clone();
+        for _ in 0..2 {
+            // The first GET reads it in, the second is served held.
+            let got = tokio::task::spawn_blocking(move || get_body(addr, "/vmlinuz", ""))
+                .await
+                .unwrap();
+            assert!(
+                got == kernel,
+                "the body differs from the file ({} bytes)",
+                got.len()
+            );
+        }
+        let range = "Range: bytes=1000-2000999\r\n";
+        let part = tokio::task::spawn_blocking(move || get_body(addr, "/vmlinuz", range))
+            .await
+            .unwrap();
+        assert!(part == kernel[1000..2_001_000], "the range differs");
+        let sent = files.sent_from_disk();
+        if by_sendfile {
+            assert!(sent >= kernel.len() as u64, "only {sent} bytes by sendfile");
+        } else {
+            assert_eq!(sent, 0, "{extra}");
+        }
+    }
+}
+
 /// Not a check: MB/s for 64 MiB over the boot HTTP server with curl
 /// (`cargo test --test http_bounds -- --ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,6 +271,9 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// A connection that moves no bytes either way this long is closed.
     pub idle_timeout: Duration,
+    /// Held boot files leave by `sendfile(2)` from the page cache, not by
+    /// copy (`http::zerocopy`).
+    pub sendfile: bool,
 }
 
 /// A configuration error: one message naming the file and line.
@@ -696,6 +699,7 @@ impl Config {
                 max_connections: wire.http.max_connections,
                 header_timeout: http_header_timeout,
                 idle_timeout: http_idle_timeout,
+                sendfile: wire.http.sendfile,
             },
             unknown,
             unknown_gets_address: wire.unknown.give_address,

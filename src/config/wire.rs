@@ -228,6 +228,7 @@ pub(super) struct WireHttp {
     pub(super) max_connections: usize,
     pub(super) header_timeout: WireDuration,
     pub(super) idle_timeout: WireDuration,
+    pub(super) sendfile: bool,
 }
 
 impl Default for WireHttp {
@@ -245,6 +246,7 @@ impl Default for WireHttp {
             max_connections: 1024,
             header_timeout: WireDuration::Seconds(10),
             idle_timeout: WireDuration::Seconds(60),
+            sendfile: true,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct ConnLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Held files' bytes go by `sendfile` (`http.sendfile`; boot only).
+    pub sendfile: bool,
 }
 
 impl ConnLimits {
@@ -49,6 +51,7 @@ impl ConnLimits {
             max_connections: http.max_connections,
             header_timeout: http.header_timeout,
             idle_timeout: http.idle_timeout,
+            sendfile: http.sendfile,
         }
     }
 
@@ -57,6 +60,7 @@ impl ConnLimits {
     pub fn api(http: &HttpConfig) -> ConnLimits {
         ConnLimits {
             max_connections: API_MAX_CONNECTIONS,
+            sendfile: false,
             ..ConnLimits::boot(http)
         }
     }
@@ -158,6 +162,8 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().ok();
+    let held = limits.sendfile.then(|| state.files.clone());
+    let stream = super::zerocopy::ZeroCopy::new(stream, held);
     let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));
     let router = match local {
         Some(l) => router.layer(axum::Extension(super::boot::LocalAddr(l))),

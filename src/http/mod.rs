@@ -26,6 +26,7 @@ pub mod next_boot;
 // Public for the fuzz targets (fuzz/): the request parsing only.
 pub use files::{Span, Wanted, percent_decode, wanted};
 pub mod remote;
+pub mod zerocopy;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

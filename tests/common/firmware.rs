@@ -212,7 +212,9 @@ impl Vm {
             std::fs::copy(store, copy.path())
                 .unwrap_or_else(|e| panic!("{store}: {e} (.ci/run installs the firmware)"));
             args.push("-drive".into());
-            args.push(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"));
+            args.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={code}"
+            ));
             args.push("-drive".into());
             args.push(format!(
                 "if=pflash,format=raw,unit=1,file={}",
