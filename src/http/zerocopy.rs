@@ -218,14 +218,20 @@ mod tests {
         reader.await.unwrap()
     }
 
-    #[tokio::test]
-    async fn a_held_files_bytes_go_by_sendfile_and_arrive_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("initrd");
-        std::fs::write(&path, pattern(3 << 20)).unwrap();
+    /// A file of `len` pattern bytes in `dir`, read into a fresh cache.
+    async fn held_file(dir: &std::path::Path, len: usize) -> (Arc<FileCache>, bytes::Bytes) {
+        let path = dir.join("boot-file");
+        std::fs::write(&path, pattern(len)).unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         let held = Arc::new(FileCache::default());
         let data = held.in_memory(&path, &meta).await.unwrap();
+        (held, data)
+    }
+
+    #[tokio::test]
+    async fn a_held_files_bytes_go_by_sendfile_and_arrive_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (held, data) = held_file(dir.path(), 3 << 20).await;
         let body = data.slice(1000..(2 << 20) + 17);
         let (server, client) = pair(held.clone()).await;
         let got = sent(server, client, body.clone()).await;
@@ -241,11 +247,8 @@ mod tests {
     #[tokio::test]
     async fn a_file_changed_since_it_was_read_is_sent_from_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kernel");
-        std::fs::write(&path, pattern(1 << 20)).unwrap();
-        let meta = std::fs::metadata(&path).unwrap();
-        let held = Arc::new(FileCache::default());
-        let data = held.in_memory(&path, &meta).await.unwrap();
+        let (held, data) = held_file(dir.path(), 1 << 20).await;
+        let path = dir.path().join("boot-file");
         // Rewritten in place, same length: the page cache no longer holds
         // what the copy does.
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
