@@ -13,7 +13,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use crate::boot::decide::{Chain, decide_known, decide_unknown};
+use crate::boot::decide::{Chain, decide_for};
 use crate::boot::grub::{self, Claim, Request};
 use crate::boot::identity::{self, Query, Reported};
 use crate::boot::render::Urls;
@@ -126,10 +126,7 @@ impl GrubChain {
         mac: &Mac,
         at: &Place<'_>,
     ) -> String {
-        let decision = match machine {
-            Some(m) => decide_known(m),
-            None => decide_unknown(&self.config.unknown),
-        };
+        let decision = decide_for(machine, &self.config.unknown);
         let script = grub::machine(inv, machine, &decision, mac, at.urls, at.server);
         if let Some(reason) = &script.error {
             self.bus.emit(EventKind::Log {

@@ -24,11 +24,16 @@ pub fn decide<'a>(
     let machine = inv
         .by_mac(mac)
         .or_else(|| uuid.and_then(|u| inv.by_uuid(u)));
-    let decision = match machine {
+    (decide_for(machine, unknown), machine)
+}
+
+/// The decision for a machine already found (or not): its file's, else
+/// the unknown policy's.
+pub fn decide_for(machine: Option<&Machine>, unknown: &UnknownPolicy) -> BootDecision {
+    match machine {
         Some(m) => decide_known(m),
         None => decide_unknown(unknown),
-    };
-    (decision, machine)
+    }
 }
 
 /// What a machine the inventory does not hold gets: the configured policy.

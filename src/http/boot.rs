@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{HttpResponse, HttpState, to_v4};
-use crate::boot::decide::{decide_known, decide_unknown};
+use crate::boot::decide::decide_for;
 use crate::boot::identity;
 use crate::boot::render::{self, Script};
 use crate::capability::{Boot, Purpose, Refused};
@@ -143,10 +143,7 @@ pub async fn script(
     }
     let key = (mac, machine.map(|m| m.hostname.clone()));
     let cached = state.scripts.get_or_render(&inv, key, machine, || {
-        let decision = match machine {
-            Some(m) => decide_known(m),
-            None => decide_unknown(&state.config.unknown),
-        };
+        let decision = decide_for(machine, &state.config.unknown);
         Cached {
             script: render::script(&inv, machine, &decision, &mac, &state.urls),
             hostname: machine.map(|m| m.hostname.clone()),
