@@ -128,6 +128,16 @@ async fn auto_rules_adopt_on_sight_propose_rules_mark_and_a_flood_is_bounded() {
         text.contains("install: false"),
         "never installs unless the rule says so: {text}"
     );
+    // The console folds the reload a moment after the HTTP side serves
+    // from it; under a loaded machine that moment shows.
+    until("the console to fold the adoption", 10, || {
+        services
+            .live
+            .lock()
+            .machine(&auto.mac)
+            .is_some_and(|r| r.hostname.is_some())
+    })
+    .await;
     {
         let model = services.live.lock();
         let row = model.machine(&auto.mac).unwrap();
