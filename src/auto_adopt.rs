@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::boot::identity::Facts;
 use crate::clock::{Millis, now_millis};
 use crate::control::Control;
-use crate::event::{Bus, DhcpSeen, EventKind};
+use crate::event::{Bus, DhcpSeen, EventKind, Paced};
 use crate::ident::{Mac, Uuid};
 use crate::inventory::rules::{RuleHit, RuleMode};
 
@@ -158,7 +158,7 @@ impl AutoAdopter {
     }
 
     pub async fn run(self, cancel: CancellationToken) {
-        let mut rx = self.bus.subscribe();
+        let mut rx = Paced::new(self.bus.subscribe());
         let mut gate = Gate::default();
         let mut tick = tokio::time::interval(Duration::from_millis(REPORT_EVERY_MS));
         let mut refused: u64 = 0;

@@ -28,7 +28,10 @@ use crate::ident::Mac;
 use crate::inventory::{Adoption, MachineEdit, Problem};
 
 mod display;
+mod paced;
+
 pub use display::Subsystem;
+pub use paced::{BATCH_WINDOW, Paced};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

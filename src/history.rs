@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Bus, Event, EventKind};
+use crate::event::{Bus, Event, EventKind, Paced};
 
 /// The first line of a history file.
 pub const HEADER: &str = r#"{"pxedeck_history":1}"#;
@@ -326,7 +326,8 @@ pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
 pub struct Recorder {
     path: PathBuf,
     bounds: Bounds,
-    rx: broadcast::Receiver<Arc<Event>>,
+    /// Paced: under load, a wake-up per batch, not per event.
+    rx: Paced<Arc<Event>>,
     bus: Bus,
     /// Lines in the file now (header aside).
     lines: usize,
@@ -346,7 +347,7 @@ impl Recorder {
         Recorder {
             path: path.to_path_buf(),
             bounds,
-            rx: bus.subscribe(),
+            rx: Paced::new(bus.subscribe()),
             bus: bus.clone(),
             lines,
             transfers: HashMap::new(),

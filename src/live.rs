@@ -19,14 +19,10 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Bus, Event, EventKind};
+use crate::event::{Bus, Event, EventKind, Paced};
 use crate::model::Model;
 use crate::progress::ProgressTable;
 
-/// How long the fold waits after a batch before looking again. Far below
-/// what anyone sees (the console draws at most every 50 ms), far above the
-/// gap between events under load.
-const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Events folded per lock hold at most.
 const MAX_BATCH: usize = 1024;
 
@@ -147,7 +143,7 @@ impl LiveModel {
     /// Folds a batch under one lock: under load the task wakes once for
     /// many events instead of once per event. Gives the lock back after
     /// `MAX_BATCH` so readers (the API, a new console) never wait long.
-    fn fold(&self, first: Arc<Event>, rx: &mut broadcast::Receiver<Arc<Event>>, bus: &Bus) {
+    fn fold(&self, first: Arc<Event>, rx: &mut Paced<Arc<Event>>, bus: &Bus) {
         let mut guard = self.lock();
         let mut event = first;
         for n in 1.. {
@@ -179,7 +175,10 @@ impl LiveModel {
         bus: Bus,
         cancel: CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = bus.subscribe();
+        // Under load, events queue for a moment (`Paced`): one wake-up
+        // and one lock hold per batch instead of per event keeps the
+        // emitters' threads off the futex.
+        let mut rx = Paced::new(bus.subscribe());
         async move {
             loop {
                 let received = tokio::select! {
@@ -187,14 +186,7 @@ impl LiveModel {
                     _ = cancel.cancelled() => return,
                 };
                 match received {
-                    Ok(event) => {
-                        self.fold(event, &mut rx, &bus);
-                        // Under load, let events queue for a moment: one
-                        // wake-up per batch instead of one per event keeps
-                        // the emitters' threads off the futex. Idle, this
-                        // costs nothing.
-                        tokio::time::sleep(BATCH_WINDOW).await;
-                    }
+                    Ok(event) => self.fold(event, &mut rx, &bus),
                     Err(broadcast::error::RecvError::Lagged(n)) => bus.note_lagged(n),
                     Err(broadcast::error::RecvError::Closed) => return,
                 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::event::{EventKind, Level, Protocol, Subsystem};
+use crate::event::{EventKind, Level, Paced, Protocol, Subsystem};
 use crate::live::LiveModel;
 
 /// How each line is written.
@@ -162,6 +162,15 @@ pub fn line(subsystem: Subsystem, level: Level, text: &str) {
     }
 }
 
+fn tracing_level(level: Level) -> tracing::Level {
+    match level {
+        Level::Error => tracing::Level::ERROR,
+        Level::Warn => tracing::Level::WARN,
+        Level::Info => tracing::Level::INFO,
+        Level::Debug => tracing::Level::DEBUG,
+    }
+}
+
 /// Transfers name their protocol only when they start; the end is logged
 /// under the same subsystem. Bounded: past this many transfers in flight
 /// the table starts over (ends then log as TFTP).
@@ -178,6 +187,13 @@ impl EventLog {
     /// The subsystem, level and sentence for one event; None for progress
     /// samples, which are not happenings.
     pub fn describe(&mut self, kind: &EventKind) -> Option<(Subsystem, Level, String)> {
+        self.classify(kind)
+            .map(|(subsystem, level)| (subsystem, level, kind.to_string()))
+    }
+
+    /// Where one event is logged and at what level, keeping track of the
+    /// transfers in flight; None for progress samples.
+    fn classify(&mut self, kind: &EventKind) -> Option<(Subsystem, Level)> {
         let mut subsystem = kind.subsystem();
         match kind {
             EventKind::Progress { .. } => return None,
@@ -194,12 +210,18 @@ impl EventLog {
             }
             _ => {}
         }
-        Some((subsystem, kind.level(), kind.to_string()))
+        Some((subsystem, kind.level()))
     }
 
+    /// Logs one event. The sentence is only made when its level can be
+    /// written at all: under a mass boot at `RUST_LOG=warn`, formatting
+    /// every DHCP packet's line only for the filter to drop it cost as
+    /// much as the lease journal.
     pub fn log(&mut self, kind: &EventKind) {
-        if let Some((subsystem, level, text)) = self.describe(kind) {
-            line(subsystem, level, &text);
+        if let Some((subsystem, level)) = self.classify(kind)
+            && tracing_level(level) <= tracing::level_filters::LevelFilter::current()
+        {
+            line(subsystem, level, &kind.to_string());
         }
     }
 }
@@ -239,7 +261,7 @@ pub async fn log_events(live: Arc<LiveModel>) {
         for l in &startup.log {
             line(Subsystem::named(&l.target), l.level, &l.message);
         }
-        rx
+        Paced::new(rx)
     };
     loop {
         match rx.recv().await {
