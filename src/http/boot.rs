@@ -387,8 +387,9 @@ fn mark_done(state: &Arc<HttpState>, hostname: String, mac: Option<crate::ident:
     };
     let state = state.clone();
     tokio::spawn(async move {
-        let host = hostname.clone();
-        let written = tokio::task::spawn_blocking(move || control.set_install(&host, false)).await;
+        let written = control
+            .set_install_off_thread(hostname.clone(), false)
+            .await;
         match written {
             Ok(Ok(())) => state.bus.emit(EventKind::InstallDone { hostname, mac }),
             Ok(Err(e)) => state.bus.emit(EventKind::Log {
@@ -455,8 +456,9 @@ pub async fn done(
             format!("pxedeck: {e}\n"),
         )
     };
-    let host = hostname.clone();
-    let written = tokio::task::spawn_blocking(move || control.set_install(&host, false)).await;
+    let written = control
+        .set_install_off_thread(hostname.clone(), false)
+        .await;
     match written {
         Ok(Ok(())) => {
             state.bus.emit(EventKind::InstallDone {
