@@ -25,6 +25,8 @@ use crate::ident::Mac;
 /// filter such as `urlencode` leaves them intact.
 pub const CONFIG_SLOT: &str = "pxedeck-capability-config";
 pub const DONE_SLOT: &str = "pxedeck-capability-done";
+/// What both slots start with, for finding them in one pass.
+const SLOT_PREFIX: &str = "pxedeck-capability-";
 
 /// Bytes of the tag kept in the token (128 bits).
 const TAG_BYTES: usize = 16;
@@ -152,12 +154,10 @@ impl Key {
             .mac(purpose, hostname, mac, boot)
             .finalize()
             .into_bytes();
-        format!(
-            "{:x}.{:016x}.{}",
-            boot.expires,
-            boot.nonce,
-            to_hex(&tag[..TAG_BYTES])
-        )
+        let mut token = String::with_capacity(16 + 1 + 16 + 1 + 2 * TAG_BYTES);
+        let _ = write!(token, "{:x}.{:016x}.", boot.expires, boot.nonce);
+        push_hex(&mut token, &tag[..TAG_BYTES]);
+        token
     }
 
     /// Checks a token (constant-time on the tag); the boot it was minted
@@ -200,16 +200,31 @@ impl Key {
         Ok(boot)
     }
 
-    /// `text` with the slots of a machine's URLs filled in for one boot.
+    /// `text` with the slots of a machine's URLs filled in for one boot,
+    /// in one pass: every entry script goes through here, per request.
     pub fn fill(&self, text: &str, hostname: &str, mac: Option<&Mac>, boot: &Boot) -> String {
-        if !text.contains(CONFIG_SLOT) && !text.contains(DONE_SLOT) {
-            return text.to_string();
+        let mut out = String::with_capacity(text.len() + 64);
+        let (mut config, mut done) = (None, None);
+        let mut rest = text;
+        while let Some(at) = rest.find(SLOT_PREFIX) {
+            let (before, slot) = rest.split_at(at);
+            out.push_str(before);
+            let (token, len) = if slot.starts_with(CONFIG_SLOT) {
+                let t =
+                    config.get_or_insert_with(|| self.token(Purpose::Config, hostname, mac, boot));
+                (t.as_str(), CONFIG_SLOT.len())
+            } else if slot.starts_with(DONE_SLOT) {
+                let t = done.get_or_insert_with(|| self.token(Purpose::Done, hostname, mac, boot));
+                (t.as_str(), DONE_SLOT.len())
+            } else {
+                // The common prefix alone: not a slot, kept as it is.
+                (SLOT_PREFIX, SLOT_PREFIX.len())
+            };
+            out.push_str(token);
+            rest = &slot[len..];
         }
-        text.replace(
-            CONFIG_SLOT,
-            &self.token(Purpose::Config, hostname, mac, boot),
-        )
-        .replace(DONE_SLOT, &self.token(Purpose::Done, hostname, mac, boot))
+        out.push_str(rest);
+        out
     }
 }
 
@@ -275,10 +290,18 @@ pub fn read_or_create_secret(path: &Path) -> std::io::Result<(String, bool)> {
 
 fn to_hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
+    push_hex(&mut out, bytes);
     out
+}
+
+/// By table, not `{:02x}` per byte: a token per config and done URL of
+/// every entry script served.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 fn from_hex(text: &str) -> Option<Vec<u8>> {
@@ -299,6 +322,27 @@ mod tests {
 
     fn key() -> Key {
         Key::from_bytes([7; 32])
+    }
+
+    #[test]
+    fn fill_puts_each_token_in_every_slot_of_its_kind_and_nothing_else() {
+        let k = key();
+        let boot = k.mint(1_000, 60);
+        assert!(CONFIG_SLOT.starts_with(SLOT_PREFIX) && DONE_SLOT.starts_with(SLOT_PREFIX));
+        let config = k.token(Purpose::Config, "dev-01", Some(&MAC), &boot);
+        let done = k.token(Purpose::Done, "dev-01", Some(&MAC), &boot);
+        for text in [
+            "no slots at all",
+            "",
+            "c=pxedeck-capability-config d=pxedeck-capability-done",
+            "pxedeck-capability-done pxedeck-capability-config pxedeck-capability-done",
+            "pxedeck-capability-other pxedeck-capability-",
+            "pxedeck-capability-configpxedeck-capability-done\n",
+        ] {
+            let want = text.replace(CONFIG_SLOT, &config).replace(DONE_SLOT, &done);
+            assert_eq!(k.fill(text, "dev-01", Some(&MAC), &boot), want, "{text:?}");
+        }
+        assert_eq!(to_hex(&[0x00, 0x9f, 0xa0, 0xff]), "009fa0ff");
     }
 
     #[test]
