@@ -11,7 +11,8 @@
 #
 # Usage: sudo benches/http-peers.sh [pxedeck binary]
 #   RUNS (3), SECS (6), CONNS ("50 500"); PERF=FILE records a CPU profile
-#   of pxedeck during its first run at each connection count.
+#   of pxedeck during its first run at each connection count; ERRLOG=FILE
+#   keeps wrk's error lines.
 # Needs: nginx, wrk, curl, iproute2.
 set -euo pipefail
 
@@ -107,6 +108,7 @@ run_wrk() {
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}' | to_ms)
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}' | to_ms)
+    echo "$out" | grep -E "Socket errors|Non-2xx" >> "${ERRLOG:-/dev/null}" || true
     errors=$(echo "$out" | awk '
         /Socket errors/ {for (i = 3; i <= NF; i++) {gsub(",", "", $i); if ($i ~ /^[0-9]+$/) n += $i}}
         /Non-2xx/ {n += $NF} END {print n + 0}')
