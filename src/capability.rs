@@ -297,10 +297,8 @@ fn to_hex(bytes: &[u8]) -> String {
 /// By table, not `{:02x}` per byte: a token per config and done URL of
 /// every entry script served.
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    for &b in bytes {
+        out.extend(crate::ident::hex_digits(b).map(char::from));
     }
 }
 

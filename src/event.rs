@@ -31,7 +31,7 @@ mod display;
 mod paced;
 
 pub use display::Subsystem;
-pub use paced::{BATCH_WINDOW, Paced};
+pub use paced::Paced;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

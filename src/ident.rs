@@ -86,16 +86,21 @@ impl FromStr for Mac {
     }
 }
 
+/// A byte's two lower-case hex digits, by table: for the formatting done
+/// per packet or per request, where `{:02x}` showed in profiles.
+pub fn hex_digits(byte: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]
+}
+
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // By hand rather than six `{:02x}`: a MAC is formatted for every
         // DHCP packet (log, history, console), and the formatting machinery
         // was a visible share of the server's CPU under load.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [b':'; 17];
         for (i, byte) in self.0.iter().enumerate() {
-            text[3 * i] = HEX[usize::from(byte >> 4)];
-            text[3 * i + 1] = HEX[usize::from(byte & 0xf)];
+            text[3 * i..3 * i + 2].copy_from_slice(&hex_digits(*byte));
         }
         // Only ASCII was written.
         f.pad(std::str::from_utf8(&text).unwrap_or_default())
