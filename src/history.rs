@@ -17,6 +17,14 @@
 //!   and are never touched by this.
 //! - **Leases are not history.** Lease events are left out: the lease
 //!   journal says what is bound now.
+//! - **Floods are sampled.** A machine's repeatable events (DHCP packets,
+//!   scripts and configs served) are recorded at most
+//!   [`REPEATS_PER_SECOND`] a second each; the rest are counted and said
+//!   once a minute. A real boot stays far below it. One client asking for
+//!   its script 35,000 times a second made the recorder a quarter of the
+//!   server's work, and the compactions it forced doubled the script's
+//!   p99 (`docs/benchmarks.md`). Transfers and install callbacks, which
+//!   change what a machine's timeline ends in, are always recorded.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -336,6 +344,66 @@ pub struct Recorder {
     /// Who holds which address, to name the machine behind a transfer or
     /// a script fetched by address alone (as the model does).
     holders: HashMap<std::net::IpAddr, crate::ident::Mac>,
+    flood: Flood,
+}
+
+/// A machine's repeatable events recorded per second of event time; past
+/// it they are counted, not written.
+pub const REPEATS_PER_SECOND: u32 = 32;
+
+/// How often the count of events left out is said.
+const FLOOD_REPORT_EVERY_MS: u64 = 60_000;
+
+/// Per owner, the repeatable events of the current second.
+#[derive(Default)]
+struct Flood {
+    seconds: HashMap<String, (u64, u32)>,
+    /// Left out since the last report, and when that was (event time).
+    skipped: u64,
+    reported_at: u64,
+}
+
+impl Flood {
+    /// May this event of `owner`'s, at `at` (ms), be recorded?
+    fn admit(&mut self, owner: &str, kind: &EventKind, at: u64) -> bool {
+        use EventKind as E;
+        let repeatable = matches!(
+            kind,
+            E::DhcpSeen(_)
+                | E::DhcpReplied { .. }
+                | E::ScriptServed { .. }
+                | E::ConfigServed { .. }
+        );
+        if !repeatable {
+            return true;
+        }
+        let second = at / 1000;
+        if let Some((s, n)) = self.seconds.get_mut(owner) {
+            if *s != second {
+                (*s, *n) = (second, 0);
+            }
+            *n += 1;
+            if *n > REPEATS_PER_SECOND {
+                self.skipped += 1;
+                return false;
+            }
+            return true;
+        }
+        if self.seconds.len() >= TRANSFERS_REMEMBERED {
+            self.seconds.clear();
+        }
+        self.seconds.insert(owner.to_string(), (second, 1));
+        true
+    }
+
+    /// The count to say now, if one is due (once a minute at most).
+    fn report(&mut self, now: u64) -> Option<u64> {
+        if self.skipped == 0 || now < self.reported_at + FLOOD_REPORT_EVERY_MS {
+            return None;
+        }
+        self.reported_at = now;
+        Some(std::mem::take(&mut self.skipped))
+    }
 }
 
 /// Past this many transfers in flight, the map starts over.
@@ -352,6 +420,7 @@ impl Recorder {
             lines,
             transfers: HashMap::new(),
             holders: HashMap::new(),
+            flood: Flood::default(),
         }
     }
 
@@ -408,6 +477,9 @@ impl Recorder {
         let attributed = self.attribute(e);
         let e = attributed.as_ref().unwrap_or(e);
         let owner = owner(&e.kind, &self.transfers)?;
+        if !self.flood.admit(&owner, &e.kind, e.at) {
+            return None;
+        }
         match &e.kind {
             EventKind::TransferStarted { id, .. } => {
                 if self.transfers.len() >= TRANSFERS_REMEMBERED {
@@ -437,7 +509,15 @@ impl Recorder {
                     Err(broadcast::error::RecvError::Lagged(n)) => self.bus.note_lagged(n),
                     Err(_) => return self.flush(batch.take()).await,
                 },
-                _ = tick.tick() => self.flush(batch.take()).await,
+                _ = tick.tick() => {
+                    self.flush(batch.take()).await;
+                    if let Some(n) = self.flood.report(crate::clock::now_millis()) {
+                        self.warn(format!(
+                            "boot history: {n} repeated events of flooding machines not recorded \
+                             (at most {REPEATS_PER_SECOND} a second each)"
+                        ));
+                    }
+                }
                 _ = cancel.cancelled() => {
                     // What was emitted before the stop is history too.
                     while let Ok(e) = self.rx.try_recv() {
@@ -758,5 +838,35 @@ mod tests {
         let l = load(&path, WIDE).unwrap();
         assert_eq!(l.events.len(), 1, "{:?}", l.events);
         assert!(matches!(l.events[0].kind, EventKind::DhcpSeen(_)));
+    }
+
+    #[test]
+    fn a_flooding_machine_is_sampled_per_second_and_others_are_not() {
+        let bus = Bus::new(64);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Recorder::new(&dir.path().join("h.jsonl"), WIDE, &bus, 0);
+        let limit = REPEATS_PER_SECOND as usize;
+        let recorded = |r: &mut Recorder, e: Event| r.line_of(&e).is_some();
+        // 1,000 DHCP packets of one machine within one second: the first
+        // `limit` are history, the rest are counted.
+        let first = (0..1000)
+            .filter(|i| recorded(&mut r, seen(5_000 + i, "52:54:00:00:00:01")))
+            .count();
+        assert_eq!(first, limit);
+        // Another machine in the same second is not held back by it.
+        assert!(recorded(&mut r, seen(5_500, "52:54:00:00:00:02")));
+        // A transfer of the flooding machine is always history.
+        assert!(recorded(&mut r, started(5_600, 9, "52:54:00:00:00:01")));
+        // The next second starts afresh.
+        let next = (0..100)
+            .filter(|i| recorded(&mut r, seen(6_000 + i, "52:54:00:00:00:01")))
+            .count();
+        assert_eq!(next, limit);
+        // Said once, then not again within the minute.
+        let skipped = (1000 - limit + 100 - limit) as u64;
+        assert_eq!(r.flood.report(100_000), Some(skipped));
+        assert!(!recorded(&mut r, seen(6_500, "52:54:00:00:00:01")));
+        assert_eq!(r.flood.report(100_001), None);
+        assert_eq!(r.flood.report(160_000), Some(1));
     }
 }

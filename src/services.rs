@@ -282,12 +282,19 @@ impl Services {
                 ),
             });
         }
-        tasks.spawn(http::serve(
+        // Boot connections run on lanes of their own, one per core, dealt
+        // in turn (`http::serve_on`); the API stays on the shared runtime.
+        let http_lanes = (0..http_lane_count())
+            .map(|i| Lane::start(&format!("pxedeck-http-{i}"), &cancel, &mut tasks))
+            .map(|lane| lane.map(|l| l.handle))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        tasks.spawn(http::serve_on(
             http_listener,
             http::boot_router(http_state.clone()),
             http::ConnLimits::boot(&config.http),
             http_state.clone(),
             cancel.clone(),
+            http_lanes,
         ));
         tasks.spawn(http::serve(
             api_listener,
@@ -573,7 +580,20 @@ fn start_dhcp(
     }))
 }
 
-/// A thread of its own with a single-threaded runtime, for a UDP service.
+/// Lanes for boot HTTP: one per core this process may use, at most
+/// `MAX_HTTP_LANES`.
+fn http_lane_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_HTTP_LANES)
+}
+
+/// Past this many cores, more lanes only add threads: the NIC and the
+/// disk are the bound long before.
+const MAX_HTTP_LANES: usize = 8;
+
+/// A thread of its own with a single-threaded runtime, for a UDP service
+/// or a share of the boot HTTP connections.
 ///
 /// TFTP without windows waits for an ACK before every block, and firmware
 /// waits for every DHCP answer. On the shared runtime, during a mass boot,

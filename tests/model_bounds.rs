@@ -1,7 +1,8 @@
 //! The model under a hostile segment, over real sockets on loopback: a
 //! flood of invented MACs through DHCP stays at the cap on unknown rows,
 //! `/boot.ipxe?mac=` floods add no rows, and event-stream clients share one
-//! snapshot (RSS from /proc) up to a cap, past which they get 503.
+//! snapshot (RSS from /proc) up to a cap, past which they get 503; boot
+//! connections are dealt to their lanes in turn.
 //!
 //! The tests take turns (one lock): the RSS figures must not include
 //! another test's allocations.
@@ -453,5 +454,93 @@ async fn event_stream_clients_share_one_snapshot_up_to_a_cap() {
     println!("places freed {:?} after the clients left", left.elapsed());
     let (_again, head) = subscribe(api).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    cancel.cancel();
+}
+
+/// A single-threaded runtime on a thread named `name`, until `cancel`.
+fn lane(name: &str, cancel: &CancellationToken) -> tokio::runtime::Handle {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = runtime.handle().clone();
+    let cancel = cancel.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || runtime.block_on(cancel.cancelled()))
+        .unwrap();
+    handle
+}
+
+/// One request on a kept-alive connection: the body of the answer.
+async fn ask(conn: &mut TcpStream, path: &str) -> String {
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("no answer in 10 s")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .expect("a content-length");
+        if body.len() >= length {
+            return body[..length].to_string();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_dealt_to_the_lanes_in_turn_and_stay_there() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::default();
+    let cancel = CancellationToken::new();
+    let live = live_model(1_000, &bus, &cancel);
+    let state = Arc::new(http_state(config(""), bus, live, dir.path().to_path_buf()));
+    let lanes = vec![lane("lane-0", &cancel), lane("lane-1", &cancel)];
+    let who = axum::Router::new().route(
+        "/who",
+        axum::routing::get(|| async { std::thread::current().name().unwrap_or("?").to_string() }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = http::ConnLimits::boot(&state.config.http);
+    tokio::spawn(http::serve_on(
+        listener,
+        who,
+        limits,
+        state.clone(),
+        cancel.clone(),
+        lanes,
+    ));
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Accepted in order of connection: 0, 1, 0, 1.
+    let mut first = Vec::new();
+    for c in &mut conns {
+        first.push(ask(c, "/who").await);
+    }
+    assert_eq!(first, ["lane-0", "lane-1", "lane-0", "lane-1"]);
+    // A kept-alive connection is served where it was dealt.
+    for (c, was) in conns.iter_mut().zip(&first).rev() {
+        assert_eq!(&ask(c, "/who").await, was);
+    }
     cancel.cancel();
 }

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -78,7 +79,8 @@ impl Drop for Slot {
 /// Serves a router until `cancel` fires; handlers see the client address.
 /// Cancelling stops accepting at once; running downloads end with the
 /// runtime (a boot server that is told to stop should not wait on a 4 GiB
-/// ISO). Refusals and timeouts are counted in `state.stats`.
+/// ISO). Refusals and timeouts are counted in `state.stats`. Connections
+/// run on the caller's runtime.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -86,8 +88,30 @@ pub async fn serve(
     state: Arc<HttpState>,
     cancel: CancellationToken,
 ) {
+    serve_on(listener, router, limits, state, cancel, Vec::new()).await
+}
+
+/// As [`serve`], with the accepted connections dealt in turn to `lanes`,
+/// single-threaded runtimes of their own (none: the caller's runtime).
+///
+/// Why: with more connections ready at once than a tokio worker's local
+/// run queue holds (256), the multi-threaded scheduler moves the overflow
+/// to its global queue, which it visits only now and then; those
+/// connections wait several rounds. 500 busy connections on one worker
+/// had a p99 five times their p50. A single-threaded runtime's queue is
+/// unbounded and first-in first-out, so every ready connection waits one
+/// round (`docs/decisions.md`).
+pub async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    state: Arc<HttpState>,
+    cancel: CancellationToken,
+    lanes: Vec<Handle>,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     let refusing = Arc::new(AtomicUsize::new(0));
+    let mut turn = 0usize;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -121,10 +145,29 @@ pub async fn serve(
         let router = router.clone();
         let limits = limits.clone();
         let state = state.clone();
-        tokio::spawn(async move {
-            connection(stream, peer, router, &limits, &state).await;
+        if lanes.is_empty() {
+            tokio::spawn(async move {
+                connection(stream, peer, router, &limits, &state).await;
+                drop(slot);
+            });
+            continue;
+        }
+        // The socket leaves this runtime's reactor and joins the lane's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(%peer, error = %e, "http connection lost before its lane");
+                continue;
+            }
+        };
+        lanes[turn % lanes.len()].spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => connection(stream, peer, router, &limits, &state).await,
+                Err(e) => warn!(%peer, error = %e, "http connection: cannot join its lane"),
+            }
             drop(slot);
         });
+        turn = turn.wrapping_add(1);
     }
 }
 

@@ -20,7 +20,7 @@ mod boot;
 pub use boot::{Bindings, ScriptCache};
 pub mod client;
 mod conn;
-pub use conn::{API_MAX_CONNECTIONS, ConnLimits, serve};
+pub use conn::{API_MAX_CONNECTIONS, ConnLimits, serve, serve_on};
 mod files;
 pub mod next_boot;
 // Public for the fuzz targets (fuzz/): the request parsing only.
