@@ -6,7 +6,8 @@
 #   gen (10.64.0.2, perfdhcp as a relay, core 1) ── veth ── srv (10.64.0.1, server, core 0)
 #
 # For each server: fixed offered rates (server CPU % from /proc, achieved
-# rate, drops, delays), then a ladder to the highest rate with <= 1% drops.
+# rate, drops, delays, and pxedeck's lease-sync thread alone as "sync%"), then
+# a ladder to the highest rate with <= 1% drops.
 # Medians of RUNS runs. Usage: sudo benches/perfdhcp.sh [pxedeck binary]
 # (SERVERS="pxedeck kea" picks which servers run; RATES, LADDER, RUNS, SECS too).
 #
@@ -91,30 +92,39 @@ EOF
 
 server_pid() { ip netns pids $SRV | head -n1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# pxedeck's lease-sync thread alone (0 for the other servers).
+sync_ticks() {
+    local t n=0
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = lease-sync ] && n=$(awk '{print $14 + $15}' "$t/stat")
+    done
+    echo "$n"
+}
 stop_server() { for pid in $(ip netns pids $SRV); do kill -9 "$pid" 2>/dev/null || true; done; sleep 0.5; }
 
 # UDP datagrams the generator's socket had no room for (RcvbufErrors).
 gen_lost() { ip netns exec $GEN awk '/^Udp:/ {n++} /^Udp:/ && n == 2 {print $6}' /proc/net/snmp; }
 
 # One perfdhcp run at an offered rate; prints
-# "achieved drops% avg_ms max_ms cpu% gen_lost".
+# "achieved drops% avg_ms max_ms cpu% gen_lost sync_cpu%".
 run_rate() {
-    local rate=$1 pid t0 t1 out l0 l1
+    local rate=$1 pid t0 t1 s0 s1 out l0 l1
     pid=$(server_pid)
     [ -n "$pid" ] || { echo "the server did not start; see $WORK" >&2; exit 1; }
-    t0=$(cpu_ticks "$pid"); l0=$(gen_lost)
+    t0=$(cpu_ticks "$pid"); s0=$(sync_ticks "$pid"); l0=$(gen_lost)
     out=$(ip netns exec $GEN taskset -c 1 perfdhcp -4 -l 10.64.0.2 -g single -r "$rate" \
         -R "$CLIENTS" -p "$SECS" 10.64.0.1 2>&1 || true)
-    t1=$(cpu_ticks "$pid"); l1=$(gen_lost)
+    t1=$(cpu_ticks "$pid"); s1=$(sync_ticks "$pid"); l1=$(gen_lost)
     local hz; hz=$(getconf CLK_TCK)
-    echo "$out" | awk -v cpu="$(( (t1 - t0) * 100 / hz / SECS ))" -v lost="$(( l1 - l0 ))" '
+    echo "$out" | awk -v cpu="$(( (t1 - t0) * 100 / hz / SECS ))" -v lost="$(( l1 - l0 ))" \
+        -v sync="$(( (s1 - s0) * 100 / hz / SECS ))" '
         /^Rate:/ {rate=$2}
         /^sent packets:/ {sent+=$3}
         /^received packets:/ {recv+=$3}
         /^avg delay:/ {if (avg == "") avg=$3}
         /^max delay:/ {if (max == "" || $3 > max) max=$3}
         END {drop = sent ? (sent-recv)*100/sent : 100;
-             printf "%.0f %.2f %s %s %d %d\n", rate, drop, avg, max, cpu, lost}'
+             printf "%.0f %.2f %s %s %d %d %d\n", rate, drop, avg, max, cpu, lost, sync}'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -122,25 +132,26 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 bench_server() {
     local name=$1 rate i line
     echo "== $name"
-    printf "%-8s %10s %8s %9s %9s %6s %9s\n" offered achieved "drops%" "avg ms" "max ms" "cpu%" "gen lost"
+    printf "%-8s %10s %8s %9s %9s %6s %9s %6s\n" offered achieved "drops%" "avg ms" "max ms" "cpu%" "gen lost" "sync%"
     for rate in $RATES; do
-        local ach=() drop=() avg=() max=() cpu=() lost=()
+        local ach=() drop=() avg=() max=() cpu=() lost=() sync=()
         for i in $(seq "$RUNS"); do
             stop_server; "start_$name"; sleep 1.5
-            read -r a d v m c l < <(run_rate "$rate")
-            ach+=("$a"); drop+=("$d"); avg+=("$v"); max+=("$m"); cpu+=("$c"); lost+=("$l")
+            read -r a d v m c l y < <(run_rate "$rate")
+            ach+=("$a"); drop+=("$d"); avg+=("$v"); max+=("$m"); cpu+=("$c"); lost+=("$l"); sync+=("$y")
         done
-        printf "%-8s %10s %8s %9s %9s %6s %9s\n" "$rate" \
+        printf "%-8s %10s %8s %9s %9s %6s %9s %6s\n" "$rate" \
             "$(printf '%s\n' "${ach[@]}" | median)" "$(printf '%s\n' "${drop[@]}" | median)" \
             "$(printf '%s\n' "${avg[@]}" | median)" "$(printf '%s\n' "${max[@]}" | median)" \
-            "$(printf '%s\n' "${cpu[@]}" | median)" "$(printf '%s\n' "${lost[@]}" | median)"
+            "$(printf '%s\n' "${cpu[@]}" | median)" "$(printf '%s\n' "${lost[@]}" | median)" \
+            "$(printf '%s\n' "${sync[@]}" | median)"
     done
     local best=0
     for rate in $LADDER; do
         local drops=()
         for i in $(seq "$RUNS"); do
             stop_server; "start_$name"; sleep 1.5
-            read -r a d _ _ _ _ < <(run_rate "$rate")
+            read -r a d _ _ _ _ _ < <(run_rate "$rate")
             drops+=("$d")
         done
         local md; md=$(printf '%s\n' "${drops[@]}" | median)

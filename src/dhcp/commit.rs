@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::leases::LeaseTable;
 use super::store::LeaseJournal;
@@ -135,18 +136,41 @@ impl Drop for Committer {
     }
 }
 
+/// Under load, a sync starts at most this long after the one before it
+/// started. Syncing back to back made one `fdatasync` per one or two
+/// batches (4,500 a second at 8,000 exchanges/s, an eighth of the server's
+/// CPU); gathering for this long lets each cover several, for at most this
+/// much more ACK latency. Idle, a batch is synced at once.
+pub const GATHER: Duration = Duration::from_millis(1);
+
 fn sync_loop(shared: &Shared) {
+    // The last sync: when it started, and whether it covered more than
+    // one batch (the sign of load).
+    let mut last: Option<(Instant, bool)> = None;
     loop {
-        let taken: Vec<(u64, Notify)> = {
+        {
             let mut queue = lock(&shared.queue);
             while queue.waiting.is_empty() && !queue.stop {
                 queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
+        }
+        if let Some((started, true)) = last {
+            if let Some(rest) = GATHER.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        let taken: Vec<(u64, Notify)> = {
+            let mut queue = lock(&shared.queue);
             if queue.waiting.is_empty() {
-                return;
+                // Stopped, or a compaction made them durable meanwhile.
+                if queue.stop {
+                    return;
+                }
+                continue;
             }
             queue.waiting.drain(..).collect()
         };
+        last = Some((Instant::now(), taken.len() > 1));
         let Some(&(through, _)) = taken.last() else {
             continue;
         };
@@ -186,5 +210,79 @@ fn sync_loop(shared: &Shared) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dhcp::handler::Persist;
+    use crate::dhcp::store::{Appended, LeaseJournal, Syncer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    /// A journal whose syncs take no time and are counted.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl LeaseJournal for Counted {
+        fn append(&mut self, _: &[Persist], _: &LeaseTable) -> std::io::Result<Appended> {
+            Ok(Appended::Written)
+        }
+
+        fn syncer(&self) -> std::io::Result<Syncer> {
+            let syncs = self.0.clone();
+            Ok(Box::new(move || {
+                syncs.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }))
+        }
+    }
+
+    fn register(c: &Committer, told: &mpsc::Sender<(u64, Fate)>) {
+        let mut held = c.leases();
+        let ticket = held.next_ticket();
+        let told = told.clone();
+        c.register(
+            &mut held,
+            ticket,
+            Box::new(move |t, f| drop(told.send((t, f)))),
+        );
+    }
+
+    #[test]
+    fn a_lone_batch_is_synced_at_once_and_a_busy_stream_at_most_once_a_gather() {
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let c = Committer::start(Leases::new(
+            LeaseTable::default(),
+            Box::new(Counted(syncs.clone())),
+        ));
+        let (tx, rx) = mpsc::channel();
+        // Idle: one batch, told at once (well within one gather).
+        register(&c, &tx);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            (1, Fate::Durable)
+        );
+        // Busy: batches as fast as they can be registered, for 20 ms.
+        // Syncs that take no time would otherwise run once per batch or two.
+        let before = syncs.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let mut registered = 0;
+        while started.elapsed() < Duration::from_millis(20) {
+            register(&c, &tx);
+            registered += 1;
+        }
+        for _ in 0..registered {
+            let (_, fate) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(fate, Fate::Durable);
+        }
+        let gathers = started.elapsed().as_micros() / GATHER.as_micros();
+        let made = (syncs.load(Ordering::Relaxed) - before) as u128;
+        // A sync of a single batch is not gathered after, so at worst
+        // every other sync follows one at once.
+        assert!(
+            made <= 2 * gathers + 2,
+            "{made} syncs in {gathers} gathers for {registered} batches"
+        );
     }
 }
