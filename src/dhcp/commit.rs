@@ -154,10 +154,10 @@ fn sync_loop(shared: &Shared) {
                 queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
         }
-        if let Some((started, true)) = last {
-            if let Some(rest) = GATHER.checked_sub(started.elapsed()) {
-                std::thread::sleep(rest);
-            }
+        if let Some((started, true)) = last
+            && let Some(rest) = GATHER.checked_sub(started.elapsed())
+        {
+            std::thread::sleep(rest);
         }
         let taken: Vec<(u64, Notify)> = {
             let mut queue = lock(&shared.queue);
