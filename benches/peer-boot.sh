@@ -201,13 +201,15 @@ run_one() {
         perf record -q -g -o "$d/perf.data" -p "$(paste -sd, "$d/pids")" > /dev/null 2>&1 &
         local perf=$!
     fi
+    # time(1) puts "Command exited with non-zero status N" first when a
+    # machine failed; its figures are the last line.
     ip netns exec $CLI taskset -c 1 /usr/bin/time -f "%U %S" -o "$d/client.time" "$PXEDECK" bench -n "$MACHINES" --spread "$SPREAD" \
         --target $SERVER:67 --world "$d" --relay $RELAY --json > "$d/report.json" || true
     # shellcheck disable=SC2046
     read -r cpu1 rss <<< "$(cost $(cat "$d/pids"))"
     [ -z "${perf:-}" ] || { kill -INT "$perf"; wait "$perf" || true; }
     stop_all
-    python3 - "$d/report.json" "$name" "$run" "$cpu0" "$cpu1" "$rss" "$(cat "$d/client.time")" >> "$WORK/results.jsonl" <<'EOF'
+    python3 - "$d/report.json" "$name" "$run" "$cpu0" "$cpu1" "$rss" "$(tail -1 "$d/client.time")" >> "$WORK/results.jsonl" <<'EOF'
 import json, sys
 path, name, run, cpu0, cpu1, rss, client = sys.argv[1:]
 r = json.load(open(path))["report"]

@@ -7,7 +7,9 @@
 //! While that sync runs the loops go on receiving and deciding, so the next
 //! sync covers everything that arrived during this one: the group grows
 //! with the backlog, and replies that need nothing durable (offers, NAKs,
-//! proxy answers) never wait for the disk.
+//! proxy answers) never wait for the disk. Under load (the last sync
+//! covered more than one batch) the next starts no sooner than
+//! [`GATHER`] after it: fewer, larger syncs for at most that much latency.
 //!
 //! When a sync fails every batch not yet durable is undone, newest first
 //! ([`LeaseTable::roll_back`](super::leases::LeaseTable::roll_back)), and
