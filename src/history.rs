@@ -20,10 +20,10 @@
 //! - **Floods are sampled.** A machine's repeatable events (DHCP packets,
 //!   scripts and configs served) are recorded at most
 //!   [`REPEATS_PER_SECOND`] a second each; the rest are counted and said
-//!   once a minute. A real boot stays far below it. One client asking for
-//!   its script 35,000 times a second made the recorder a quarter of the
-//!   server's work, and the compactions it forced doubled the script's
-//!   p99 (`docs/benchmarks.md`). Transfers and install callbacks, which
+//!   once a minute and at stop. A real boot stays far below it. One
+//!   client asking for its script 35,000 times a second cost, through the
+//!   recorder, an eighth of the server's rate and raised the script's p99
+//!   from 18–20 to 31 ms (`docs/benchmarks.md`). Transfers and install callbacks, which
 //!   change what a machine's timeline ends in, are always recorded.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -37,6 +37,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Bus, Event, EventKind, Paced};
+
+mod flood;
+use flood::Flood;
+pub use flood::REPEATS_PER_SECOND;
 
 /// The first line of a history file.
 pub const HEADER: &str = r#"{"pxedeck_history":1}"#;
@@ -347,67 +351,6 @@ pub struct Recorder {
     flood: Flood,
 }
 
-/// A machine's repeatable events recorded per second of event time; past
-/// it they are counted, not written.
-pub const REPEATS_PER_SECOND: u32 = 32;
-
-/// How often the count of events left out is said.
-const FLOOD_REPORT_EVERY_MS: u64 = 60_000;
-
-/// Per owner, the repeatable events of the current second.
-#[derive(Default)]
-struct Flood {
-    seconds: HashMap<String, (u64, u32)>,
-    /// Left out since the last report, and when that was (event time).
-    skipped: u64,
-    reported_at: u64,
-}
-
-impl Flood {
-    /// May this event of `owner`'s, at `at` (ms), be recorded?
-    fn admit(&mut self, owner: &str, kind: &EventKind, at: u64) -> bool {
-        use EventKind as E;
-        let repeatable = matches!(
-            kind,
-            E::DhcpSeen(_)
-                | E::DhcpReplied { .. }
-                | E::ScriptServed { .. }
-                | E::ConfigServed { .. }
-        );
-        if !repeatable {
-            return true;
-        }
-        let second = at / 1000;
-        if let Some((s, n)) = self.seconds.get_mut(owner) {
-            // Events reach the bus slightly out of order across threads:
-            // only a later second starts the count afresh.
-            if second > *s {
-                (*s, *n) = (second, 0);
-            }
-            *n += 1;
-            if *n > REPEATS_PER_SECOND {
-                self.skipped += 1;
-                return false;
-            }
-            return true;
-        }
-        if self.seconds.len() >= TRANSFERS_REMEMBERED {
-            self.seconds.clear();
-        }
-        self.seconds.insert(owner.to_string(), (second, 1));
-        true
-    }
-
-    /// The count to say now, if one is due (once a minute at most).
-    fn report(&mut self, now: u64) -> Option<u64> {
-        if self.skipped == 0 || now < self.reported_at + FLOOD_REPORT_EVERY_MS {
-            return None;
-        }
-        self.reported_at = now;
-        Some(std::mem::take(&mut self.skipped))
-    }
-}
-
 /// Past this many transfers in flight, the map starts over.
 const TRANSFERS_REMEMBERED: usize = 65_536;
 
@@ -524,8 +467,8 @@ impl Recorder {
                         }
                     }
                     self.flush(batch.take()).await;
-                    let left_out = std::mem::take(&mut self.flood.skipped);
-                    return self.say_left_out(Some(left_out).filter(|&n| n > 0));
+                    let left_out = self.flood.take_skipped();
+                    return self.say_left_out(left_out);
                 }
             }
             if batch.text.len() > BATCH_BYTES {
@@ -637,247 +580,4 @@ pub fn machines(events: &[Event]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dhcp::{DhcpMessage, DhcpSeen};
-
-    fn seen(at: u64, mac: &str) -> Event {
-        Event {
-            at,
-            kind: EventKind::DhcpSeen(DhcpSeen {
-                mac: mac.parse().unwrap(),
-                xid: 1,
-                message: DhcpMessage::Discover,
-                firmware: None,
-                ipxe: false,
-                vendor_class: None,
-                uuid: None,
-                relay: None,
-                relay_agent: None,
-                interface: None,
-                rule: None,
-                hostname: None,
-                decision: crate::boot::BootDecision::Hold,
-            }),
-        }
-    }
-
-    fn started(at: u64, id: u64, mac: &str) -> Event {
-        Event {
-            at,
-            kind: EventKind::TransferStarted {
-                id,
-                protocol: crate::event::Protocol::Tftp,
-                client: "10.0.0.5:1000".parse().unwrap(),
-                mac: Some(mac.parse().unwrap()),
-                path: "ipxe.efi".into(),
-                size: Some(1),
-                blksize: None,
-                windowsize: None,
-            },
-        }
-    }
-
-    fn file_of(dir: &Path, lines: &[String]) -> PathBuf {
-        let path = dir.join("history.jsonl");
-        let mut text = format!("{HEADER}\n");
-        for l in lines {
-            text.push_str(l);
-            text.push('\n');
-        }
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn json(e: &Event) -> String {
-        serde_json::to_string(e).unwrap()
-    }
-
-    const WIDE: Bounds = Bounds {
-        per_machine: 100,
-        total: 1000,
-    };
-
-    #[test]
-    fn the_newest_are_kept_per_machine_and_in_total() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut lines = vec![];
-        for i in 0..10 {
-            lines.push(json(&seen(i, "52:54:00:00:00:01")));
-        }
-        for i in 10..13 {
-            lines.push(json(&seen(i, "52:54:00:00:00:02")));
-        }
-        let path = file_of(dir.path(), &lines);
-        let l = load(
-            &path,
-            Bounds {
-                per_machine: 4,
-                total: 1000,
-            },
-        )
-        .unwrap();
-        let ats: Vec<u64> = l.events.iter().map(|e| e.at).collect();
-        assert_eq!(ats, vec![6, 7, 8, 9, 10, 11, 12]);
-        assert_eq!(l.lines, 13);
-        let l = load(
-            &path,
-            Bounds {
-                per_machine: 100,
-                total: 5,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            l.events.iter().map(|e| e.at).collect::<Vec<_>>(),
-            vec![8, 9, 10, 11, 12]
-        );
-    }
-
-    #[test]
-    fn a_torn_last_line_is_skipped_but_a_garbled_middle_refuses_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let good = json(&seen(1, "52:54:00:00:00:01"));
-        let torn = good[..good.len() / 2].to_string();
-        let path = dir.path().join("h");
-        std::fs::write(&path, format!("{HEADER}\n{good}\n{torn}")).unwrap();
-        let l = load(&path, WIDE).unwrap();
-        assert!(l.torn);
-        assert_eq!(l.events.len(), 1);
-
-        std::fs::write(&path, format!("{HEADER}\n{good}\n{torn}\n{good}\n")).unwrap();
-        let e = load(&path, WIDE).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}:3: ", path.display())), "{e}");
-
-        std::fs::write(&path, format!("{good}\n")).unwrap();
-        let e = load(&path, WIDE).unwrap_err().to_string();
-        assert!(e.contains(":1: not a pxedeck history"), "{e}");
-
-        std::fs::write(
-            &path,
-            format!("{HEADER}\n{}\n{good}\n", "x".repeat(MAX_LINE + 10)),
-        )
-        .unwrap();
-        let e = load(&path, WIDE).unwrap_err().to_string();
-        assert!(e.contains("longer than"), "{e}");
-
-        assert!(
-            load(&dir.path().join("none"), WIDE)
-                .unwrap()
-                .events
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn replay_moves_transfer_ids_aside_and_ends_what_never_ended() {
-        let mac = "52:54:00:00:00:01";
-        let events = vec![
-            started(1, 1, mac),
-            Event {
-                at: 2,
-                kind: EventKind::TransferDone {
-                    id: 1,
-                    bytes: 1,
-                    millis: 1,
-                },
-            },
-            started(3, 2, mac),
-            // An end whose start the bounds cut.
-            Event {
-                at: 4,
-                kind: EventKind::TransferDone {
-                    id: 9,
-                    bytes: 1,
-                    millis: 1,
-                },
-            },
-        ];
-        let out = replay(events);
-        assert_eq!(out.len(), 4);
-        let ids: Vec<u64> = out
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::TransferStarted { id, .. }
-                | EventKind::TransferDone { id, .. }
-                | EventKind::TransferFailed { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            ids,
-            vec![
-                REPLAYED_IDS,
-                REPLAYED_IDS,
-                REPLAYED_IDS + 1,
-                REPLAYED_IDS + 1
-            ]
-        );
-        assert!(matches!(
-            &out[3].kind,
-            EventKind::TransferFailed { reason, .. } if reason.contains("stopped")
-        ));
-    }
-
-    #[tokio::test]
-    async fn the_recorder_writes_history_in_batches_and_leaves_leases_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.jsonl");
-        let bus = Bus::new(64);
-        let (replayed, recorder) = restore(&path, WIDE, &bus);
-        assert!(replayed.is_empty());
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(recorder.run(cancel.clone()));
-        bus.emit(seen(0, "52:54:00:00:00:01").kind);
-        bus.emit(EventKind::LeaseBound {
-            mac: "52:54:00:00:00:01".parse().unwrap(),
-            ip: "10.0.0.5".parse().unwrap(),
-            hostname: None,
-            expires: 0,
-            fixed: false,
-        });
-        // A transfer without a MAC is nobody's history, nor its end.
-        bus.emit(EventKind::TransferDone {
-            id: 77,
-            bytes: 1,
-            millis: 1,
-        });
-        cancel.cancel();
-        task.await.unwrap();
-        let l = load(&path, WIDE).unwrap();
-        assert_eq!(l.events.len(), 1, "{:?}", l.events);
-        assert!(matches!(l.events[0].kind, EventKind::DhcpSeen(_)));
-    }
-
-    #[test]
-    fn a_flooding_machine_is_sampled_per_second_and_others_are_not() {
-        let bus = Bus::new(64);
-        let dir = tempfile::tempdir().unwrap();
-        let mut r = Recorder::new(&dir.path().join("h.jsonl"), WIDE, &bus, 0);
-        let limit = REPEATS_PER_SECOND as usize;
-        let recorded = |r: &mut Recorder, e: Event| r.line_of(&e).is_some();
-        // 1,000 DHCP packets of one machine within one second: the first
-        // `limit` are history, the rest are counted.
-        let first = (0..1000)
-            .filter(|i| recorded(&mut r, seen(5_000 + i, "52:54:00:00:00:01")))
-            .count();
-        assert_eq!(first, limit);
-        // Another machine in the same second is not held back by it.
-        assert!(recorded(&mut r, seen(5_500, "52:54:00:00:00:02")));
-        // A transfer of the flooding machine is always history.
-        assert!(recorded(&mut r, started(5_600, 9, "52:54:00:00:00:01")));
-        // The next second starts afresh.
-        let next = (0..100)
-            .filter(|i| recorded(&mut r, seen(6_000 + i, "52:54:00:00:00:01")))
-            .count();
-        assert_eq!(next, limit);
-        // A late event of the second before does not start a fresh count.
-        assert!(!recorded(&mut r, seen(5_999, "52:54:00:00:00:01")));
-        // Said once, then not again within the minute.
-        let skipped = (1000 - limit + 100 - limit + 1) as u64;
-        assert_eq!(r.flood.report(100_000), Some(skipped));
-        assert!(!recorded(&mut r, seen(6_500, "52:54:00:00:00:01")));
-        assert_eq!(r.flood.report(100_001), None);
-        assert_eq!(r.flood.report(160_000), Some(1));
-    }
-}
+mod tests;

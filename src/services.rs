@@ -286,7 +286,7 @@ impl Services {
         // in turn (`http::serve_on`); the API stays on the shared runtime.
         let http_lanes = (0..http_lane_count())
             .map(|i| Lane::start(&format!("pxedeck-http-{i}"), &cancel, &mut tasks))
-            .map(|lane| lane.map(|l| l.handle))
+            .map(|lane| lane.map(|l| l.handle()))
             .collect::<std::io::Result<Vec<_>>>()?;
         tasks.spawn(http::serve_on(
             http_listener,
@@ -631,6 +631,11 @@ impl Lane {
             let _ = on_stop.await;
         });
         Ok(Lane { handle })
+    }
+
+    /// Where work for this lane is spawned.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
     }
 
     pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {

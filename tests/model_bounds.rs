@@ -28,6 +28,7 @@ use pxedeck::inventory::{LoadOptions, SharedInventory, load};
 use pxedeck::live::LiveModel;
 use pxedeck::model::Model;
 use pxedeck::progress::ProgressTable;
+use pxedeck::services::Lane;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -236,21 +237,24 @@ fn http_state(config: Arc<Config>, bus: Bus, model: Arc<LiveModel>, boot: PathBu
     }
 }
 
-/// Serves `router` on a loopback port until `cancel`.
+/// Serves `router` on a loopback port until `cancel`, its connections on
+/// `lanes` (none: this runtime).
 async fn serve(
     state: &Arc<HttpState>,
     router: axum::Router,
     cancel: &CancellationToken,
+    lanes: Vec<tokio::runtime::Handle>,
 ) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let limits = http::ConnLimits::api(&state.config.http);
-    tokio::spawn(http::serve(
+    tokio::spawn(http::serve_on(
         listener,
         router,
         limits,
         state.clone(),
         cancel.clone(),
+        lanes,
     ));
     addr
 }
@@ -270,7 +274,13 @@ async fn a_flood_of_mac_queries_adds_no_rows() {
         live.clone(),
         dir.path().to_path_buf(),
     ));
-    let addr = serve(&state, http::boot_router(state.clone()), &cancel).await;
+    let addr = serve(
+        &state,
+        http::boot_router(state.clone()),
+        &cancel,
+        Vec::new(),
+    )
+    .await;
     let opts = http::client::Options::default();
     for n in 0..FLOOD {
         let mac = Mac(random_mac(n));
@@ -404,7 +414,13 @@ async fn event_stream_clients_share_one_snapshot_up_to_a_cap() {
         live.clone(),
         dir.path().to_path_buf(),
     ));
-    let api = serve(&state, http::api::router(state.clone()), &cancel).await;
+    let api = serve(
+        &state,
+        http::api::router(state.clone()),
+        &cancel,
+        Vec::new(),
+    )
+    .await;
     let before = rss_bytes();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
@@ -457,21 +473,6 @@ async fn event_stream_clients_share_one_snapshot_up_to_a_cap() {
     cancel.cancel();
 }
 
-/// A single-threaded runtime on a thread named `name`, until `cancel`.
-fn lane(name: &str, cancel: &CancellationToken) -> tokio::runtime::Handle {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = runtime.handle().clone();
-    let cancel = cancel.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || runtime.block_on(cancel.cancelled()))
-        .unwrap();
-    handle
-}
-
 /// One request on a kept-alive connection: the body of the answer.
 async fn ask(conn: &mut TcpStream, path: &str) -> String {
     conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -512,22 +513,15 @@ async fn connections_are_dealt_to_the_lanes_in_turn_and_stay_there() {
     let cancel = CancellationToken::new();
     let live = live_model(1_000, &bus, &cancel);
     let state = Arc::new(http_state(config(""), bus, live, dir.path().to_path_buf()));
-    let lanes = vec![lane("lane-0", &cancel), lane("lane-1", &cancel)];
+    let mut tasks = tokio::task::JoinSet::new();
+    let lanes = ["lane-0", "lane-1"]
+        .map(|name| Lane::start(name, &cancel, &mut tasks).unwrap().handle())
+        .to_vec();
     let who = axum::Router::new().route(
         "/who",
         axum::routing::get(|| async { std::thread::current().name().unwrap_or("?").to_string() }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = http::ConnLimits::boot(&state.config.http);
-    tokio::spawn(http::serve_on(
-        listener,
-        who,
-        limits,
-        state.clone(),
-        cancel.clone(),
-        lanes,
-    ));
+    let addr = serve(&state, who, &cancel, lanes).await;
     let mut conns = Vec::new();
     for _ in 0..4 {
         conns.push(TcpStream::connect(addr).await.unwrap());

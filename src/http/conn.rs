@@ -98,7 +98,7 @@ pub async fn serve(
 /// run queue holds (256), the multi-threaded scheduler moves the overflow
 /// to its global queue, which it visits only now and then; those
 /// connections wait several rounds. 500 busy connections on one worker
-/// had a p99 five times their p50. A single-threaded runtime's queue is
+/// had a p99 about eight times their p50. A single-threaded runtime's queue is
 /// unbounded and first-in first-out, so every ready connection waits one
 /// round (`docs/decisions.md`).
 pub async fn serve_on(
